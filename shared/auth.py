@@ -1,0 +1,201 @@
+"""Bearer JWTs with roles and scopes, and the FastAPI dependencies that enforce them.
+
+Roles: `crisis_cell` and `consultant` are scoped to territories (`territories` claim,
+Territoire d'industrie ids such as `ti-3205`); `funder` to regions (`regions` claim, INSEE
+region codes such as `32`); `admin` sees everything. Every endpoint declares who may call
+it with `Allow(...)`; the roles also appear in the OpenAPI document (`x-roles`).
+
+Tokens are HS256-signed with the deployment's secret (settings `jwt_secret`). A
+deployment behind an identity provider would verify its RS256 tokens instead; only
+`decode_token` would change.
+
+Development tokens: `python -m shared.auth mint --role crisis_cell --territory ti-3205`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Any
+
+import jwt
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+
+class Role(StrEnum):
+    CRISIS_CELL = "crisis_cell"
+    CONSULTANT = "consultant"
+    FUNDER = "funder"
+    ADMIN = "admin"
+
+
+@dataclass(frozen=True)
+class Principal:
+    subject: str
+    roles: frozenset[Role]
+    territories: frozenset[str] = field(default_factory=frozenset)
+    regions: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def is_admin(self) -> bool:
+        return Role.ADMIN in self.roles
+
+    def can_see_territory(self, territory_id: str) -> bool:
+        return self.is_admin or territory_id in self.territories
+
+    def can_see_any_territory(self, territory_ids: Sequence[str]) -> bool:
+        return self.is_admin or any(t in self.territories for t in territory_ids)
+
+    def can_see_region(self, region: str) -> bool:
+        return self.is_admin or region in self.regions
+
+
+class AuthConfig:
+    """What the dependencies need to verify tokens; set on `app.state.auth`."""
+
+    def __init__(self, secret: str, *, algorithm: str = "HS256", audience: str = "rebond"):
+        self.secret = secret
+        self.algorithm = algorithm
+        self.audience = audience
+
+
+def mint_token(
+    config: AuthConfig,
+    *,
+    subject: str,
+    roles: Sequence[str],
+    territories: Sequence[str] = (),
+    regions: Sequence[str] = (),
+    ttl: timedelta = timedelta(hours=12),
+) -> str:
+    for role in roles:
+        Role(role)  # refuse unknown roles early, with the enum's own message
+    now = datetime.now(UTC)
+    claims: dict[str, Any] = {
+        "sub": subject,
+        "roles": list(roles),
+        "territories": list(territories),
+        "regions": list(regions),
+        "aud": config.audience,
+        "iat": now,
+        "exp": now + ttl,
+        "jti": str(uuid.uuid4()),
+    }
+    return jwt.encode(claims, config.secret, algorithm=config.algorithm)
+
+
+def decode_token(config: AuthConfig, token: str) -> Principal:
+    try:
+        claims = jwt.decode(
+            token,
+            config.secret,
+            algorithms=[config.algorithm],
+            audience=config.audience,
+            options={"require": ["sub", "exp", "aud"]},
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise _unauthorized("the token has expired") from exc
+    except jwt.InvalidTokenError as exc:
+        raise _unauthorized(f"invalid token: {exc}") from exc
+    try:
+        roles = frozenset(Role(r) for r in claims.get("roles", []))
+    except ValueError as exc:
+        raise _unauthorized(f"invalid token: {exc}") from exc
+    return Principal(
+        subject=str(claims["sub"]),
+        roles=roles,
+        territories=frozenset(map(str, claims.get("territories", []))),
+        regions=frozenset(map(str, claims.get("regions", []))),
+    )
+
+
+def _unauthorized(detail: str) -> HTTPException:
+    return HTTPException(
+        status_code=status.HTTP_401_UNAUTHORIZED,
+        detail=detail,
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+_bearer = HTTPBearer(auto_error=False, description="JWT minted by `python -m shared.auth mint`")
+
+
+def current_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise _unauthorized("missing bearer token")
+    config: AuthConfig = request.app.state.auth
+    return decode_token(config, credentials.credentials)
+
+
+class Allow:
+    """`Depends(Allow(Role.CRISIS_CELL, Role.ADMIN))`: who may call an endpoint.
+
+    Admin is always allowed: it is the operator's role, used to repair data.
+    """
+
+    def __init__(self, *roles: Role) -> None:
+        self.roles = frozenset(roles) | {Role.ADMIN}
+
+    def __call__(self, principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+        if not (principal.roles & self.roles):
+            allowed = ", ".join(sorted(self.roles))
+            raise HTTPException(
+                status_code=status.HTTP_403_FORBIDDEN,
+                detail=f"this endpoint is for: {allowed}",
+            )
+        return principal
+
+    def openapi(self) -> dict[str, Any]:
+        return {"x-roles": sorted(self.roles)}
+
+
+def forbid_territory(territory_id: str) -> HTTPException:
+    return HTTPException(
+        status_code=status.HTTP_403_FORBIDDEN,
+        detail=f"your token does not cover territory {territory_id}",
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Mint a development token with the secret of the local settings."""
+    parser = argparse.ArgumentParser(prog="python -m shared.auth")
+    sub = parser.add_subparsers(dest="command", required=True)
+    mint = sub.add_parser("mint", help="print a signed bearer token")
+    mint.add_argument("--role", action="append", required=True, choices=[r.value for r in Role])
+    mint.add_argument("--territory", action="append", default=[])
+    mint.add_argument("--region", action="append", default=[])
+    mint.add_argument("--sub", default=None, help="subject id (default: a random one)")
+    mint.add_argument("--hours", type=float, default=12.0)
+    args = parser.parse_args(argv)
+
+    from shared.settings import ServiceSettings
+
+    settings = ServiceSettings()
+    config = AuthConfig(
+        settings.jwt_secret.get_secret_value(),
+        algorithm=settings.jwt_algorithm,
+        audience=settings.jwt_audience,
+    )
+    token = mint_token(
+        config,
+        subject=args.sub or f"dev-{uuid.uuid4().hex[:8]}",
+        roles=args.role,
+        territories=args.territory,
+        regions=args.region,
+        ttl=timedelta(hours=args.hours),
+    )
+    sys.stdout.write(token + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Event contracts: the envelope, the payload models of every service, the topic catalogue."""

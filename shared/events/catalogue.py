@@ -1,0 +1,78 @@
+"""The topic catalogue: every topic of the system, its owner, its consumers, its key,
+the event types it carries and its dead-letter topic. One place, read by the producers,
+the consumers, the AsyncAPI export and the docs.
+
+Naming: `rebond.<owner>.<stream>.v<N>`. The version is the topic's, bumped only if its
+key or partitioning changes; event types carry their own versions. A per-deployment
+prefix (settings `kafka_topic_prefix`) isolates tests and tenants on a shared broker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from shared.events import site_registry as sr
+from shared.events.envelope import EventPayload
+
+
+@dataclass(frozen=True)
+class Topic:
+    name: str
+    owner: str
+    consumers: tuple[str, ...]
+    key: str
+    event_types: tuple[type[EventPayload], ...]
+    description: str
+    partitions: int = 3
+
+    @property
+    def dlq(self) -> str:
+        return f"{self.name}.dlq"
+
+    def physical(self, prefix: str = "") -> str:
+        return f"{prefix}{self.name}"
+
+    def physical_dlq(self, prefix: str = "") -> str:
+        return f"{prefix}{self.dlq}"
+
+
+SITES = Topic(
+    name="rebond.site_registry.sites.v1",
+    owner="site_registry",
+    consumers=("campaigns", "detection"),
+    key="site_id (SIRET): every event of one establishment lands on one partition, in order",
+    event_types=(sr.SiteRegistered, sr.SiteUpdated, sr.SiteClosed, sr.ClosureAnnounced),
+    description=(
+        "Establishments of the registry (event-carried state) and the closure shocks"
+        " announced on them. Keyed by site so a site's status changes and its closure"
+        " announcement reach every consumer in the order they happened."
+    ),
+)
+
+ALL_TOPICS: tuple[Topic, ...] = (SITES,)
+
+
+def topics_owned_by(service: str) -> tuple[Topic, ...]:
+    return tuple(t for t in ALL_TOPICS if t.owner == service)
+
+
+def topics_consumed_by(service: str) -> tuple[Topic, ...]:
+    return tuple(t for t in ALL_TOPICS if service in t.consumers)
+
+
+def event_registry(topics: Iterable[Topic] = ALL_TOPICS) -> dict[str, type[EventPayload]]:
+    """event type → payload model, for decoding."""
+    registry: dict[str, type[EventPayload]] = {}
+    for topic in topics:
+        for model in topic.event_types:
+            registry[model.event_type] = model
+    return registry
+
+
+def topic_of(event: EventPayload | type[EventPayload]) -> Topic:
+    event_type = event.event_type
+    for topic in ALL_TOPICS:
+        if any(m.event_type == event_type for m in topic.event_types):
+            return topic
+    raise LookupError(f"event type {event_type} is on no topic of the catalogue")

@@ -1,0 +1,189 @@
+"""The CloudEvents-style envelope every Rebond event travels in.
+
+Events are sent in CloudEvents' Kafka *binary* mode: the payload is the message value
+(JSON), and the envelope attributes are `ce_*` headers. A consumer in any language can
+route on `ce_type` without parsing the value, and the value stays a plain JSON document
+that validates against the payload's JSON Schema.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+SPEC_VERSION = "1.0"
+CONTENT_TYPE = "application/json"
+
+# Header names, in one place: third-party consumers rely on them (see docs/events.md).
+H_SPECVERSION = "ce_specversion"
+H_ID = "ce_id"
+H_SOURCE = "ce_source"
+H_TYPE = "ce_type"
+H_TIME = "ce_time"
+H_SUBJECT = "ce_subject"
+H_CORRELATION = "ce_correlationid"
+H_CAUSATION = "ce_causationid"
+H_CONTENT_TYPE = "content-type"
+REQUIRED_HEADERS = (H_SPECVERSION, H_ID, H_SOURCE, H_TYPE, H_TIME, H_SUBJECT)
+
+
+class EventPayload(BaseModel):
+    """Base of every event payload: frozen, strict about unknown fields, versioned by type.
+
+    `event_type` is the CloudEvents `type`, with the major version at the end
+    (`rebond.site_registry.site_registered.v1`). A breaking change is a new class with a
+    new type (`….v2`); compatible additions (new optional fields) keep the type.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_type: ClassVar[str]
+    #: name of the field whose value is the Kafka key and the CloudEvents subject
+    key_field: ClassVar[str]
+
+    def key(self) -> str:
+        return str(getattr(self, self.key_field))
+
+
+P = TypeVar("P", bound=EventPayload)
+
+
+class MalformedEvent(ValueError):
+    """A message that can never be processed: it goes to the dead-letter topic as is."""
+
+
+@dataclass(frozen=True)
+class Envelope(Generic[P]):
+    id: uuid.UUID
+    source: str
+    type: str
+    time: datetime
+    subject: str
+    payload: P
+    correlation_id: str | None = None
+    causation_id: str | None = None
+    extra_headers: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def new(
+        cls,
+        payload: P,
+        *,
+        source: str,
+        correlation_id: str | None = None,
+        causation_id: str | None = None,
+        time: datetime | None = None,
+    ) -> Envelope[P]:
+        event_id = uuid.uuid4()
+        return cls(
+            id=event_id,
+            source=source,
+            type=payload.event_type,
+            time=time or datetime.now(UTC),
+            subject=payload.key(),
+            payload=payload,
+            # A causal chain starts with itself: its own id correlates what follows.
+            correlation_id=correlation_id or str(event_id),
+            causation_id=causation_id,
+        )
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        pairs = [
+            (H_SPECVERSION, SPEC_VERSION),
+            (H_ID, str(self.id)),
+            (H_SOURCE, self.source),
+            (H_TYPE, self.type),
+            (H_TIME, self.time.isoformat()),
+            (H_SUBJECT, self.subject),
+            (H_CONTENT_TYPE, CONTENT_TYPE),
+        ]
+        if self.correlation_id:
+            pairs.append((H_CORRELATION, self.correlation_id))
+        if self.causation_id:
+            pairs.append((H_CAUSATION, self.causation_id))
+        return [(k, v.encode()) for k, v in pairs]
+
+    def value(self) -> bytes:
+        return encode_payload(self.payload)
+
+
+def encode_payload(payload: EventPayload) -> bytes:
+    return payload.model_dump_json().encode()
+
+
+def headers_to_dict(headers: Sequence[tuple[str, bytes]] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, raw in headers or ():
+        try:
+            out[key] = raw.decode() if raw is not None else ""
+        except UnicodeDecodeError as exc:
+            raise MalformedEvent(f"header {key!r} is not UTF-8") from exc
+    return out
+
+
+def decode(
+    headers: Sequence[tuple[str, bytes]] | None,
+    value: bytes | None,
+    registry: Mapping[str, type[EventPayload]],
+) -> Envelope[EventPayload]:
+    """Rebuild an envelope from a Kafka message, or say precisely why it cannot be."""
+    h = headers_to_dict(headers)
+    missing = [name for name in REQUIRED_HEADERS if not h.get(name)]
+    if missing:
+        raise MalformedEvent(f"missing CloudEvents headers: {', '.join(missing)}")
+    if h[H_SPECVERSION] != SPEC_VERSION:
+        raise MalformedEvent(f"unsupported ce_specversion {h[H_SPECVERSION]!r}")
+    event_type = h[H_TYPE]
+    model = registry.get(event_type)
+    if model is None:
+        raise MalformedEvent(f"unknown event type {event_type!r}")
+    try:
+        event_id = uuid.UUID(h[H_ID])
+    except ValueError as exc:
+        raise MalformedEvent(f"ce_id {h[H_ID]!r} is not a UUID") from exc
+    try:
+        time = datetime.fromisoformat(h[H_TIME])
+    except ValueError as exc:
+        raise MalformedEvent(f"ce_time {h[H_TIME]!r} is not an ISO 8601 timestamp") from exc
+    if value is None:
+        raise MalformedEvent("message has no value (tombstones are not events)")
+    try:
+        data: Any = json.loads(value)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MalformedEvent(f"value is not JSON: {exc}") from exc
+    try:
+        payload = model.model_validate(data)
+    except ValidationError as exc:
+        raise MalformedEvent(f"payload does not match {event_type}: {_short(exc)}") from exc
+    if payload.key() != h[H_SUBJECT]:
+        raise MalformedEvent(
+            f"ce_subject {h[H_SUBJECT]!r} does not match payload {model.key_field}"
+            f" {payload.key()!r}"
+        )
+    known = set(REQUIRED_HEADERS) | {H_CORRELATION, H_CAUSATION, H_CONTENT_TYPE}
+    return Envelope(
+        id=event_id,
+        source=h[H_SOURCE],
+        type=event_type,
+        time=time,
+        subject=h[H_SUBJECT],
+        payload=payload,
+        correlation_id=h.get(H_CORRELATION),
+        causation_id=h.get(H_CAUSATION),
+        extra_headers={k: v for k, v in h.items() if k not in known},
+    )
+
+
+def _short(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        loc = ".".join(str(p) for p in err["loc"]) or "(root)"
+        parts.append(f"{loc}: {err['msg']}")
+    more = exc.error_count() - len(parts)
+    return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")

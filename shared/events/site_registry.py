@@ -1,0 +1,87 @@
+"""Events owned by the site registry.
+
+Sites carry their whole state (event-carried state transfer): a consumer builds its own
+projection of sites from these events alone and never calls the registry.
+
+No personal data: an establishment's name is withheld (None) when INSEE publishes it only
+partially (`statutDiffusionEtablissement = P`, a natural person who objected), and the
+free-text note of a closure shock never leaves the registry.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from shared.events.envelope import EventPayload
+
+SiteStatus = Literal["active", "closure_announced", "closed"]
+SiteSource = Literal["sirene", "irep", "generated", "manual"]
+
+SIRET_PATTERN = r"^[0-9]{14}$"
+NAF_PATTERN = r"^[0-9]{2}\.[0-9]{2}[A-Z]$"
+
+
+class SiteState(EventPayload):
+    """The full public state of an establishment, as the registry knows it now."""
+
+    key_field: ClassVar[str] = "site_id"
+
+    site_id: str = Field(pattern=SIRET_PATTERN, description="SIRET of the establishment")
+    siren: str = Field(pattern=r"^[0-9]{9}$")
+    name: str | None = Field(description="usual name or sign; None when not public")
+    naf_code: str = Field(pattern=NAF_PATTERN, description="NAF rev. 2 sub-class")
+    naf_section: str = Field(pattern=r"^[A-U]$")
+    headcount_band: str | None = Field(
+        default=None, description="INSEE trancheEffectifsEtablissement code; None if unknown"
+    )
+    commune_insee: str = Field(pattern=r"^[0-9][0-9AB][0-9]{3}$")
+    territory_ids: list[str] = Field(description="Territoires d'industrie the commune is in")
+    lon: float | None = Field(default=None, ge=-180, le=180, description="WGS84")
+    lat: float | None = Field(default=None, ge=-90, le=90, description="WGS84")
+    status: SiteStatus
+    source: SiteSource
+    version: int = Field(ge=1, description="increases by one with each change of the site")
+
+
+class SiteRegistered(SiteState):
+    event_type: ClassVar[str] = "rebond.site_registry.site_registered.v1"
+
+
+class SiteUpdated(SiteState):
+    event_type: ClassVar[str] = "rebond.site_registry.site_updated.v1"
+
+    changed_fields: list[str] = Field(description="fields that differ from the previous version")
+
+
+class SiteClosed(EventPayload):
+    event_type: ClassVar[str] = "rebond.site_registry.site_closed.v1"
+    key_field: ClassVar[str] = "site_id"
+
+    site_id: str = Field(pattern=SIRET_PATTERN)
+    siren: str = Field(pattern=r"^[0-9]{9}$")
+    territory_ids: list[str]
+    closed_on: date | None = Field(description="date of closure when known")
+    version: int = Field(ge=1)
+
+
+class ClosureAnnounced(EventPayload):
+    """A closure shock: the announced closure of a site that matters to its territory."""
+
+    event_type: ClassVar[str] = "rebond.site_registry.closure_announced.v1"
+    key_field: ClassVar[str] = "site_id"
+
+    shock_id: str = Field(description="UUID of the closure shock")
+    site_id: str = Field(pattern=SIRET_PATTERN)
+    siren: str = Field(pattern=r"^[0-9]{9}$")
+    site_name: str | None
+    naf_code: str = Field(pattern=NAF_PATTERN)
+    commune_insee: str
+    territory_ids: list[str]
+    announced_on: date
+    planned_closure_on: date | None
+    jobs_lost: int = Field(gt=0)
+    declared_at: datetime
+    version: int = Field(ge=1, description="the site's version after the announcement")

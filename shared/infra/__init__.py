@@ -1,0 +1,1 @@
+"""Local infrastructure (Kafka broker, PostgreSQL server) for tests and `make run`."""

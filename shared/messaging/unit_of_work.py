@@ -1,0 +1,145 @@
+"""The unit of work: the only place that commits.
+
+It collects the events recorded by the aggregates it has seen, writes them as outbox
+rows, and commits them in the same transaction as the state change — so an event is
+published if and only if the change it describes was committed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from types import TracebackType
+from typing import Any, Protocol, Self
+
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from shared.db import SessionFactory
+from shared.events.catalogue import topic_of
+from shared.events.envelope import Envelope, EventPayload
+from shared.logging import causation_id_var, correlation_id_var
+from shared.messaging.tables import InboxMessage, OutboxEvent
+
+
+class RecordsEvents(Protocol):
+    events: list[EventPayload]
+
+
+class SqlUnitOfWork:
+    """Base unit of work; each service subclasses it to attach its repositories in
+    `_start` and to say which aggregates it has seen in `seen_aggregates`."""
+
+    def __init__(
+        self,
+        session_factory: SessionFactory,
+        *,
+        source: str,
+        on_commit_with_events: Callable[[], None] | None = None,
+    ) -> None:
+        self._session_factory = session_factory
+        self.source = source
+        self._on_commit_with_events = on_commit_with_events
+        self._events: list[EventPayload] = []
+        self._session: AsyncSession | None = None
+        self.committed_envelopes: list[Envelope[EventPayload]] = []
+
+    @property
+    def session(self) -> AsyncSession:
+        if self._session is None:
+            raise RuntimeError("the unit of work is not open: use `async with uow:`")
+        return self._session
+
+    async def __aenter__(self) -> Self:
+        self._session = self._session_factory()
+        self._events = []
+        self.committed_envelopes = []
+        self._start(self._session)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            await self.rollback()
+        finally:
+            await self.session.close()
+            self._session = None
+
+    def _start(self, session: AsyncSession) -> None:
+        """Attach repositories to the session (overridden by services)."""
+
+    def seen_aggregates(self) -> Iterable[RecordsEvents]:
+        """Aggregates loaded or added through the repositories (overridden by services)."""
+        return ()
+
+    async def _before_commit(self) -> None:
+        """Write tracked aggregates back to their rows (overridden by services)."""
+
+    def publish(self, event: EventPayload) -> None:
+        """Stage an event that no aggregate recorded (e.g. a projection's own event)."""
+        self._events.append(event)
+
+    def _collect_events(self) -> list[EventPayload]:
+        events = list(self._events)
+        self._events.clear()
+        for aggregate in self.seen_aggregates():
+            events.extend(aggregate.events)
+            aggregate.events.clear()
+        return events
+
+    async def commit(self) -> None:
+        await self._before_commit()
+        events = self._collect_events()
+        envelopes = [
+            Envelope.new(
+                event,
+                source=self.source,
+                correlation_id=correlation_id_var.get(),
+                causation_id=causation_id_var.get(),
+            )
+            for event in events
+        ]
+        for envelope in envelopes:
+            self.session.add(_outbox_row(envelope))
+        await self.session.commit()
+        self.committed_envelopes.extend(envelopes)
+        if envelopes and self._on_commit_with_events is not None:
+            self._on_commit_with_events()
+
+    async def rollback(self) -> None:
+        self._events.clear()
+        for aggregate in self.seen_aggregates():
+            aggregate.events.clear()
+        await self.session.rollback()
+
+    async def record_inbox(
+        self, consumer: str, envelope: Envelope[Any], *, topic: str, partition: int, offset: int
+    ) -> bool:
+        """Insert the inbox row; False when this consumer already processed the event."""
+        values = {
+            "consumer": consumer,
+            "event_id": envelope.id,
+            "event_type": envelope.type,
+            "topic": topic,
+            "partition": partition,
+            "offset": offset,
+        }
+        dialect = self.session.bind.dialect.name if self.session.bind else "postgresql"
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        stmt = insert(InboxMessage).values(**values).on_conflict_do_nothing()
+        result = await self.session.execute(stmt)
+        return bool(getattr(result, "rowcount", 0))
+
+
+def _outbox_row(envelope: Envelope[EventPayload]) -> OutboxEvent:
+    return OutboxEvent(
+        event_id=envelope.id,
+        topic=topic_of(envelope.payload).name,
+        key=envelope.subject,
+        event_type=envelope.type,
+        headers=[[k, v.decode()] for k, v in envelope.headers()],
+        payload=envelope.value().decode(),
+    )

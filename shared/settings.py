@@ -1,0 +1,114 @@
+"""Typed settings, one environment prefix per service.
+
+Each service subclasses `ServiceSettings` with its own `env_prefix` (`SITE_REGISTRY_`,
+`CAMPAIGNS_`…). A few values are the same for the whole deployment and may also be given
+once, unprefixed: `KAFKA_BOOTSTRAP_SERVERS`, `KAFKA_TOPIC_PREFIX`, `REBOND_ENVIRONMENT`,
+`REBOND_JWT_SECRET`. The prefixed variable wins over the shared one.
+
+Nothing is read at import time: settings are built in `bootstrap` and injected.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+DEV_JWT_SECRET = "rebond-development-secret-change-me"
+
+Environment = Literal["development", "test", "production"]
+
+# field name → unprefixed variable shared by the whole deployment
+SHARED_ENV: dict[str, str] = {
+    "kafka_bootstrap_servers": "KAFKA_BOOTSTRAP_SERVERS",
+    "kafka_topic_prefix": "KAFKA_TOPIC_PREFIX",
+    "environment": "REBOND_ENVIRONMENT",
+    "jwt_secret": "REBOND_JWT_SECRET",
+    "log_json": "REBOND_LOG_JSON",
+}
+
+
+class _SharedEnvSource(PydanticBaseSettingsSource):
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        var = SHARED_ENV.get(field_name)
+        if var is None or var not in os.environ:
+            return None, field_name, False
+        return os.environ[var], field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name in self.settings_cls.model_fields:
+            value, key, _ = self.get_field_value(self.settings_cls.model_fields[name], name)
+            if value is not None:
+                values[key] = value
+        return values
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", env_file=None)
+
+    service_name: ClassVar[str] = "rebond"
+
+    environment: Environment = "development"
+    database_url: str = Field(
+        default="", description="SQLAlchemy async URL; empty means the embedded SQLite file"
+    )
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_topic_prefix: str = ""
+    kafka_client_id: str = ""
+    jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
+    jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
+    jwt_audience: str = "rebond"
+    log_level: str = "INFO"
+    log_json: bool | None = Field(default=None, description="None: JSON unless on a TTY")
+    data_dir: str = ".run"
+    relay_batch_size: int = Field(default=500, ge=1, le=10_000)
+    relay_poll_interval_s: float = Field(default=0.5, gt=0)
+    consumer_max_attempts: int = Field(default=5, ge=1)
+    consumer_backoff_s: float = Field(default=0.2, ge=0)
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            env_settings,
+            _SharedEnvSource(settings_cls),
+            dotenv_settings,
+            file_secret_settings,
+        )
+
+    @model_validator(mode="after")
+    def _refuse_default_secrets(self) -> ServiceSettings:
+        if self.environment != "development":
+            if self.jwt_secret.get_secret_value() == DEV_JWT_SECRET:
+                raise ValueError(
+                    f"the development JWT secret is refused in {self.environment!r}:"
+                    " set REBOND_JWT_SECRET (or the service's own *_JWT_SECRET)"
+                )
+            if len(self.jwt_secret.get_secret_value()) < 32:
+                raise ValueError("the JWT secret must be at least 32 characters")
+        return self
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir}/{self.service_name}.db"
+
+    def client_id(self) -> str:
+        return self.kafka_client_id or f"rebond-{self.service_name}"
