@@ -10,32 +10,12 @@ from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
+from shared.errors import DomainError
 from shared.logging import bind_correlation, get_logger
 
 log = get_logger(__name__)
 
 CORRELATION_HEADER = "X-Correlation-ID"
-
-
-class DomainError(Exception):
-    """A command the domain refuses. Services map subclasses to 4xx responses."""
-
-    status_code: int = status.HTTP_422_UNPROCESSABLE_ENTITY
-    code: str = "refused"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-class NotFound(DomainError):
-    status_code = status.HTTP_404_NOT_FOUND
-    code = "not_found"
-
-
-class Conflict(DomainError):
-    status_code = status.HTTP_409_CONFLICT
-    code = "conflict"
 
 
 def install_common(app: FastAPI) -> None:

@@ -1,0 +1,3 @@
+from services.site_registry.entrypoints.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,176 @@
+"""Repositories: load aggregates from rows, remember what they handed out, and write the
+aggregates back to their rows when the unit of work commits."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.site_registry.adapters.orm import ClosureShockRow, SiteRow, TerritoryCommuneRow
+from services.site_registry.domain.model import (
+    ClosureShock,
+    ShockStatus,
+    Site,
+    SiteFacts,
+    SiteSource,
+    SiteStatus,
+)
+from shared.messaging.tables import utcnow
+
+
+class SiteRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+        self._seen: dict[str, tuple[Site, SiteRow]] = {}
+
+    @property
+    def seen(self) -> list[Site]:
+        return [site for site, _ in self._seen.values()]
+
+    async def get(self, siret: str, *, for_update: bool = False) -> Site | None:
+        """`for_update` locks the row (PostgreSQL) so that two commands on one site
+        serialize instead of both writing the same next version."""
+        if siret in self._seen:
+            return self._seen[siret][0]
+        row = await self._session.get(SiteRow, siret, with_for_update=for_update)
+        return None if row is None else self._track(row)
+
+    async def get_many(self, sirets: Iterable[str]) -> dict[str, Site]:
+        wanted = [s for s in set(sirets) if s not in self._seen]
+        if wanted:
+            rows = await self._session.exec(select(SiteRow).where(col(SiteRow.siret).in_(wanted)))
+            for row in rows:
+                self._track(row)
+        return {s: self._seen[s][0] for s in sirets if s in self._seen}
+
+    def add(self, site: Site) -> None:
+        row = SiteRow.model_validate({"siret": site.siret, **_row_values(site)})
+        self._session.add(row)
+        self._seen[site.siret] = (site, row)
+
+    def sync(self) -> None:
+        for site, row in self._seen.values():
+            values = _row_values(site)
+            if any(getattr(row, k) != v for k, v in values.items()):
+                for key, value in values.items():
+                    setattr(row, key, value)
+                row.updated_at = utcnow()
+
+    def _track(self, row: SiteRow) -> Site:
+        site = Site(
+            siret=row.siret,
+            facts=SiteFacts(
+                siren=row.siren,
+                name=row.name,
+                naf_code=row.naf_code,
+                naf_section=row.naf_section,
+                headcount_band=row.headcount_band,
+                commune_insee=row.commune_insee,
+                lon=row.lon,
+                lat=row.lat,
+                source=SiteSource(row.source),
+            ),
+            territory_ids=tuple(row.territory_ids or ()),
+            status=SiteStatus(row.status),
+            version=row.version,
+            closed_on=row.closed_on,
+        )
+        self._seen[row.siret] = (site, row)
+        return site
+
+
+def _row_values(site: Site) -> dict[str, object]:
+    f = site.facts
+    return {
+        "siren": f.siren,
+        "name": f.name,
+        "naf_code": f.naf_code,
+        "naf_section": f.naf_section,
+        "headcount_band": f.headcount_band,
+        "commune_insee": f.commune_insee,
+        "lon": f.lon,
+        "lat": f.lat,
+        "source": f.source.value,
+        "status": site.status.value,
+        "territory_ids": list(site.territory_ids),
+        "closed_on": site.closed_on,
+        "version": site.version,
+    }
+
+
+class ClosureShockRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def open_shock_of(self, site_id: str) -> ClosureShock | None:
+        row = (
+            await self._session.exec(
+                select(ClosureShockRow)
+                .where(ClosureShockRow.site_id == site_id)
+                .where(ClosureShockRow.status == ShockStatus.OPEN.value)
+            )
+        ).first()
+        return None if row is None else to_shock(row)
+
+    async def get(self, shock_id: uuid.UUID) -> ClosureShock | None:
+        row = await self._session.get(ClosureShockRow, shock_id)
+        return None if row is None else to_shock(row)
+
+    def add(self, shock: ClosureShock) -> None:
+        self._session.add(
+            ClosureShockRow(
+                id=shock.id,
+                site_id=shock.site_id,
+                territory_ids=list(shock.territory_ids),
+                announced_on=shock.announced_on,
+                jobs_lost=shock.jobs_lost,
+                planned_closure_on=shock.planned_closure_on,
+                note=shock.note,
+                status=shock.status.value,
+                declared_at=shock.declared_at,
+                declared_by=shock.declared_by,
+            )
+        )
+
+
+def to_shock(row: ClosureShockRow) -> ClosureShock:
+    return ClosureShock(
+        id=row.id,
+        site_id=row.site_id,
+        territory_ids=tuple(row.territory_ids or ()),
+        announced_on=row.announced_on,
+        jobs_lost=row.jobs_lost,
+        planned_closure_on=row.planned_closure_on,
+        note=row.note,
+        declared_at=row.declared_at,
+        declared_by=row.declared_by,
+        status=ShockStatus(row.status),
+    )
+
+
+class TerritoryMap:
+    """Which territories each commune belongs to, loaded once per unit of work."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+        self._by_commune: dict[str, tuple[str, ...]] | None = None
+
+    async def territories_of(self, commune_insee: str) -> tuple[str, ...]:
+        if self._by_commune is None:
+            rows = await self._session.exec(select(TerritoryCommuneRow))
+            by_commune: dict[str, list[str]] = {}
+            for row in rows:
+                by_commune.setdefault(row.commune_insee, []).append(row.territory_id)
+            self._by_commune = {k: tuple(sorted(v)) for k, v in by_commune.items()}
+        return self._by_commune.get(commune_insee, ())
+
+    async def communes_of(self, territory_ids: Sequence[str]) -> set[str]:
+        rows = await self._session.exec(
+            select(TerritoryCommuneRow.commune_insee).where(
+                col(TerritoryCommuneRow.territory_id).in_(list(territory_ids))
+            )
+        )
+        return set(rows)

@@ -1,0 +1,219 @@
+"""The site registry's aggregates: establishments (sites) and closure shocks.
+
+Pure Python: the aggregates enforce the rules and *record* the events that describe what
+changed; the unit of work turns those into outbox rows when it commits.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field, fields
+from datetime import date, datetime
+from enum import StrEnum
+
+from shared.errors import Conflict, DomainError
+from shared.events.envelope import EventPayload
+from shared.events.site_registry import (
+    ClosureAnnounced,
+    SiteClosed,
+    SiteRegistered,
+    SiteState,
+    SiteUpdated,
+)
+
+
+class SiteStatus(StrEnum):
+    ACTIVE = "active"
+    CLOSURE_ANNOUNCED = "closure_announced"
+    CLOSED = "closed"
+
+
+class SiteSource(StrEnum):
+    SIRENE = "sirene"
+    IREP = "irep"
+    GENERATED = "generated"
+    MANUAL = "manual"
+
+
+class ShockStatus(StrEnum):
+    OPEN = "open"
+
+
+class SiteIsClosed(Conflict):
+    code = "site_closed"
+
+
+class OpenShockExists(Conflict):
+    code = "open_shock_exists"
+
+
+class InvalidShock(DomainError):
+    code = "invalid_shock"
+
+
+@dataclass(frozen=True)
+class SiteFacts:
+    """What the sources say about an establishment; compared field by field on import."""
+
+    siren: str
+    name: str | None
+    naf_code: str
+    naf_section: str
+    headcount_band: str | None
+    commune_insee: str
+    lon: float | None
+    lat: float | None
+    source: SiteSource
+
+    def differences(self, other: SiteFacts) -> list[str]:
+        return [f.name for f in fields(self) if getattr(self, f.name) != getattr(other, f.name)]
+
+
+@dataclass
+class Site:
+    siret: str
+    facts: SiteFacts
+    territory_ids: tuple[str, ...]
+    status: SiteStatus = SiteStatus.ACTIVE
+    version: int = 1
+    closed_on: date | None = None
+    events: list[EventPayload] = field(default_factory=list, repr=False, compare=False)
+
+    @classmethod
+    def register(
+        cls,
+        siret: str,
+        facts: SiteFacts,
+        territory_ids: tuple[str, ...],
+        status: SiteStatus = SiteStatus.ACTIVE,
+    ) -> Site:
+        site = cls(siret=siret, facts=facts, territory_ids=territory_ids, status=status)
+        site.events.append(SiteRegistered(**site._state()))
+        return site
+
+    def update(self, facts: SiteFacts, territory_ids: tuple[str, ...]) -> list[str]:
+        """Apply newer facts; record one update event when anything changed."""
+        changed = self.facts.differences(facts)
+        if tuple(territory_ids) != self.territory_ids:
+            changed.append("territory_ids")
+        # A source that says the establishment is active again (Sirene reactivations
+        # happen) reopens a closed site; an announced closure is not the source's to undo.
+        if self.status is SiteStatus.CLOSED:
+            self.status = SiteStatus.ACTIVE
+            self.closed_on = None
+            changed.append("status")
+        if not changed:
+            return []
+        self.facts = facts
+        self.territory_ids = tuple(territory_ids)
+        self.version += 1
+        self.events.append(SiteUpdated(**self._state(), changed_fields=changed))
+        return changed
+
+    def close(self, closed_on: date | None) -> bool:
+        if self.status is SiteStatus.CLOSED:
+            return False
+        self.status = SiteStatus.CLOSED
+        self.closed_on = closed_on
+        self.version += 1
+        self.events.append(
+            SiteClosed(
+                site_id=self.siret,
+                siren=self.facts.siren,
+                territory_ids=list(self.territory_ids),
+                closed_on=closed_on,
+                version=self.version,
+            )
+        )
+        return True
+
+    def announce_closure(
+        self,
+        *,
+        open_shock: ClosureShock | None,
+        announced_on: date,
+        jobs_lost: int,
+        planned_closure_on: date | None,
+        note: str | None,
+        declared_at: datetime,
+        declared_by: str,
+        shock_id: uuid.UUID | None = None,
+    ) -> ClosureShock:
+        if self.status is SiteStatus.CLOSED:
+            raise SiteIsClosed(f"site {self.siret} is already closed: no closure to announce")
+        if open_shock is not None:
+            raise OpenShockExists(
+                f"site {self.siret} already has an open closure shock ({open_shock.id},"
+                f" announced on {open_shock.announced_on.isoformat()})"
+            )
+        if jobs_lost <= 0:
+            raise InvalidShock(f"jobs_lost must be a positive number of jobs, got {jobs_lost}")
+        if planned_closure_on is not None and planned_closure_on < announced_on:
+            raise InvalidShock(
+                f"planned_closure_on ({planned_closure_on}) is before announced_on ({announced_on})"
+            )
+        shock = ClosureShock(
+            id=shock_id or uuid.uuid4(),
+            site_id=self.siret,
+            territory_ids=self.territory_ids,
+            announced_on=announced_on,
+            jobs_lost=jobs_lost,
+            planned_closure_on=planned_closure_on,
+            note=note,
+            declared_at=declared_at,
+            declared_by=declared_by,
+        )
+        self.status = SiteStatus.CLOSURE_ANNOUNCED
+        self.version += 1
+        self.events.append(
+            ClosureAnnounced(
+                shock_id=str(shock.id),
+                site_id=self.siret,
+                siren=self.facts.siren,
+                site_name=self.facts.name,
+                naf_code=self.facts.naf_code,
+                commune_insee=self.facts.commune_insee,
+                territory_ids=list(self.territory_ids),
+                announced_on=announced_on,
+                planned_closure_on=planned_closure_on,
+                jobs_lost=jobs_lost,
+                declared_at=declared_at,
+                version=self.version,
+            )
+        )
+        return shock
+
+    def _state(self) -> dict[str, object]:
+        f = self.facts
+        return {
+            "site_id": self.siret,
+            "siren": f.siren,
+            "name": f.name,
+            "naf_code": f.naf_code,
+            "naf_section": f.naf_section,
+            "headcount_band": f.headcount_band,
+            "commune_insee": f.commune_insee,
+            "territory_ids": list(self.territory_ids),
+            "lon": f.lon,
+            "lat": f.lat,
+            "status": self.status.value,
+            "source": f.source.value,
+            "version": self.version,
+        }
+
+    def snapshot(self) -> SiteState:
+        return SiteState(**self._state())
+
+
+@dataclass(frozen=True)
+class ClosureShock:
+    id: uuid.UUID
+    site_id: str
+    territory_ids: tuple[str, ...]
+    announced_on: date
+    jobs_lost: int
+    planned_closure_on: date | None
+    note: str | None
+    declared_at: datetime
+    declared_by: str
+    status: ShockStatus = ShockStatus.OPEN

@@ -1,0 +1,1 @@
+"""How the world reaches the registry: the HTTP API, the outbox relay, the command line."""

@@ -1,0 +1,411 @@
+"""The registry's commands: register or update a site, close it, declare a closure shock,
+import Sirene, load the reference data and the demo territory."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from typing import TextIO
+
+from sqlmodel import delete
+
+from services.site_registry.adapters import geo
+from services.site_registry.adapters.orm import (
+    CommuneRow,
+    TerritoryCommuneRow,
+    TerritoryGroupementRow,
+    TerritoryRow,
+)
+from services.site_registry.adapters.reference_data import (
+    CommuneRecord,
+    Groupement,
+    TerritoryRecord,
+)
+from services.site_registry.adapters.sirene import (
+    NAF_REV2,
+    SireneEstablishment,
+    SireneRowError,
+    read_stock_etablissement,
+)
+from services.site_registry.domain.model import (
+    ClosureShock,
+    Site,
+    SiteFacts,
+    SiteSource,
+)
+from services.site_registry.domain.nomenclature import (
+    HeadcountBands,
+    NafNomenclature,
+    UnknownHeadcountBand,
+    UnknownNafCode,
+)
+from services.site_registry.domain.siret import InvalidIdentifier, validate_siret
+from services.site_registry.service_layer.unit_of_work import SiteRegistryUnitOfWork
+from shared.errors import DomainError, NotFound
+
+UowFactory = Callable[[], SiteRegistryUnitOfWork]
+
+
+class InvalidSite(DomainError):
+    code = "invalid_site"
+
+
+@dataclass(frozen=True)
+class Nomenclatures:
+    naf: NafNomenclature
+    bands: HeadcountBands
+
+
+@dataclass(frozen=True)
+class SiteInput:
+    """A site as a source describes it (HTTP body, Sirene row, demo file)."""
+
+    siret: str
+    naf_code: str
+    commune_insee: str
+    source: SiteSource
+    name: str | None = None
+    headcount_band: str | None = None
+    lon: float | None = None
+    lat: float | None = None
+    active: bool = True
+    closed_on: date | None = None
+
+
+class Outcome(StrEnum):
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+    CLOSED = "closed"
+    SKIPPED = "skipped"
+
+
+def check_site(data: SiteInput, refs: Nomenclatures) -> tuple[str, SiteFacts]:
+    """Validate a site description against the real nomenclatures; raise InvalidSite."""
+    try:
+        siret = validate_siret(data.siret)
+        naf = refs.naf.require(data.naf_code)
+        band = None
+        if data.headcount_band:
+            band = refs.bands.require(data.headcount_band).code
+    except (InvalidIdentifier, UnknownNafCode, UnknownHeadcountBand) as exc:
+        raise InvalidSite(str(exc)) from exc
+    commune = data.commune_insee.strip().upper()
+    if len(commune) != 5 or not commune.replace("A", "0").replace("B", "0").isdigit():
+        raise InvalidSite(f"commune_insee must be a 5-character INSEE code, got {commune!r}")
+    if (data.lon is None) != (data.lat is None):
+        raise InvalidSite("give both lon and lat (WGS84), or neither")
+    facts = SiteFacts(
+        siren=siret[:9],
+        name=(data.name or "").strip() or None,
+        naf_code=naf.code,
+        naf_section=naf.section,
+        headcount_band=band,
+        commune_insee=commune,
+        lon=data.lon,
+        lat=data.lat,
+        source=data.source,
+    )
+    return siret, facts
+
+
+def _merge(old: SiteFacts, new: SiteFacts) -> SiteFacts:
+    # A source's blank never erases a value another source gave (IREP coordinates survive
+    # a Sirene row without them); a source's actual value always wins.
+    return SiteFacts(
+        siren=new.siren,
+        name=new.name if new.name is not None else old.name,
+        naf_code=new.naf_code,
+        naf_section=new.naf_section,
+        headcount_band=new.headcount_band or old.headcount_band,
+        commune_insee=new.commune_insee,
+        lon=new.lon if new.lon is not None else old.lon,
+        lat=new.lat if new.lat is not None else old.lat,
+        source=new.source,
+    )
+
+
+async def _apply(
+    uow: SiteRegistryUnitOfWork, site: Site | None, siret: str, facts: SiteFacts, data: SiteInput
+) -> Outcome:
+    territory_ids = await uow.territories.territories_of(facts.commune_insee)
+    if site is None:
+        if not data.active:
+            return Outcome.SKIPPED  # a closed establishment we never knew: nothing to track
+        uow.sites.add(Site.register(siret, facts, territory_ids))
+        return Outcome.CREATED
+    if not data.active:
+        return Outcome.CLOSED if site.close(data.closed_on) else Outcome.UNCHANGED
+    changed = site.update(_merge(site.facts, facts), territory_ids)
+    return Outcome.UPDATED if changed else Outcome.UNCHANGED
+
+
+async def upsert_site(uow_factory: UowFactory, data: SiteInput, refs: Nomenclatures) -> Outcome:
+    siret, facts = check_site(data, refs)
+    async with uow_factory() as uow:
+        site = await uow.sites.get(siret, for_update=True)
+        outcome = await _apply(uow, site, siret, facts, data)
+        await uow.commit()
+    return outcome
+
+
+async def close_site(uow_factory: UowFactory, siret: str, closed_on: date | None) -> bool:
+    async with uow_factory() as uow:
+        site = await uow.sites.get(siret, for_update=True)
+        if site is None:
+            raise NotFound(f"no site with SIRET {siret}")
+        closed = site.close(closed_on)
+        await uow.commit()
+    return closed
+
+
+@dataclass(frozen=True)
+class DeclareClosureShock:
+    site_id: str
+    announced_on: date
+    jobs_lost: int
+    planned_closure_on: date | None = None
+    note: str | None = None
+
+
+async def declare_closure_shock(
+    uow_factory: UowFactory,
+    cmd: DeclareClosureShock,
+    *,
+    declared_by: str,
+    may_act_on: Callable[[tuple[str, ...]], bool],
+) -> ClosureShock:
+    """`may_act_on(territory_ids)` says whether the caller's scope covers the site."""
+    async with uow_factory() as uow:
+        site = await uow.sites.get(cmd.site_id, for_update=True)
+        if site is None:
+            raise NotFound(f"no site with SIRET {cmd.site_id}: register it before declaring")
+        if not may_act_on(site.territory_ids):
+            raise OutOfScope(
+                f"site {cmd.site_id} is in {', '.join(site.territory_ids) or 'no territory'},"
+                " outside the territories of your token"
+            )
+        shock = site.announce_closure(
+            open_shock=await uow.shocks.open_shock_of(site.siret),
+            announced_on=cmd.announced_on,
+            jobs_lost=cmd.jobs_lost,
+            planned_closure_on=cmd.planned_closure_on,
+            note=cmd.note,
+            declared_at=datetime.now(UTC),
+            declared_by=declared_by,
+            shock_id=uuid.uuid4(),
+        )
+        uow.shocks.add(shock)
+        await uow.commit()
+    return shock
+
+
+class OutOfScope(DomainError):
+    status_code = 403
+    code = "out_of_scope"
+
+
+# --- Sirene import ---------------------------------------------------------------------
+
+
+@dataclass
+class ImportReport:
+    rows_read: int = 0
+    in_scope: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    closed: int = 0
+    skipped: int = 0
+    error_count: int = 0
+    errors: list[SireneRowError] = field(default_factory=list)
+    seconds: float = 0.0
+    max_errors_kept: int = 1000
+
+    def count(self, outcome: Outcome) -> None:
+        setattr(self, outcome.value, getattr(self, outcome.value) + 1)
+
+    def error(self, err: SireneRowError) -> None:
+        self.error_count += 1
+        if len(self.errors) < self.max_errors_kept:
+            self.errors.append(err)
+
+    @property
+    def events(self) -> int:
+        return self.created + self.updated + self.closed
+
+
+@dataclass(frozen=True)
+class ImportScope:
+    """Which establishments an import keeps: communes (usually a territory's) and a NAF
+    section (C, manufacturing, by default); only rev. 2 codes count."""
+
+    communes: frozenset[str]
+    section: str = "C"
+
+
+def _in_scope(row: SireneEstablishment, scope: ImportScope, codes: frozenset[str]) -> bool:
+    return (
+        row.commune_insee in scope.communes
+        and row.naf_nomenclature == NAF_REV2
+        and row.naf_code in codes
+    )
+
+
+def _to_input(row: SireneEstablishment) -> SiteInput:
+    lon = lat = None
+    if row.lambert_x is not None and row.lambert_y is not None:
+        try:
+            lon, lat = geo.lambert93_to_wgs84(row.lambert_x, row.lambert_y)
+        except ValueError:
+            lon = lat = None  # overseas (UTM) or wrong coordinates: keep the site, not them
+    return SiteInput(
+        siret=row.siret,
+        naf_code=row.naf_code or "",
+        commune_insee=row.commune_insee or "",
+        source=SiteSource.SIRENE,
+        name=row.name,
+        headcount_band=row.headcount_band,
+        lon=lon,
+        lat=lat,
+        active=row.is_active,
+    )
+
+
+async def import_sirene(
+    uow_factory: UowFactory,
+    source: TextIO,
+    scope: ImportScope,
+    refs: Nomenclatures,
+    *,
+    batch_size: int = 500,
+    on_progress: Callable[[int], None] | None = None,
+) -> ImportReport:
+    """Stream a StockEtablissement CSV; upsert the sites in scope, batch by batch.
+
+    Idempotent: a row equal to what the registry holds changes nothing and emits nothing.
+    Bad rows are reported with their line number and the import goes on.
+    """
+    started = time.perf_counter()
+    report = ImportReport()
+    codes = frozenset(c.code for c in refs.naf.codes_in_section(scope.section))
+    batch: list[tuple[int, SiteInput]] = []
+    last_reported = 0
+    for item in read_stock_etablissement(source):
+        report.rows_read += 1
+        if on_progress is not None and report.rows_read - last_reported >= 10_000:
+            on_progress(report.rows_read - last_reported)
+            last_reported = report.rows_read
+        if isinstance(item, SireneRowError):
+            report.error(item)
+            continue
+        if not _in_scope(item, scope, codes):
+            continue
+        report.in_scope += 1
+        batch.append((item.line, _to_input(item)))
+        if len(batch) >= batch_size:
+            await _import_batch(uow_factory, batch, refs, report)
+            batch = []
+    if batch:
+        await _import_batch(uow_factory, batch, refs, report)
+    if on_progress is not None:
+        on_progress(report.rows_read - last_reported)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+async def _import_batch(
+    uow_factory: UowFactory,
+    batch: list[tuple[int, SiteInput]],
+    refs: Nomenclatures,
+    report: ImportReport,
+) -> None:
+    checked: list[tuple[str, SiteFacts, SiteInput]] = []
+    for line, data in batch:
+        try:
+            siret, facts = check_site(data, refs)
+        except InvalidSite as exc:
+            report.error(SireneRowError(line=line, reason=exc.message, siret=data.siret))
+            continue
+        checked.append((siret, facts, data))
+    async with uow_factory() as uow:
+        known = await uow.sites.get_many(s for s, _, _ in checked)
+        for siret, facts, data in checked:
+            site = known.get(siret) or await uow.sites.get(siret)
+            report.count(await _apply(uow, site, siret, facts, data))
+        await uow.commit()
+
+
+async def upsert_many(
+    uow_factory: UowFactory, sites: Iterable[SiteInput], refs: Nomenclatures
+) -> dict[Outcome, int]:
+    """Upsert a known-good list of sites (the demo file) in one transaction."""
+    counts: dict[Outcome, int] = dict.fromkeys(Outcome, 0)
+    checked = [(*check_site(data, refs), data) for data in sites]
+    async with uow_factory() as uow:
+        known = await uow.sites.get_many(s for s, _, _ in checked)
+        for siret, facts, data in checked:
+            site = known.get(siret) or await uow.sites.get(siret)
+            counts[await _apply(uow, site, siret, facts, data)] += 1
+        await uow.commit()
+    return counts
+
+
+# --- Reference data --------------------------------------------------------------------
+
+
+async def load_reference_data(
+    uow_factory: UowFactory,
+    territories: Iterable[TerritoryRecord],
+    communes: Iterable[CommuneRecord],
+    territory_communes: dict[str, list[str]],
+) -> dict[str, int]:
+    """Replace the reference tables with the packaged real data (idempotent; no events:
+    reference data is published by its producers — ANCT, INSEE — not by us)."""
+    territories = list(territories)
+    communes = list(communes)
+    async with uow_factory() as uow:
+        s = uow.session
+        for table in (TerritoryCommuneRow, TerritoryGroupementRow, CommuneRow, TerritoryRow):
+            await s.exec(delete(table))
+        s.add_all(TerritoryRow(id=t.id, name=t.name) for t in territories)
+        await s.flush()
+        s.add_all(
+            TerritoryGroupementRow(territory_id=t.id, siren=g.siren, name=g.name, kind=g.kind)
+            for t in territories
+            for g in _unique_groupements(t)
+        )
+        s.add_all(
+            CommuneRow(
+                insee=c.insee_code,
+                name=c.name,
+                epci_siren=c.epci_siren,
+                population=c.population,
+                postal_codes="|".join(c.postal_codes),
+                lon=c.lon,
+                lat=c.lat,
+            )
+            for c in communes
+        )
+        known_territories = {t.id for t in territories}
+        links = {
+            (tid, insee)
+            for tid, codes in territory_communes.items()
+            if tid in known_territories
+            for insee in codes
+        }
+        s.add_all(TerritoryCommuneRow(territory_id=t, commune_insee=c) for t, c in sorted(links))
+        await uow.commit()
+    return {"territories": len(territories), "communes": len(communes), "links": len(links)}
+
+
+def _unique_groupements(t: TerritoryRecord) -> Iterator[Groupement]:
+    seen: set[str] = set()
+    for g in t.epcis:
+        if g.siren not in seen:
+            seen.add(g.siren)
+            yield g
