@@ -23,7 +23,7 @@ match is tried in order on (postal code, normalized name), then on the
 normalized name alone when it is unique in the department, then on a commune
 déléguée's name (mapped to its current commune), then, when the name is empty,
 on a postal code that belongs to a single commune. Rows still unmatched are
-reported. Every match is cross-checked against the commune centroid.
+reported. Every kept site is cross-checked against its commune's centroid.
 """
 
 from __future__ import annotations

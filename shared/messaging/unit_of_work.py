@@ -18,7 +18,7 @@ from shared.db import SessionFactory
 from shared.events.catalogue import topic_of
 from shared.events.envelope import Envelope, EventPayload
 from shared.logging import causation_id_var, correlation_id_var
-from shared.messaging.tables import InboxMessage, OutboxEvent
+from shared.messaging.tables import InboxMessage, OutboxEvent, utcnow
 
 
 class RecordsEvents(Protocol):
@@ -126,6 +126,7 @@ class SqlUnitOfWork:
             "topic": topic,
             "partition": partition,
             "offset": offset,
+            "processed_at": utcnow(),
         }
         dialect = self.session.bind.dialect.name if self.session.bind else "postgresql"
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
