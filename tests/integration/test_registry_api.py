@@ -15,7 +15,6 @@ from services.site_registry.service_layer import services
 from shared.auth import mint_token
 from shared.events.catalogue import SITES
 from tests.support.kafka import read_all
-from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 

@@ -1,12 +1,8 @@
-"""scripts/generate_sirene.py, read back by the real reader (small N, in memory)."""
+"""tests/bench/generate_sirene.py, read back by the real reader (small N, in memory)."""
 
 from __future__ import annotations
 
-import importlib.util
 import io
-import sys
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from services.site_registry.adapters.reference_data import load_naf, load_territory_communes
@@ -17,23 +13,12 @@ from services.site_registry.adapters.sirene import (
     build_filter,
     read_stock_etablissement,
 )
-
-SCRIPT = Path(__file__).resolve().parents[3] / "scripts" / "generate_sirene.py"
-
-
-def load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("generate_sirene_script", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    # dataclasses look their module up in sys.modules while decorating.
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+from tests.bench import generate_sirene
 
 
 def generate(rows: int, seed: int, malformed: bool) -> tuple[str, Any]:
     out = io.StringIO(newline="")
-    stats = load_script().generate(out, rows, seed, malformed)
+    stats = generate_sirene.generate(out, rows, seed, malformed)
     return out.getvalue(), stats
 
 

@@ -9,7 +9,7 @@ reference tables. Each row's ``denominationUsuelleEtablissement`` starts with
 
 Usage::
 
-    uv run python scripts/generate_sirene.py /tmp/stock.csv [--rows 1000000]
+    uv run python tests/bench/generate_sirene.py /tmp/stock.csv [--rows 1000000]
         [--seed 62] [--malformed] [--manifest /tmp/stock.json]
 
 The mix imitates the national file seen from one territory: most rows are in
