@@ -53,9 +53,7 @@ from services.site_registry.domain.siret import InvalidIdentifier, make_siret, v
 TERRITORY = "ti-3205"
 TARGET_SITES = 165  # sites visited door to door in 2020 (domain brief)
 IREP_FILE = "irep_etablissements_industriels_dept62.csv"
-DEFAULT_OUTPUT = (
-    Path(__file__).resolve().parent / "demo/ti-3205_sites.csv"
-)
+DEFAULT_OUTPUT = Path(__file__).resolve().parent / "demo/ti-3205_sites.csv"
 COLUMNS = (
     "siret",
     "siren",
