@@ -1,0 +1,49 @@
+# Rebond — every command sets itself up on a fresh machine (Python deps with uv, Java and
+# Maven for the embedded Kafka, PostgreSQL from Debian's package for the tests).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+UV := python3 -m uv
+PYTEST_ARGS ?=
+
+.PHONY: help setup run test lint typecheck unit integration e2e bench schemas demo clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+setup: ## install the tools and the locked Python dependencies
+	@bash deploy/local/ensure-tools.sh
+	@$(UV) sync --locked --quiet
+
+run: setup ## run the whole system locally (embedded Kafka, SQLite) with the Béthune demo
+	@$(UV) run --locked python deploy/local/run.py
+
+test: setup lint typecheck ## lint, type-check, then every test on real Kafka and PostgreSQL
+	@REBOND_ALLOW_APT_INSTALL=1 $(UV) run --locked pytest $(PYTEST_ARGS)
+
+lint: ## ruff
+	@$(UV) run --locked ruff check .
+	@$(UV) run --locked ruff format --check .
+
+typecheck: ## mypy --strict on the library and the services
+	@$(UV) run --locked mypy shared services
+
+unit: setup ## the fast tests only (no broker, no database)
+	@$(UV) run --locked pytest tests/unit $(PYTEST_ARGS)
+
+integration: setup ## tests on the real broker and database
+	@REBOND_ALLOW_APT_INSTALL=1 $(UV) run --locked pytest tests/integration $(PYTEST_ARGS)
+
+e2e: setup ## whole services as processes, black-box
+	@REBOND_ALLOW_APT_INSTALL=1 $(UV) run --locked pytest tests/e2e $(PYTEST_ARGS)
+
+bench: setup ## benchmarks; print their figures (never assertions)
+	@REBOND_ALLOW_APT_INSTALL=1 $(UV) run --locked python -m tests.bench
+
+schemas: setup ## re-export the events' JSON Schemas into docs/schemas
+	@$(UV) run --locked python -m shared.events.schemas export docs/schemas
+
+demo: setup ## rebuild the ti-3205 demo file from the real IREP list (+ generated sites)
+	@$(UV) run --locked python services/site_registry/data/build_bethune_demo.py
+
+clean: ## remove local state (.run: embedded Kafka data, SQLite files, logs)
+	rm -rf .run
