@@ -103,8 +103,14 @@ def decode_token(config: AuthConfig, token: str) -> Principal:
         raise _unauthorized("the token has expired") from exc
     except jwt.InvalidTokenError as exc:
         raise _unauthorized(f"invalid token: {exc}") from exc
+    raw_roles = claims.get("roles", [])
+    if not isinstance(raw_roles, list) or not all(isinstance(r, str) for r in raw_roles):
+        raise _unauthorized("invalid token: the roles claim must be a list of strings")
+    for claim in ("territories", "regions"):
+        if not isinstance(claims.get(claim, []), list):
+            raise _unauthorized(f"invalid token: the {claim} claim must be a list")
     try:
-        roles = frozenset(Role(r) for r in claims.get("roles", []))
+        roles = frozenset(Role(r) for r in raw_roles)
     except ValueError as exc:
         raise _unauthorized(f"invalid token: {exc}") from exc
     return Principal(
@@ -153,9 +159,6 @@ class Allow:
                 detail=f"this endpoint is for: {allowed}",
             )
         return principal
-
-    def openapi(self) -> dict[str, Any]:
-        return {"x-roles": sorted(self.roles)}
 
 
 def forbid_territory(territory_id: str) -> HTTPException:

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
 
+import fastapi.routing
 import structlog
 from fastapi import FastAPI, Request, status
+from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 
+from shared.auth import Allow
 from shared.errors import DomainError
 from shared.logging import bind_correlation, get_logger
 
@@ -58,3 +63,48 @@ def install_common(app: FastAPI) -> None:
     @app.get("/healthz", tags=["ops"], summary="Liveness (no authentication)")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+    install_role_docs(app)
+
+
+def api_routes(app: FastAPI) -> list[tuple[str, set[str], Dependant]]:
+    """(path, methods, dependant) of every API route, routers included.
+
+    Recent FastAPI versions include routers lazily: `app.routes` then holds one entry per
+    included router, and the routes are reachable through `iter_route_contexts`.
+    """
+    iter_contexts = getattr(fastapi.routing, "iter_route_contexts", None)
+    candidates: list[Any] = list(app.routes if iter_contexts is None else iter_contexts(app.routes))
+    out: list[tuple[str, set[str], Dependant]] = []
+    for candidate in candidates:
+        if isinstance(getattr(candidate, "original_route", candidate), APIRoute):
+            out.append((candidate.path, set(candidate.methods), candidate.dependant))
+    return out
+
+
+def allows_of(dependant: Dependant) -> Iterator[Allow]:
+    """Every `Allow` a route depends on, however deep."""
+    for dep in dependant.dependencies:
+        if isinstance(dep.call, Allow):
+            yield dep.call
+        yield from allows_of(dep)
+
+
+def install_role_docs(app: FastAPI) -> None:
+    """Add `x-roles` (who may call it) to each operation of the OpenAPI document."""
+    base_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = base_openapi()
+        for path, methods, dependant in api_routes(app):
+            roles = sorted({r.value for allow in allows_of(dependant) for r in allow.roles})
+            for method in methods:
+                operation = schema.get("paths", {}).get(path, {}).get(method.lower())
+                if operation is not None and roles:
+                    operation["x-roles"] = roles
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -52,7 +52,9 @@ class _SharedEnvSource(PydanticBaseSettingsSource):
 
 
 class ServiceSettings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", env_file=None)
+    # Services override the prefix; the base (used by deployment-wide tools such as the
+    # token minter) reads REBOND_* so it never picks up generic names like JWT_SECRET.
+    model_config = SettingsConfigDict(env_prefix="REBOND_", extra="ignore", env_file=None)
 
     service_name: ClassVar[str] = "rebond"
 

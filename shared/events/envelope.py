@@ -151,6 +151,8 @@ def decode(
         time = datetime.fromisoformat(h[H_TIME])
     except ValueError as exc:
         raise MalformedEvent(f"ce_time {h[H_TIME]!r} is not an ISO 8601 timestamp") from exc
+    if time.tzinfo is None:
+        raise MalformedEvent(f"ce_time {h[H_TIME]!r} has no UTC offset")
     if value is None:
         raise MalformedEvent("message has no value (tombstones are not events)")
     try:

@@ -10,6 +10,7 @@ free-text note of a closure shock never leaves the registry.
 
 from __future__ import annotations
 
+import uuid
 from datetime import date, datetime
 from typing import ClassVar, Literal
 
@@ -22,6 +23,7 @@ SiteSource = Literal["sirene", "irep", "generated", "manual"]
 
 SIRET_PATTERN = r"^[0-9]{14}$"
 NAF_PATTERN = r"^[0-9]{2}\.[0-9]{2}[A-Z]$"
+COMMUNE_PATTERN = r"^[0-9][0-9AB][0-9]{3}$"
 
 
 class SiteState(EventPayload):
@@ -37,7 +39,7 @@ class SiteState(EventPayload):
     headcount_band: str | None = Field(
         default=None, description="INSEE trancheEffectifsEtablissement code; None if unknown"
     )
-    commune_insee: str = Field(pattern=r"^[0-9][0-9AB][0-9]{3}$")
+    commune_insee: str = Field(pattern=COMMUNE_PATTERN)
     territory_ids: list[str] = Field(description="Territoires d'industrie the commune is in")
     lon: float | None = Field(default=None, ge=-180, le=180, description="WGS84")
     lat: float | None = Field(default=None, ge=-90, le=90, description="WGS84")
@@ -73,12 +75,12 @@ class ClosureAnnounced(EventPayload):
     event_type: ClassVar[str] = "rebond.site_registry.closure_announced.v1"
     key_field: ClassVar[str] = "site_id"
 
-    shock_id: str = Field(description="UUID of the closure shock")
+    shock_id: uuid.UUID = Field(description="id of the closure shock")
     site_id: str = Field(pattern=SIRET_PATTERN)
     siren: str = Field(pattern=r"^[0-9]{9}$")
     site_name: str | None
     naf_code: str = Field(pattern=NAF_PATTERN)
-    commune_insee: str
+    commune_insee: str = Field(pattern=COMMUNE_PATTERN)
     territory_ids: list[str]
     announced_on: date
     planned_closure_on: date | None

@@ -131,7 +131,7 @@ class SqlUnitOfWork:
         dialect = self.session.bind.dialect.name if self.session.bind else "postgresql"
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         stmt = insert(InboxMessage).values(**values).on_conflict_do_nothing()
-        result = await self.session.execute(stmt)
+        result = await self.session.exec(stmt)
         return bool(getattr(result, "rowcount", 0))
 
 

@@ -167,7 +167,7 @@ class Site:
         self.version += 1
         self.events.append(
             ClosureAnnounced(
-                shock_id=str(shock.id),
+                shock_id=shock.id,
                 site_id=self.siret,
                 siren=self.facts.siren,
                 site_name=self.facts.name,

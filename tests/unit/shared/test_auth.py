@@ -8,13 +8,11 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, cast
 
-import fastapi.routing
 import httpx
 import jwt
 import pytest
 from fastapi import Depends, FastAPI, HTTPException
 from fastapi.dependencies.models import Dependant
-from fastapi.routing import APIRoute
 
 from services.site_registry.bootstrap import SiteRegistry
 from services.site_registry.entrypoints.http import create_app
@@ -28,6 +26,7 @@ from shared.auth import (
     forbid_territory,
     mint_token,
 )
+from shared.http import allows_of, api_routes
 from shared.settings import DEV_JWT_SECRET
 
 pytestmark = pytest.mark.unit
@@ -197,8 +196,12 @@ def test_allow_refuses_a_token_with_no_role() -> None:
     assert excinfo.value.status_code == 403
 
 
-def test_allow_documents_its_roles_for_openapi() -> None:
-    assert Allow(Role.FUNDER).openapi() == {"x-roles": ["admin", "funder"]}
+def test_openapi_names_the_roles_of_each_operation(registry_app: FastAPI) -> None:
+    paths = registry_app.openapi()["paths"]
+
+    assert paths["/closure-shocks"]["post"]["x-roles"] == ["admin", "crisis_cell"]
+    assert paths["/sites"]["get"]["x-roles"] == ["admin", "consultant", "crisis_cell"]
+    assert "x-roles" not in paths["/healthz"]["get"]
 
 
 def test_principal_sees_only_its_own_territories() -> None:
@@ -331,12 +334,7 @@ def test_cli_refuses_an_unknown_role(capsys: pytest.CaptureFixture[str]) -> None
 
 
 def allow_dependencies(dependant: Dependant) -> list[Allow]:
-    found: list[Allow] = []
-    for dep in dependant.dependencies:
-        if isinstance(dep.call, Allow):
-            found.append(dep.call)
-        found.extend(allow_dependencies(dep))
-    return found
+    return list(allows_of(dependant))
 
 
 @pytest.fixture(scope="module")
@@ -345,25 +343,6 @@ def registry_app() -> FastAPI:
     # request arrives or the lifespan runs: a stand-in is enough to inspect the routes.
     stand_in = types.SimpleNamespace(auth=CONFIG, relay=None)
     return create_app(cast(SiteRegistry, stand_in), run_relay=False)
-
-
-def api_routes(app: FastAPI) -> list[tuple[str, set[str], Dependant]]:
-    """(path, methods, dependant) of every FastAPI route, included routers flattened.
-
-    Recent FastAPI versions include routers lazily: `app.routes` then holds one entry per
-    included router, and the routes (with the router-level dependencies merged in) are
-    only reachable through `fastapi.routing.iter_route_contexts`.
-    """
-    iter_contexts = getattr(fastapi.routing, "iter_route_contexts", None)
-    candidates: list[Any] = (
-        list(app.routes) if iter_contexts is None else list(iter_contexts(app.routes))
-    )
-    out: list[tuple[str, set[str], Dependant]] = []
-    for candidate in candidates:
-        original = getattr(candidate, "original_route", candidate)
-        if isinstance(original, APIRoute):
-            out.append((candidate.path, set(candidate.methods), candidate.dependant))
-    return out
 
 
 def registry_routes(app: FastAPI) -> dict[tuple[str, str], list[Allow]]:

@@ -260,7 +260,7 @@ def test_announce_closure_marks_the_site_and_records_closure_announced() -> None
     assert isinstance(event, ClosureAnnounced)
     assert event.jobs_lost == 240
     assert event.version == 2
-    assert event.shock_id == str(shock_id)
+    assert event.shock_id == shock_id
     assert event.site_id == SIRET
     assert event.site_name == "Fonderie du Nord"
     assert event.territory_ids == ["ti-3205"]
