@@ -333,9 +333,9 @@ async def _import_batch(
             continue
         checked.append((siret, facts, data))
     async with uow_factory() as uow:
-        known = await uow.sites.get_many(s for s, _, _ in checked)
+        await uow.sites.get_many(s for s, _, _ in checked)
         for siret, facts, data in checked:
-            site = known.get(siret) or await uow.sites.get(siret)
+            site = uow.sites.loaded(siret)
             report.count(await _apply(uow, site, siret, facts, data))
         await uow.commit()
 
@@ -347,9 +347,9 @@ async def upsert_many(
     counts: dict[Outcome, int] = dict.fromkeys(Outcome, 0)
     checked = [(*check_site(data, refs), data) for data in sites]
     async with uow_factory() as uow:
-        known = await uow.sites.get_many(s for s, _, _ in checked)
+        await uow.sites.get_many(s for s, _, _ in checked)
         for siret, facts, data in checked:
-            site = known.get(siret) or await uow.sites.get(siret)
+            site = uow.sites.loaded(siret)
             counts[await _apply(uow, site, siret, facts, data)] += 1
         await uow.commit()
     return counts
