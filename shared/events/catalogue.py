@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from shared.events import campaigns as cp
 from shared.events import site_registry as sr
 from shared.events.envelope import EventPayload
 
@@ -50,7 +51,37 @@ SITES = Topic(
     ),
 )
 
-ALL_TOPICS: tuple[Topic, ...] = (SITES,)
+CAMPAIGNS = Topic(
+    name="rebond.campaigns.campaigns.v1",
+    owner="campaigns",
+    consumers=("detection",),
+    key="campaign_id: a campaign's launch, plans, visits and closure stay in order",
+    event_types=(
+        cp.CampaignLaunched,
+        cp.CampaignReplanned,
+        cp.VisitsScheduled,
+        cp.VisitCompleted,
+        cp.CampaignClosed,
+    ),
+    description=(
+        "Rebond campaigns: launched on a closure shock, re-planned by the crisis cell,"
+        " visits scheduled (in batches) and completed, closed."
+    ),
+)
+
+SURVEYS = Topic(
+    name="rebond.campaigns.surveys.v1",
+    owner="campaigns",
+    consumers=("detection",),
+    key="site_id (SIRET): a firm's surveys and red flags in order",
+    event_types=(cp.SurveySubmitted, cp.RedFlagRaised),
+    description=(
+        "What consultants found at the firms: project leads (with the firm's consent to"
+        " share) and red flags (risk of layoffs, relocation, closure: a possible next shock)."
+    ),
+)
+
+ALL_TOPICS: tuple[Topic, ...] = (SITES, CAMPAIGNS, SURVEYS)
 
 
 def topics_owned_by(service: str) -> tuple[Topic, ...]:

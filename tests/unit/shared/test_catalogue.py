@@ -8,6 +8,7 @@ import pkgutil
 import re
 import types
 import typing
+import uuid
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
@@ -83,7 +84,7 @@ def test_every_event_of_a_topic_carries_the_topic_key_as_a_required_field(topic:
         assert key_field in model.model_fields, f"{model.__name__} has no field {key_field}"
         info = model.model_fields[key_field]
         assert info.is_required(), f"{model.__name__}.{key_field} must be required"
-        assert info.annotation is str, f"{model.__name__}.{key_field} must be a plain str"
+        assert info.annotation in (str, uuid.UUID), f"{model.__name__}.{key_field}: str or UUID"
 
 
 def test_event_types_are_unique_across_topics() -> None:

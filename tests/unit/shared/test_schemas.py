@@ -4,7 +4,6 @@ committed up to date under docs/schemas (a contract change without a re-export f
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +14,11 @@ from jsonschema import Draft202012Validator
 from shared.events import schemas
 from shared.events.catalogue import ALL_TOPICS, event_registry
 from shared.events.envelope import EventPayload
+from shared.events.examples import EXAMPLES
 from shared.events.site_registry import (
     ClosureAnnounced,
     SiteClosed,
     SiteRegistered,
-    SiteUpdated,
 )
 
 pytestmark = pytest.mark.unit
@@ -28,48 +27,8 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 COMMITTED = REPO_ROOT / "docs" / "schemas"
 SIRET = "12345678900011"
 
-_SITE: dict[str, Any] = {
-    "site_id": SIRET,
-    "siren": SIRET[:9],
-    "name": "Fonderie du Nord",
-    "naf_code": "24.51Z",
-    "naf_section": "C",
-    "headcount_band": "32",
-    "commune_insee": "59350",
-    "territory_ids": ["ti-3205"],
-    "lon": 3.06,
-    "lat": 50.63,
-    "status": "active",
-    "source": "sirene",
-    "version": 1,
-}
-
 #: one real instance of every payload model of the catalogue
-SAMPLES: dict[type[EventPayload], EventPayload] = {
-    SiteRegistered: SiteRegistered(**_SITE),
-    SiteUpdated: SiteUpdated(**{**_SITE, "version": 2}, changed_fields=["name"]),
-    SiteClosed: SiteClosed(
-        site_id=SIRET,
-        siren=SIRET[:9],
-        territory_ids=["ti-3205"],
-        closed_on=date(2025, 3, 31),
-        version=3,
-    ),
-    ClosureAnnounced: ClosureAnnounced(
-        shock_id="6f1c1e0e-9a55-4c8e-9d2a-2b8f3c4d5e6f",
-        site_id=SIRET,
-        siren=SIRET[:9],
-        site_name=None,
-        naf_code="24.51Z",
-        commune_insee="59350",
-        territory_ids=["ti-3205"],
-        announced_on=date(2025, 2, 1),
-        planned_closure_on=None,
-        jobs_lost=240,
-        declared_at=datetime(2025, 2, 1, 9, 30, tzinfo=UTC),
-        version=2,
-    ),
-}
+SAMPLES = EXAMPLES
 MODELS = sorted(event_registry().values(), key=lambda m: m.event_type)
 
 
@@ -149,7 +108,8 @@ def test_schema_carries_the_model_constraints() -> None:
     assert not check.is_valid({**announced, "site_id": "1234"})
     assert not check.is_valid({**announced, "version": 0})
     assert check.is_valid({**announced, "site_name": "Fonderie du Nord"})
-    assert not validator(SiteRegistered).is_valid({**_SITE, "status": "demolished"})
+    registered = wire(SAMPLES[SiteRegistered])
+    assert not validator(SiteRegistered).is_valid({**registered, "status": "demolished"})
 
 
 def test_render_is_sorted_indented_and_ends_with_a_newline() -> None:
