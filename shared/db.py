@@ -7,10 +7,11 @@ because async code must never lazy-load.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -46,3 +47,15 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def create_session_factory(engine: AsyncEngine) -> SessionFactory:
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
+
+async def lock_for_transaction(session: AsyncSession, name: str) -> None:
+    """Serialize a transaction with any other holding the same named lock (PostgreSQL
+    advisory lock, released at commit). SQLite serializes writers already."""
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        await session.exec(text("SELECT pg_advisory_xact_lock(:k)").bindparams(k=key))  # type: ignore[call-overload]
+
+
+async def ping(session: AsyncSession) -> None:
+    await session.exec(text("SELECT 1"))  # type: ignore[call-overload]

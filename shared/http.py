@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
@@ -23,7 +24,7 @@ log = get_logger(__name__)
 CORRELATION_HEADER = "X-Correlation-ID"
 
 
-def install_common(app: FastAPI) -> None:
+def install_common(app: FastAPI, ready_check: Callable[[], Awaitable[None]] | None = None) -> None:
     @app.middleware("http")
     async def correlation(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
@@ -34,8 +35,14 @@ def install_common(app: FastAPI) -> None:
             request_id=str(uuid.uuid4()), method=request.method, path=request.url.path
         )
         bind_correlation(correlation_id)
+        started = time.perf_counter()
         response = await call_next(request)
         response.headers[CORRELATION_HEADER] = correlation_id
+        log.info(
+            "request",
+            status=response.status_code,
+            ms=round((time.perf_counter() - started) * 1000, 1),
+        )
         return response
 
     @app.exception_handler(DomainError)
@@ -63,6 +70,17 @@ def install_common(app: FastAPI) -> None:
     @app.get("/healthz", tags=["ops"], summary="Liveness (no authentication)")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"], summary="Readiness: the database answers (no auth)")
+    async def readyz() -> JSONResponse:
+        if ready_check is not None:
+            try:
+                await ready_check()
+            except Exception as exc:
+                return JSONResponse(
+                    status_code=503, content={"status": "unavailable", "detail": type(exc).__name__}
+                )
+        return JSONResponse(content={"status": "ready"})
 
     install_role_docs(app)
 

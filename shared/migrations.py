@@ -8,11 +8,13 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import pool
+from sqlalchemy import pool, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from shared.db import is_sqlite
+
+MIGRATION_LOCK = 0x7265626F6E64  # "rebond": one key for all services (one DB each)
 
 
 def alembic_config(script_location: Path, url: str) -> Config:
@@ -35,6 +37,10 @@ def run_env() -> None:
     assert url, "sqlalchemy.url is set by alembic_config()"
 
     def do_run(connection: Connection) -> None:
+        if connection.dialect.name == "postgresql":
+            # Two replicas starting together would both create the same tables: the
+            # second waits here, then finds the schema at head and does nothing.
+            connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
         context.configure(
             connection=connection,
             target_metadata=None,

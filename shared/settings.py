@@ -65,6 +65,9 @@ class ServiceSettings(BaseSettings):
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     kafka_topic_prefix: str = ""
     kafka_client_id: str = ""
+    kafka_replication_factor: int = Field(
+        default=1, ge=1, description="for topics a service creates itself (3 in production)"
+    )
     jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
     jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
     jwt_audience: str = "rebond"
@@ -105,6 +108,11 @@ class ServiceSettings(BaseSettings):
                 )
             if len(self.jwt_secret.get_secret_value()) < 32:
                 raise ValueError("the JWT secret must be at least 32 characters")
+        if self.environment == "production" and not self.database_url:
+            raise ValueError(
+                "production needs an explicit database URL: the embedded SQLite default"
+                " would give each replica its own database"
+            )
         return self
 
     def resolved_database_url(self) -> str:

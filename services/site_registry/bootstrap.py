@@ -51,6 +51,7 @@ class SiteRegistry:
             self.settings.kafka_bootstrap_servers,
             sorted(topics, key=lambda t: t.name),
             prefix=self.settings.kafka_topic_prefix,
+            replication_factor=self.settings.kafka_replication_factor,
         )
 
     async def load_reference_data(self) -> dict[str, int]:

@@ -71,7 +71,8 @@ async def _serve(registry: SiteRegistry, *, demo: bool) -> None:
             create_app(registry),
             host=settings.http_host,
             port=settings.http_port,
-            log_level="warning",
+            log_level=settings.log_level.lower(),
+            access_log=False,  # requests are logged by our middleware, with correlation ids
         )
     )
     log.info(

@@ -29,6 +29,7 @@ from services.site_registry.entrypoints.schemas import (
 )
 from services.site_registry.service_layer import services, views
 from shared.auth import Allow, Principal, Role, forbid_territory
+from shared.db import ping
 from shared.errors import NotFound
 from shared.http import install_common
 
@@ -310,6 +311,11 @@ def create_app(registry: SiteRegistry, *, run_relay: bool = True) -> FastAPI:
     )
     app.state.registry = registry
     app.state.auth = registry.auth
-    install_common(app)
+
+    async def database_answers() -> None:
+        async with registry.session_factory() as session:
+            await ping(session)
+
+    install_common(app, ready_check=database_answers)
     app.include_router(router)
     return app

@@ -45,6 +45,7 @@ from services.site_registry.domain.nomenclature import (
 )
 from services.site_registry.domain.siret import InvalidIdentifier, validate_siret
 from services.site_registry.service_layer.unit_of_work import SiteRegistryUnitOfWork
+from shared.db import lock_for_transaction
 from shared.errors import DomainError, NotFound
 
 UowFactory = Callable[[], SiteRegistryUnitOfWork]
@@ -370,6 +371,7 @@ async def load_reference_data(
     communes = list(communes)
     async with uow_factory() as uow:
         s = uow.session
+        await lock_for_transaction(s, "site_registry.reference_data")
         for table in (TerritoryCommuneRow, TerritoryGroupementRow, CommuneRow, TerritoryRow):
             await s.exec(delete(table))
         s.add_all(TerritoryRow(id=t.id, name=t.name) for t in territories)

@@ -16,6 +16,7 @@ from shared.settings import DEV_JWT_SECRET, SHARED_ENV
 pytestmark = pytest.mark.unit
 
 STRONG_SECRET = "x" * 40
+PG_URL = "postgresql+asyncpg://rebond@db.invalid/site_registry"
 
 
 @pytest.fixture(autouse=True)
@@ -62,7 +63,9 @@ def test_short_secret_is_refused_outside_development(environment: str) -> None:
 
 @pytest.mark.parametrize("environment", ["test", "production"])
 def test_long_secret_is_accepted_outside_development(environment: str) -> None:
-    settings = SiteRegistrySettings(environment=environment, jwt_secret=STRONG_SECRET)
+    settings = SiteRegistrySettings(
+        environment=environment, jwt_secret=STRONG_SECRET, database_url=PG_URL
+    )
 
     assert settings.jwt_secret.get_secret_value() == STRONG_SECRET
 
@@ -74,7 +77,9 @@ def test_short_secret_is_accepted_in_development() -> None:
 
 
 def test_secret_does_not_appear_in_the_settings_repr() -> None:
-    settings = SiteRegistrySettings(environment="production", jwt_secret=STRONG_SECRET)
+    settings = SiteRegistrySettings(
+        environment="production", jwt_secret=STRONG_SECRET, database_url=PG_URL
+    )
 
     assert STRONG_SECRET not in repr(settings)
     assert STRONG_SECRET not in str(settings.model_dump())
@@ -101,6 +106,7 @@ def test_shared_variable_is_used_when_the_prefixed_one_is_absent(
 
 def test_shared_secret_variable_satisfies_production(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REBOND_ENVIRONMENT", "production")
+    monkeypatch.setenv("SITE_REGISTRY_DATABASE_URL", PG_URL)
     monkeypatch.setenv("REBOND_JWT_SECRET", STRONG_SECRET)
 
     settings = SiteRegistrySettings()
@@ -141,3 +147,8 @@ def test_explicit_database_url_is_used_as_is(monkeypatch: pytest.MonkeyPatch) ->
 def test_client_id_defaults_to_the_service_name() -> None:
     assert SiteRegistrySettings().client_id() == "rebond-site_registry"
     assert SiteRegistrySettings(kafka_client_id="custom").client_id() == "custom"
+
+
+def test_production_refuses_the_embedded_sqlite_default() -> None:
+    with pytest.raises(ValidationError, match="explicit database URL"):
+        SiteRegistrySettings(environment="production", jwt_secret=STRONG_SECRET)
