@@ -29,7 +29,7 @@ async def demo(registry: SiteRegistry) -> SiteRegistry:
 
 @pytest.fixture
 async def client(demo: SiteRegistry) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(demo, run_relay=False)
+    app = create_app(demo, run_workers=False)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://registry") as c:
         yield c

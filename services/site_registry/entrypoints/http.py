@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated
@@ -11,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, status
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.site_registry.adapters.orm import ClosureShockRow
 from services.site_registry.bootstrap import SiteRegistry
 from services.site_registry.domain.model import SiteSource
 from services.site_registry.entrypoints.schemas import (
@@ -32,6 +31,7 @@ from shared.auth import Allow, Principal, Role, forbid_territory
 from shared.db import ping
 from shared.errors import NotFound
 from shared.http import install_common
+from shared.runtime import workers_lifespan
 
 CrisisOrConsultant = Annotated[Principal, Depends(Allow(Role.CRISIS_CELL, Role.CONSULTANT))]
 CrisisCell = Annotated[Principal, Depends(Allow(Role.CRISIS_CELL))]
@@ -279,35 +279,21 @@ async def get_closure_shocks(
 async def get_closure_shock(
     shock_id: uuid.UUID, principal: CrisisOrConsultant, session: Session
 ) -> ClosureShockPublic:
-    from services.site_registry.adapters.orm import ClosureShockRow
-
     row = await session.get(ClosureShockRow, shock_id)
     if row is None or not principal.can_see_any_territory(row.territory_ids or []):
         raise NotFound(f"no closure shock {shock_id} in your territories")
     return ClosureShockPublic.model_validate(row)
 
 
-def create_app(registry: SiteRegistry, *, run_relay: bool = True) -> FastAPI:
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        relay_task = asyncio.create_task(registry.relay.run()) if run_relay else None
-        try:
-            yield
-        finally:
-            await registry.relay.stop()
-            if relay_task is not None:
-                relay_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await relay_task
-
+def create_app(registry: SiteRegistry, *, run_workers: bool = True) -> FastAPI:
     app = FastAPI(
         title="Rebond — site registry",
         version="1.0.0",
         description=(
             "Territoires d'industrie, industrial establishments (Sirene), closure shocks."
-            " Bearer JWT; each operation names the roles allowed to call it."
+            " Bearer JWT; each operation names the roles allowed to call it (`x-roles`)."
         ),
-        lifespan=lifespan,
+        lifespan=workers_lifespan(registry.workers() if run_workers else ()),
     )
     app.state.registry = registry
     app.state.auth = registry.auth

@@ -345,7 +345,7 @@ def registry_app() -> FastAPI:
     # The app only keeps the registry in `app.state` (and reads its auth config) until a
     # request arrives or the lifespan runs: a stand-in is enough to inspect the routes.
     stand_in = types.SimpleNamespace(auth=CONFIG, relay=None)
-    return create_app(cast(SiteRegistry, stand_in), run_relay=False)
+    return create_app(cast(SiteRegistry, stand_in), run_workers=False)
 
 
 def registry_routes(app: FastAPI) -> dict[tuple[str, str], list[Allow]]:

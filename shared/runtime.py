@@ -1,0 +1,109 @@
+"""What every service's composition root builds the same way: engine and sessions, the
+outbox relay, Kafka producers, migrations, topics, auth, and the background workers that
+run beside the HTTP API (relay, consumers)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Sequence
+from functools import partial
+from pathlib import Path
+from typing import Protocol
+
+from aiokafka import AIOKafkaProducer
+from fastapi import FastAPI
+
+from shared import migrations
+from shared.auth import AuthConfig
+from shared.db import create_engine, create_session_factory
+from shared.events.catalogue import topics_consumed_by, topics_owned_by
+from shared.messaging.kafka import ensure_topics, make_producer
+from shared.messaging.relay import AfterPublish, OutboxRelay
+from shared.settings import ServiceSettings
+
+
+class Worker(Protocol):
+    async def run(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+class ServiceRuntime:
+    def __init__(
+        self,
+        service: str,
+        settings: ServiceSettings,
+        migrations_dir: Path,
+        *,
+        after_publish: AfterPublish | None = None,
+    ) -> None:
+        self.service = service
+        self.settings = settings
+        self.migrations_dir = migrations_dir
+        self.engine = create_engine(settings.resolved_database_url())
+        self.session_factory = create_session_factory(self.engine)
+        self.relay = OutboxRelay(
+            engine=self.engine,
+            session_factory=self.session_factory,
+            producer_factory=partial(
+                make_producer, settings.kafka_bootstrap_servers, settings.client_id() + "-relay"
+            ),
+            service=service,
+            topic_prefix=settings.kafka_topic_prefix,
+            batch_size=settings.relay_batch_size,
+            poll_interval_s=settings.relay_poll_interval_s,
+            after_publish=after_publish,
+        )
+        self.auth = AuthConfig(
+            settings.jwt_secret.get_secret_value(),
+            algorithm=settings.jwt_algorithm,
+            audience=settings.jwt_audience,
+        )
+
+    def producer(self) -> AIOKafkaProducer:
+        return make_producer(self.settings.kafka_bootstrap_servers, self.settings.client_id())
+
+    async def migrate(self) -> None:
+        await migrations.upgrade(self.migrations_dir, self.settings.resolved_database_url())
+
+    async def ensure_topics(self) -> list[str]:
+        topics = {*topics_owned_by(self.service), *topics_consumed_by(self.service)}
+        return await ensure_topics(
+            self.settings.kafka_bootstrap_servers,
+            sorted(topics, key=lambda t: t.name),
+            prefix=self.settings.kafka_topic_prefix,
+            replication_factor=self.settings.kafka_replication_factor,
+        )
+
+    def workers(self) -> Sequence[Worker]:
+        """Background workers of this service (the relay; services add their consumers)."""
+        return (self.relay,)
+
+    async def aclose(self) -> None:
+        await self.relay.stop()
+        await self.engine.dispose()
+
+
+def workers_lifespan(
+    workers: Sequence[Worker],
+) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
+    """Run the workers beside the API for the app's lifetime; stop them on shutdown."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        tasks = [asyncio.create_task(w.run()) for w in workers]
+        try:
+            yield
+        finally:
+            for w in workers:
+                with contextlib.suppress(Exception):
+                    await w.stop()
+            for t in tasks:
+                t.cancel()
+            for t in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await t
+
+    return lifespan
+
