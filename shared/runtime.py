@@ -107,3 +107,18 @@ def workers_lifespan(
 
     return lifespan
 
+
+async def serve(app: FastAPI, settings: ServiceSettings) -> None:
+    """Run the HTTP API (and, through its lifespan, the workers) until stopped."""
+    import uvicorn
+
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=settings.http_host,
+            port=settings.http_port,
+            log_level=settings.log_level.lower(),
+            access_log=False,  # requests are logged by our middleware, with correlation ids
+        )
+    )
+    await server.serve()

@@ -34,9 +34,13 @@ class ServiceSpec:
     name: str  # python package under services/
     env_prefix: str
     port: int
+    args: tuple[str, ...] = ("serve",)
 
 
-SERVICES = (ServiceSpec("site_registry", "SITE_REGISTRY_", 8001),)
+SERVICES = (
+    ServiceSpec("site_registry", "SITE_REGISTRY_", 8001, ("serve", "--demo")),
+    ServiceSpec("campaigns", "CAMPAIGNS_", 8002),
+)
 
 
 def say(message: str) -> None:
@@ -112,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             say(f"{spec.name}: starting on port {port} (database: {db}; log: {log_path})")
             log = log_path.open("ab")
             proc = subprocess.Popen(
-                [sys.executable, "-m", f"services.{spec.name}", "serve", "--demo"],
+                [sys.executable, "-m", f"services.{spec.name}", *spec.args],
                 cwd=ROOT,
                 env=svc_env,
                 stdout=log,

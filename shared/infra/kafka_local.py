@@ -631,8 +631,8 @@ class LocalKafka:
                 classpath,
                 "kafka.tools.StorageTool",
                 "format",
-                "-t",
-                cluster_id,
+                # "=" form: a random id may start with "-", which argparse takes for a flag.
+                f"--cluster-id={cluster_id}",
                 "-c",
                 str(props_path),
             ],

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import pytest
 
+from services.campaigns.bootstrap import Campaigns
+from services.campaigns.bootstrap import bootstrap as campaigns_bootstrap
+from services.campaigns.settings import CampaignsSettings
 from services.site_registry.bootstrap import SiteRegistry, bootstrap
 from services.site_registry.settings import SiteRegistrySettings
-from tests.support.infra import Broker
+from tests.support.infra import Broker, Database
 
 TEST_SECRET = "integration-tests-secret-of-at-least-32-chars"
 
@@ -34,3 +41,39 @@ async def registry(
     await reg.load_reference_data()
     yield reg
     await reg.aclose()
+
+
+def campaigns_settings(broker: Broker, database_url: str, prefix: str) -> CampaignsSettings:
+    return CampaignsSettings(
+        environment="test",
+        database_url=database_url,
+        kafka_bootstrap_servers=broker.bootstrap_servers,
+        kafka_topic_prefix=prefix,
+        jwt_secret=TEST_SECRET,  # type: ignore[arg-type]
+        relay_poll_interval_s=0.05,
+        consumer_backoff_s=0.01,
+    )
+
+
+#: campaigns are launched "today" = a fixed Monday, so agendas are deterministic
+TODAY = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def campaigns(
+    broker: Broker, database: Database, topic_prefix: str
+) -> AsyncIterator[Campaigns]:
+    url = await database.create_database(f"test_cp_{uuid.uuid4().hex[:10]}")
+    svc = campaigns_bootstrap(campaigns_settings(broker, url, topic_prefix), now=lambda: TODAY)
+    await svc.migrate()
+    await svc.ensure_topics()
+    tasks = [asyncio.create_task(w.run()) for w in svc.workers()]
+    yield svc
+    await svc.consumer.stop()
+    await svc.relay.stop()
+    for t in tasks:
+        t.cancel()
+    for t in tasks:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await t
+    await svc.aclose()

@@ -24,6 +24,7 @@ from services.site_registry.bootstrap import SiteRegistry, bootstrap
 from services.site_registry.domain.model import SiteSource
 from services.site_registry.service_layer import services
 from shared.logging import configure_logging, get_logger
+from shared.runtime import serve
 
 log = get_logger(__name__)
 
@@ -60,25 +61,14 @@ async def prepare(registry: SiteRegistry, *, demo: bool) -> None:
 
 
 async def _serve(registry: SiteRegistry, *, demo: bool) -> None:
-    import uvicorn
-
     from services.site_registry.entrypoints.http import create_app
 
     await prepare(registry, demo=demo)
     settings = registry.settings
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(registry),
-            host=settings.http_host,
-            port=settings.http_port,
-            log_level=settings.log_level.lower(),
-            access_log=False,  # requests are logged by our middleware, with correlation ids
-        )
-    )
     log.info(
         "site registry listening", docs=f"http://{settings.http_host}:{settings.http_port}/docs"
     )
-    await server.serve()
+    await serve(create_app(registry), settings)
 
 
 async def _relay(registry: SiteRegistry) -> None:

@@ -1,0 +1,3 @@
+from services.campaigns.entrypoints.cli import main
+
+raise SystemExit(main())

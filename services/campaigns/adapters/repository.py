@@ -1,0 +1,324 @@
+"""Repositories of the campaigns service: the site projection and the campaign aggregate
+(loaded whole — targets, visits, latest surveys — and written back at commit)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+
+from sqlmodel import col, delete, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.campaigns.adapters.orm import (
+    CampaignRow,
+    CampaignSiteRow,
+    CampaignSiteTerritoryRow,
+    SurveyRow,
+    TargetRow,
+    VisitRow,
+)
+from services.campaigns.domain.model import (
+    Campaign,
+    CampaignStatus,
+    Outcome,
+    Survey,
+    SurveyAnswers,
+    TargetSite,
+    Visit,
+    VisitStatus,
+)
+from shared.events import campaigns as ev
+from shared.messaging.tables import utcnow
+
+
+class SiteProjection:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def get(self, site_id: str) -> CampaignSiteRow | None:
+        return await self._session.get(CampaignSiteRow, site_id)
+
+    async def upsert(self, row: CampaignSiteRow) -> bool:
+        """Apply a newer version of a site; False if this version (or a later one) is known:
+        replays and out-of-order duplicates change nothing."""
+        current = await self._session.get(CampaignSiteRow, row.site_id)
+        if current is not None and current.version >= row.version:
+            return False
+        if current is None:
+            self._session.add(row)
+        else:
+            for name in CampaignSiteRow.model_fields:
+                setattr(current, name, getattr(row, name))
+        await self._session.exec(
+            delete(CampaignSiteTerritoryRow).where(
+                col(CampaignSiteTerritoryRow.site_id) == row.site_id
+            )
+        )
+        for territory_id in row.territory_ids:
+            self._session.add(
+                CampaignSiteTerritoryRow(territory_id=territory_id, site_id=row.site_id)
+            )
+        return True
+
+    async def active_in_territory(self, territory_id: str) -> list[CampaignSiteRow]:
+        rows = await self._session.exec(
+            select(CampaignSiteRow)
+            .join(
+                CampaignSiteTerritoryRow,
+                col(CampaignSiteTerritoryRow.site_id) == CampaignSiteRow.site_id,
+            )
+            .where(CampaignSiteTerritoryRow.territory_id == territory_id)
+            .where(CampaignSiteRow.status == "active")
+            .order_by(col(CampaignSiteRow.site_id))
+        )
+        return list(rows.all())
+
+
+def target_of(row: CampaignSiteRow) -> TargetSite:
+    return TargetSite(
+        site_id=row.site_id,
+        siren=row.siren,
+        naf_code=row.naf_code,
+        headcount_band=row.headcount_band,
+        commune_insee=row.commune_insee,
+        lon=row.lon,
+        lat=row.lat,
+    )
+
+
+class CampaignRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+        self._seen: dict[uuid.UUID, Campaign] = {}
+        self._rows: dict[uuid.UUID, CampaignRow] = {}
+        self._targets: dict[tuple[uuid.UUID, str], TargetRow] = {}
+        self._visits: dict[uuid.UUID, VisitRow] = {}
+        self._surveys: set[uuid.UUID] = set()
+
+    @property
+    def seen(self) -> list[Campaign]:
+        return list(self._seen.values())
+
+    async def get(self, campaign_id: uuid.UUID, *, for_update: bool = True) -> Campaign | None:
+        if campaign_id in self._seen:
+            return self._seen[campaign_id]
+        row = await self._session.get(CampaignRow, campaign_id, with_for_update=for_update)
+        return None if row is None else await self._load(row)
+
+    async def by_shock(self, shock_id: uuid.UUID) -> Campaign | None:
+        row = (
+            await self._session.exec(select(CampaignRow).where(CampaignRow.shock_id == shock_id))
+        ).first()
+        return None if row is None else await self._load(row)
+
+    async def active_in_territories(self, territory_ids: Sequence[str]) -> list[Campaign]:
+        rows = (
+            await self._session.exec(
+                select(CampaignRow)
+                .where(col(CampaignRow.territory_id).in_(list(territory_ids)))
+                .where(CampaignRow.status == CampaignStatus.ACTIVE.value)
+                .order_by(col(CampaignRow.launched_at))
+                .with_for_update()
+            )
+        ).all()
+        return [self._seen.get(r.id) or await self._load(r) for r in rows]
+
+    def add(self, campaign: Campaign) -> None:
+        self._seen[campaign.id] = campaign
+
+    async def _load(self, row: CampaignRow) -> Campaign:
+        campaign = Campaign(
+            id=row.id,
+            shock_id=row.shock_id,
+            territory_id=row.territory_id,
+            closing_site_id=row.closing_site_id,
+            closing_naf_code=row.closing_naf_code,
+            budget_days=row.budget_days,
+            cost_per_visit_days=row.cost_per_visit_days,
+            daily_cap=row.daily_cap,
+            starts_on=row.starts_on,
+            ends_on=row.ends_on,
+            roster=list(row.roster or []),
+            launched_at=row.launched_at,
+            status=CampaignStatus(row.status),
+            plan_version=row.plan_version,
+            closed_at=row.closed_at,
+        )
+        self._rows[row.id] = row
+        for t in (
+            await self._session.exec(select(TargetRow).where(TargetRow.campaign_id == row.id))
+        ).all():
+            self._targets[(row.id, t.site_id)] = t
+            campaign.targets[t.site_id] = TargetSite(
+                site_id=t.site_id,
+                siren=t.siren,
+                naf_code=t.naf_code,
+                headcount_band=t.headcount_band,
+                commune_insee=t.commune_insee,
+                lon=t.lon,
+                lat=t.lat,
+                active=t.active,
+                manual=t.manual,
+                priority_score=t.priority_score,
+                priority_reasons=tuple(t.priority_reasons or ()),
+                uncovered_reason=t.uncovered_reason,
+            )
+        visits = (
+            await self._session.exec(
+                select(VisitRow)
+                .where(VisitRow.campaign_id == row.id)
+                .order_by(col(VisitRow.updated_at))
+            )
+        ).all()
+        for v in visits:
+            self._visits[v.id] = v
+            current = campaign.visits.get(v.site_id)
+            # A site has one current visit; older, cancelled ones stay as history rows.
+            if current is None or current.status is VisitStatus.CANCELLED:
+                campaign.visits[v.site_id] = _visit(v)
+        surveys = (
+            await self._session.exec(
+                select(SurveyRow)
+                .where(SurveyRow.campaign_id == row.id)
+                .order_by(col(SurveyRow.revision))
+            )
+        ).all()
+        for s in surveys:
+            self._surveys.add(s.id)
+            campaign.surveys[s.site_id] = Survey(
+                id=s.id,
+                visit_id=s.visit_id,
+                site_id=s.site_id,
+                consultant_id=s.consultant_id,
+                revision=s.revision,
+                answers=SurveyAnswers(
+                    questionnaire_version=s.questionnaire_version,
+                    headcount=s.headcount,
+                    projects=[ev.ProjectLead.model_validate(p) for p in s.projects],
+                    red_flags=[ev.RedFlagItem.model_validate(f) for f in s.red_flags],
+                    contact_name=s.contact_name,
+                    contact_phone=s.contact_phone,
+                    comments=s.comments,
+                ),
+                submitted_at=s.submitted_at,
+            )
+        self._seen[row.id] = campaign
+        return campaign
+
+    def sync(self) -> None:
+        for campaign in self._seen.values():
+            self._sync_campaign(campaign)
+
+    def _sync_campaign(self, c: Campaign) -> None:
+        values = {
+            "shock_id": c.shock_id,
+            "territory_id": c.territory_id,
+            "closing_site_id": c.closing_site_id,
+            "closing_naf_code": c.closing_naf_code,
+            "status": c.status.value,
+            "budget_days": c.budget_days,
+            "cost_per_visit_days": c.cost_per_visit_days,
+            "daily_cap": c.daily_cap,
+            "starts_on": c.starts_on,
+            "ends_on": c.ends_on,
+            "roster": list(c.roster),
+            "plan_version": c.plan_version,
+            "launched_at": c.launched_at,
+            "closed_at": c.closed_at,
+        }
+        row = self._rows.get(c.id)
+        if row is None:
+            row = CampaignRow(id=c.id, **values)  # type: ignore[arg-type]
+            self._session.add(row)
+            self._rows[c.id] = row
+        else:
+            _assign(row, values)
+        for t in c.targets.values():
+            tvalues = {
+                "siren": t.siren,
+                "naf_code": t.naf_code,
+                "headcount_band": t.headcount_band,
+                "commune_insee": t.commune_insee,
+                "lon": t.lon,
+                "lat": t.lat,
+                "active": t.active,
+                "manual": t.manual,
+                "priority_score": t.priority_score,
+                "priority_reasons": list(t.priority_reasons),
+                "uncovered_reason": t.uncovered_reason,
+            }
+            trow = self._targets.get((c.id, t.site_id))
+            if trow is None:
+                trow = TargetRow(campaign_id=c.id, site_id=t.site_id, **tvalues)  # type: ignore[arg-type]
+                self._session.add(trow)
+                self._targets[(c.id, t.site_id)] = trow
+            else:
+                _assign(trow, tvalues)
+        for v in c.visits.values():
+            vvalues = {
+                "site_id": v.site_id,
+                "consultant_id": v.consultant_id,
+                "scheduled_on": v.scheduled_on,
+                "order": v.order,
+                "plan_version": v.plan_version,
+                "status": v.status.value,
+                "outcome": v.outcome.value if v.outcome else None,
+                "outcome_reason": v.outcome_reason,
+                "visited_on": v.visited_on,
+                "version": v.version,
+            }
+            vrow = self._visits.get(v.id)
+            if vrow is None:
+                vrow = VisitRow(id=v.id, campaign_id=c.id, **vvalues)  # type: ignore[arg-type]
+                self._session.add(vrow)
+                self._visits[v.id] = vrow
+            elif _assign(vrow, vvalues):
+                vrow.updated_at = utcnow()
+        for s in c.surveys.values():
+            if s.id in self._surveys:
+                continue
+            a = s.answers
+            self._session.add(
+                SurveyRow(
+                    id=s.id,
+                    campaign_id=c.id,
+                    visit_id=s.visit_id,
+                    site_id=s.site_id,
+                    consultant_id=s.consultant_id,
+                    revision=s.revision,
+                    questionnaire_version=a.questionnaire_version,
+                    headcount=a.headcount,
+                    projects=[p.model_dump(mode="json") for p in a.projects],
+                    red_flags=[f.model_dump(mode="json") for f in a.red_flags],
+                    contact_name=a.contact_name,
+                    contact_phone=a.contact_phone,
+                    comments=a.comments,
+                    submitted_at=s.submitted_at,
+                )
+            )
+            self._surveys.add(s.id)
+
+
+def _assign(row: object, values: Mapping[str, object]) -> bool:
+    changed = False
+    for key, value in values.items():
+        if getattr(row, key) != value:
+            setattr(row, key, value)
+            changed = True
+    return changed
+
+
+def _visit(v: VisitRow) -> Visit:
+    return Visit(
+        id=v.id,
+        site_id=v.site_id,
+        consultant_id=v.consultant_id,
+        scheduled_on=v.scheduled_on,
+        order=v.order,
+        plan_version=v.plan_version,
+        status=VisitStatus(v.status),
+        outcome=Outcome(v.outcome) if v.outcome else None,
+        outcome_reason=v.outcome_reason,
+        visited_on=v.visited_on,
+        version=v.version,
+    )

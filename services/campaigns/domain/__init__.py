@@ -1,0 +1,1 @@
+"""Campaigns, targets, visits and surveys: pure rules, no I/O."""

@@ -1,0 +1,1 @@
+"""HTTP API, Kafka consumer, relay, command line."""

@@ -1,0 +1,266 @@
+"""Read side of the campaigns service: straight queries for the API."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections import Counter, defaultdict
+from datetime import date
+from typing import Any
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.campaigns.adapters.orm import (
+    CampaignRow,
+    CampaignSiteRow,
+    SurveyRow,
+    TargetRow,
+    VisitRow,
+)
+from shared.errors import DomainError
+
+
+class BadCursor(DomainError):
+    status_code = 400
+    code = "bad_cursor"
+
+
+async def campaigns_in(session: AsyncSession, territory_ids: list[str] | None) -> list[CampaignRow]:
+    query = select(CampaignRow).order_by(col(CampaignRow.launched_at).desc())
+    if territory_ids is not None:
+        query = query.where(col(CampaignRow.territory_id).in_(territory_ids))
+    return list((await session.exec(query)).all())
+
+
+async def current_visits(session: AsyncSession, campaign_id: uuid.UUID) -> dict[str, VisitRow]:
+    rows = (
+        await session.exec(
+            select(VisitRow)
+            .where(VisitRow.campaign_id == campaign_id)
+            .order_by(col(VisitRow.updated_at))
+        )
+    ).all()
+    current: dict[str, VisitRow] = {}
+    for v in rows:
+        if v.site_id not in current or current[v.site_id].status == "cancelled":
+            current[v.site_id] = v
+    return current
+
+
+async def summary(session: AsyncSession, row: CampaignRow) -> dict[str, Any]:
+    targets = (await session.exec(select(TargetRow).where(TargetRow.campaign_id == row.id))).all()
+    visits = await current_visits(session, row.id)
+    active = [t for t in targets if t.active]
+    statuses = Counter(v.status for s, v in visits.items())
+    planned = statuses["planned"]
+    return {
+        **row.model_dump(),
+        "targets": len(active),
+        "planned": planned,
+        "uncovered": sum(1 for t in active if t.uncovered_reason),
+        "completed": statuses["completed"],
+        "days_planned": round((planned + statuses["completed"]) * row.cost_per_visit_days, 3),
+    }
+
+
+async def plan(session: AsyncSession, row: CampaignRow) -> list[dict[str, Any]]:
+    targets = (
+        await session.exec(
+            select(TargetRow)
+            .where(TargetRow.campaign_id == row.id)
+            .order_by(col(TargetRow.priority_score).desc(), col(TargetRow.site_id))
+        )
+    ).all()
+    visits = await current_visits(session, row.id)
+    names = await _names(session, [t.site_id for t in targets])
+    out = []
+    for t in targets:
+        v = visits.get(t.site_id)
+        if not t.active:
+            status = "removed"
+        elif v is not None and v.status in ("planned", "completed"):
+            status = v.status
+        else:
+            status = "uncovered"
+        live = v if v is not None and v.status != "cancelled" else None
+        out.append(
+            {
+                "site_id": t.site_id,
+                "name": names.get(t.site_id),
+                "commune_insee": t.commune_insee,
+                "naf_code": t.naf_code,
+                "headcount_band": t.headcount_band,
+                "priority": t.priority_score,
+                "reasons": list(t.priority_reasons or []),
+                "visit_id": live.id if live else None,
+                "consultant_id": live.consultant_id if live else None,
+                "scheduled_on": live.scheduled_on if live else None,
+                "status": status,
+                "uncovered_reason": t.uncovered_reason,
+            }
+        )
+    return out
+
+
+async def _names(session: AsyncSession, site_ids: list[str]) -> dict[str, str | None]:
+    if not site_ids:
+        return {}
+    rows = await session.exec(
+        select(CampaignSiteRow.site_id, CampaignSiteRow.name).where(
+            col(CampaignSiteRow.site_id).in_(site_ids)
+        )
+    )
+    return dict(rows.all())
+
+
+def _cursor(day: date | None, order: int, visit_id: uuid.UUID) -> str:
+    raw = f"{day.isoformat() if day else ''}|{order}|{visit_id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _uncursor(cursor: str) -> tuple[str, int, str]:
+    try:
+        raw = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True)
+        day, order, visit_id = raw.decode().split("|")
+        uuid.UUID(visit_id)
+        return day, int(order), visit_id
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadCursor(f"cursor {cursor!r} is not one this API returned") from exc
+
+
+async def my_visits(
+    session: AsyncSession,
+    consultant_id: str,
+    *,
+    start: date,
+    end: date,
+    limit: int,
+    cursor: str | None,
+    include_done: bool,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """A consultant's visits between two days, in agenda order (day, order), keyset-paged."""
+    query = (
+        select(VisitRow, CampaignSiteRow)
+        .join(CampaignSiteRow, col(CampaignSiteRow.site_id) == VisitRow.site_id, isouter=True)
+        .join(CampaignRow, col(CampaignRow.id) == VisitRow.campaign_id)
+        .where(VisitRow.consultant_id == consultant_id)
+        .where(CampaignRow.status == "active")
+        .where(col(VisitRow.scheduled_on) >= start)
+        .where(col(VisitRow.scheduled_on) <= end)
+        .order_by(col(VisitRow.scheduled_on), col(VisitRow.order), col(VisitRow.id))
+        .limit(limit + 1)
+    )
+    statuses = ["planned", "completed"] if include_done else ["planned"]
+    query = query.where(col(VisitRow.status).in_(statuses))
+    if cursor:
+        day, order, visit_id = _uncursor(cursor)
+        d = date.fromisoformat(day)
+        query = query.where(
+            (col(VisitRow.scheduled_on) > d)
+            | ((col(VisitRow.scheduled_on) == d) & (col(VisitRow.order) > order))
+            | (
+                (col(VisitRow.scheduled_on) == d)
+                & (col(VisitRow.order) == order)
+                & (col(VisitRow.id) > uuid.UUID(visit_id))
+            )
+        )
+    rows = list((await session.exec(query)).all())
+    items = []
+    for visit, site in rows[:limit]:
+        items.append(
+            {
+                "id": visit.id,
+                "campaign_id": visit.campaign_id,
+                "site_id": visit.site_id,
+                "name": site.name if site else None,
+                "commune": site.commune_insee if site else "",
+                "naf": site.naf_code if site else "",
+                "band": site.headcount_band if site else None,
+                "lon": site.lon if site else None,
+                "lat": site.lat if site else None,
+                "day": visit.scheduled_on,
+                "order": visit.order,
+                "status": visit.status,
+                "outcome": visit.outcome,
+                "v": visit.version,
+            }
+        )
+    next_cursor = None
+    if len(rows) > limit:
+        last = rows[limit - 1][0]
+        next_cursor = _cursor(last.scheduled_on, last.order, last.id)
+    return items, next_cursor
+
+
+async def progress(session: AsyncSession, row: CampaignRow) -> dict[str, Any]:
+    targets = {
+        t.site_id: t
+        for t in (
+            await session.exec(select(TargetRow).where(TargetRow.campaign_id == row.id))
+        ).all()
+        if t.active
+    }
+    visits = await current_visits(session, row.id)
+    latest: dict[str, SurveyRow] = {}
+    for s in (
+        await session.exec(
+            select(SurveyRow)
+            .where(SurveyRow.campaign_id == row.id)
+            .order_by(col(SurveyRow.revision))
+        )
+    ).all():
+        latest[s.site_id] = s
+
+    def blank() -> dict[str, int]:
+        return {"targets": 0, "planned": 0, "visited": 0, "reached": 0, "projects": 0}
+
+    per_consultant: dict[str, dict[str, int]] = defaultdict(blank)
+    per_commune: dict[str, dict[str, int]] = defaultdict(blank)
+    visited = reached = planned = 0
+    projects = hidden = jobs = flags = 0
+    for site_id, target in targets.items():
+        per_commune[target.commune_insee]["targets"] += 1
+        v = visits.get(site_id)
+        if v is None or v.status == "cancelled":
+            continue
+        buckets = (per_consultant[v.consultant_id], per_commune[target.commune_insee])
+        if v.status == "planned":
+            planned += 1
+            for b in buckets:
+                b["planned"] += 1
+        elif v.status == "completed":
+            visited += 1
+            for b in buckets:
+                b["visited"] += 1
+            if v.outcome == "reached":
+                reached += 1
+                for b in buckets:
+                    b["reached"] += 1
+        survey = latest.get(site_id)
+        if survey is not None:
+            n = len(survey.projects)
+            projects += n
+            hidden += sum(1 for p in survey.projects if not p.get("known_to_public_actors"))
+            jobs += sum(int(str(p.get("jobs_to_create") or 0)) for p in survey.projects)
+            flags += len(survey.red_flags)
+            for b in buckets:
+                b["projects"] += n
+    return {
+        "campaign_id": row.id,
+        "targets": len(targets),
+        "planned": planned,
+        "uncovered": sum(1 for t in targets.values() if t.uncovered_reason),
+        "visited": visited,
+        "reached": reached,
+        "reached_rate": round(reached / visited, 4) if visited else None,
+        "days_used": round(visited * row.cost_per_visit_days, 3),
+        "budget_days": row.budget_days,
+        "projects": projects,
+        "projects_hidden": hidden,
+        "hidden_share": round(hidden / projects, 4) if projects else None,
+        "jobs_in_projects": jobs,
+        "red_flags": flags,
+        "per_consultant": [{"key": k, **v} for k, v in sorted(per_consultant.items())],
+        "per_commune": [{"key": k, **v} for k, v in sorted(per_commune.items())],
+    }
