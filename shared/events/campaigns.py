@@ -1,8 +1,8 @@
 """Events owned by the campaigns service.
 
-No personal data: consultants appear as opaque consultant ids chosen by the crisis cell
-(never names, phones or e-mails); a firm contact's name and phone, visit notes and free-text
-reasons stay in the campaigns database. Project leads travel with the firm's consent flag:
+No personal data: consultants never appear (their ids are their login subjects, which may
+be e-mail addresses); a firm contact's name and phone, visit notes and free-text reasons
+stay in the campaigns database. Project leads travel with the firm's consent flag:
 funders' topics only ever carry the leads whose firm agreed to share them.
 """
 
@@ -83,7 +83,6 @@ class CampaignClosed(CampaignEvent):
 class ScheduledVisitItem(_Part):
     visit_id: uuid.UUID
     site_id: str = Field(pattern=SIRET_PATTERN)
-    consultant_id: str = Field(description="opaque id, never a person's name or e-mail")
     scheduled_on: date
 
 

@@ -95,7 +95,6 @@ EXAMPLES: dict[type[EventPayload], EventPayload] = {
             cp.ScheduledVisitItem(
                 visit_id=VISIT,
                 site_id=SIRET,
-                consultant_id="consultant-1",
                 scheduled_on=date(2025, 2, 3),
             )
         ],

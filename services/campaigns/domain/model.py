@@ -287,7 +287,6 @@ class Campaign:
                         ev.ScheduledVisitItem(
                             visit_id=v.id,
                             site_id=v.site_id,
-                            consultant_id=v.consultant_id,
                             scheduled_on=v.scheduled_on or self.starts_on,
                         )
                         for v in changed
