@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from shared.events import campaigns as cp
+from shared.events import detection as dt
+from shared.events import funding as fd
 from shared.events import site_registry as sr
 from shared.events.envelope import EventPayload
 
@@ -81,7 +83,39 @@ SURVEYS = Topic(
     ),
 )
 
-ALL_TOPICS: tuple[Topic, ...] = (SITES, CAMPAIGNS, SURVEYS)
+PROJECTS = Topic(
+    name="rebond.detection.projects.v1",
+    owner="detection",
+    consumers=("detection", "funding"),
+    key="project_id: a project's detection, figures, stages and jobs stay in order",
+    event_types=(
+        dt.ProjectDetected,
+        dt.ProjectUpdated,
+        dt.ProjectQualified,
+        dt.ProjectStageChanged,
+        dt.JobsCreated,
+        dt.ProjectAbandoned,
+    ),
+    description=(
+        "Investment projects from surveys and from the crisis cell, with their whole state:"
+        " origin (endogenous or exogenous), stage, planned and created jobs, consent. The"
+        " job-compensation ledger is a projection of this topic."
+    ),
+)
+
+FUNDING_DECISIONS = Topic(
+    name="rebond.funding.decisions.v1",
+    owner="funding",
+    consumers=("detection",),
+    key="project_id: a project's applications and decisions stay in order",
+    event_types=(fd.ApplicationSubmitted, fd.AwardGranted, fd.AwardRefused, fd.PaymentMade),
+    description=(
+        "Applications and funders' decisions on projects: they move a project's stage in"
+        " detection (in funding, funded) and the ledger's funded jobs."
+    ),
+)
+
+ALL_TOPICS: tuple[Topic, ...] = (SITES, CAMPAIGNS, SURVEYS, PROJECTS, FUNDING_DECISIONS)
 
 
 def topics_owned_by(service: str) -> tuple[Topic, ...]:

@@ -9,6 +9,8 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from shared.events import campaigns as cp
+from shared.events import detection as dt
+from shared.events import funding as fd
 from shared.events import site_registry as sr
 from shared.events.envelope import EventPayload
 
@@ -34,6 +36,39 @@ _SITE: dict[str, Any] = {
     "status": "active",
     "source": "sirene",
     "version": 1,
+}
+PROJECT = uuid.UUID("7c6b5a49-3827-4165-9f0e-d1c2b3a49586")
+APPLICATION = uuid.UUID("2b3c4d5e-6f70-4182-93a4-b5c6d7e8f901")
+_PROJECT: dict[str, Any] = {
+    "project_id": PROJECT,
+    "version": 1,
+    "territory_id": "ti-3205",
+    "shock_id": SHOCK,
+    "campaign_id": CAMPAIGN,
+    "site_id": SIRET,
+    "siren": SIRET[:9],
+    "firm_name": "Fonderie du Nord",
+    "naf_code": "24.51Z",
+    "origin": "endogenous",
+    "kind": "decarbonation_energy",
+    "stage": "detected",
+    "hidden": True,
+    "jobs_planned": 6,
+    "jobs_created": 0,
+    "capex_eur": 1_200_000,
+    "funding_need_eur": 400_000,
+    "maturity": "study",
+    "obstacles": ["financing"],
+    "consent_to_share": True,
+    "detected_on": date(2025, 2, 3),
+    "occurred_at": WHEN,
+}
+_FUNDING: dict[str, Any] = {
+    "project_id": PROJECT,
+    "scheme_id": "ademe-ecoconception-investissement",
+    "funder": "ADEME",
+    "occurred_at": WHEN,
+    "application_id": APPLICATION,
 }
 _FLAG = cp.RedFlagItem(kind="layoffs", horizon_months=12, jobs_at_risk=20)
 
@@ -137,6 +172,33 @@ EXAMPLES: dict[type[EventPayload], EventPayload] = {
         submitted_at=WHEN,
         revision=1,
     ),
+    dt.ProjectDetected: dt.ProjectDetected(**_PROJECT, source="survey"),
+    dt.ProjectUpdated: dt.ProjectUpdated(
+        **{**_PROJECT, "version": 2, "jobs_planned": 8},
+        source="survey",
+        changed_fields=["jobs_planned"],
+    ),
+    dt.ProjectQualified: dt.ProjectQualified(**{**_PROJECT, "version": 3, "stage": "qualified"}),
+    dt.ProjectStageChanged: dt.ProjectStageChanged(
+        **{**_PROJECT, "version": 4, "stage": "funded"}, previous_stage="in_funding"
+    ),
+    dt.JobsCreated: dt.JobsCreated(
+        **{**_PROJECT, "version": 5, "stage": "jobs_created", "jobs_created": 4},
+        jobs_added=4,
+        created_on=date(2026, 3, 1),
+        complete=False,
+    ),
+    dt.ProjectAbandoned: dt.ProjectAbandoned(
+        **{**_PROJECT, "version": 6, "stage": "abandoned"},
+        previous_stage="qualified",
+        reason="the group invested in another plant",
+    ),
+    fd.ApplicationSubmitted: fd.ApplicationSubmitted(**_FUNDING, amount_requested_eur=400_000),
+    fd.AwardGranted: fd.AwardGranted(**_FUNDING, amount_eur=300_000, decided_on=date(2025, 6, 1)),
+    fd.AwardRefused: fd.AwardRefused(
+        **_FUNDING, decided_on=date(2025, 6, 1), reason="outside the call's themes"
+    ),
+    fd.PaymentMade: fd.PaymentMade(**_FUNDING, amount_eur=150_000, paid_on=date(2025, 9, 1)),
     cp.RedFlagRaised: cp.RedFlagRaised(
         site_id=SIRET,
         campaign_id=CAMPAIGN,
