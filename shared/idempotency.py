@@ -10,15 +10,24 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
+from fastapi import Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.errors import DomainError
 from shared.messaging.tables import utcnow
+from shared.messaging.unit_of_work import SqlUnitOfWork
+
+U = TypeVar("U", bound=SqlUnitOfWork)
+Action = Callable[[U], Awaitable[tuple[int, Any]]]
 
 HEADER = "Idempotency-Key"
 
@@ -84,3 +93,41 @@ def create_idempotency_table(op: Any) -> None:
         sa.Column("response", sa.Text(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     )
+
+
+def fingerprint(request: Request, body: Any) -> str:
+    return request_hash(request.method, request.url.path, jsonable_encoder(body))
+
+
+async def run_command(
+    uow_factory: Callable[[], U],
+    principal: str,
+    key: str | None,
+    request_fingerprint: str,
+    action: Action[U],
+) -> JSONResponse:
+    """Run `action` in one unit of work; with a key, store its answer in the same commit
+    and replay it for any retry (header `Idempotent-Replayed: true`)."""
+    for attempt in (1, 2):
+        async with uow_factory() as uow:
+            if key is not None:
+                stored = await lookup(uow.session, principal, key, request_fingerprint)
+                if stored is not None:
+                    code, body = stored
+                    return JSONResponse(
+                        status_code=code, content=body, headers={"Idempotent-Replayed": "true"}
+                    )
+            code, body = await action(uow)
+            body = jsonable_encoder(body)
+            if key is not None:
+                remember(uow.session, principal, key, request_fingerprint, code, body)
+            try:
+                await uow.commit()
+            except IntegrityError:
+                # The same key committed concurrently (a retry racing its original): the
+                # second pass finds it and replays its answer.
+                if key is None or attempt == 2:
+                    raise
+                continue
+        return JSONResponse(status_code=code, content=body)
+    raise AssertionError("unreachable")

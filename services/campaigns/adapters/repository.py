@@ -173,9 +173,14 @@ class CampaignRepository:
         for v in visits:
             self._visits[v.id] = v
             current = campaign.visits.get(v.site_id)
-            # A site has one current visit; older, cancelled ones stay as history rows.
+            # A site has one current visit; older, cancelled ones stay findable by id (a
+            # phone reporting on one gets "reassigned", not "unknown").
             if current is None or current.status is VisitStatus.CANCELLED:
+                if current is not None:
+                    campaign.past_visits[current.id] = current
                 campaign.visits[v.site_id] = _visit(v)
+            else:
+                campaign.past_visits[v.id] = _visit(v)
         surveys = (
             await self._session.exec(
                 select(SurveyRow)
@@ -254,7 +259,7 @@ class CampaignRepository:
                 self._targets[(c.id, t.site_id)] = trow
             else:
                 _assign(trow, tvalues)
-        for v in c.visits.values():
+        for v in [*c.visits.values(), *c.past_visits.values()]:
             vvalues = {
                 "site_id": v.site_id,
                 "consultant_id": v.consultant_id,

@@ -6,15 +6,19 @@ Pure Python. The clock is passed in (`today`, `now`), the planning rules live in
 
 from __future__ import annotations
 
+import math
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from enum import StrEnum
+from zoneinfo import ZoneInfo
 
 from services.campaigns.domain.planning import Plan, PlanningRules, Target, make_plan
 from shared.errors import Conflict, DomainError, NotFound
 from shared.events import campaigns as ev
 from shared.events.envelope import EventPayload
+
+PARIS = ZoneInfo("Europe/Paris")  # visits happen in France: their dates are French dates
 
 
 class CampaignStatus(StrEnum):
@@ -126,6 +130,7 @@ class Campaign:
     targets: dict[str, TargetSite] = field(default_factory=dict)
     visits: dict[str, Visit] = field(default_factory=dict)  # the current visit of each site
     surveys: dict[str, Survey] = field(default_factory=dict)  # the latest survey of each site
+    past_visits: dict[uuid.UUID, Visit] = field(default_factory=dict)  # cancelled, replaced
     events: list[EventPayload] = field(default_factory=list, repr=False, compare=False)
     last_plan: Plan | None = field(default=None, repr=False, compare=False)
 
@@ -165,7 +170,8 @@ class Campaign:
         )
         for site in sites:
             if site.site_id != closing_site_id:
-                campaign.targets[site.site_id] = site
+                # A copy: the aggregate changes its targets, never the caller's objects.
+                campaign.targets[site.site_id] = replace(site, active=True)
         campaign.events.append(
             ev.CampaignLaunched(
                 campaign_id=campaign.id,
@@ -188,8 +194,11 @@ class Campaign:
         self._require_active()
         self._replan(reason, today=today, keep_assignments=keep_assignments)
 
-    def _replan(self, reason: str, *, today: date, keep_assignments: bool) -> None:
+    def _replan(
+        self, reason: str, *, today: date, keep_assignments: bool, fair_share: bool = False
+    ) -> None:
         completed = {s for s, v in self.visits.items() if v.status is VisitStatus.COMPLETED}
+        pins = self._pins(fair_share) if keep_assignments else {}
         targets = [
             Target(
                 site_id=t.site_id,
@@ -199,7 +208,7 @@ class Campaign:
                 lon=t.lon,
                 lat=t.lat,
                 visited=t.site_id in completed,
-                pinned_consultant=self._pin(t.site_id) if keep_assignments else None,
+                pinned_consultant=pins.get(t.site_id),
             )
             for t in sorted(self.targets.values(), key=lambda t: t.site_id)
             if t.active
@@ -227,6 +236,8 @@ class Campaign:
             target.priority_reasons = item.priority.reasons
             target.uncovered_reason = None
             if visit is None or visit.status is VisitStatus.CANCELLED:
+                if visit is not None:
+                    self.past_visits[visit.id] = visit
                 visit = Visit(
                     id=uuid.uuid4(),
                     site_id=item.site_id,
@@ -295,15 +306,25 @@ class Campaign:
                 )
             )
 
-    def _pin(self, site_id: str) -> str | None:
-        visit = self.visits.get(site_id)
-        if (
-            visit is not None
-            and visit.status is VisitStatus.PLANNED
-            and visit.consultant_id in self.roster
-        ):
-            return visit.consultant_id
-        return None
+    def _pins(self, fair_share: bool) -> dict[str, str]:
+        """Planned visits that stay with their consultant on a re-plan: offline work stays
+        valid. With `fair_share` (consultants joined), each keeps at most a fair share —
+        their earliest visits — so the newcomers get an area too."""
+        planned = [
+            v
+            for v in self.visits.values()
+            if v.status is VisitStatus.PLANNED and v.consultant_id in self.roster
+        ]
+        if not self.roster:
+            return {}
+        fair = math.ceil(len(planned) / len(self.roster)) if fair_share else len(planned)
+        kept: dict[str, str] = {}
+        per_consultant: dict[str, int] = {}
+        for v in sorted(planned, key=lambda v: (v.scheduled_on or date.max, v.order, v.site_id)):
+            if per_consultant.get(v.consultant_id, 0) < fair:
+                per_consultant[v.consultant_id] = per_consultant.get(v.consultant_id, 0) + 1
+                kept[v.site_id] = v.consultant_id
+        return kept
 
     # --- the crisis cell's changes ------------------------------------------------------
 
@@ -318,8 +339,7 @@ class Campaign:
                 continue
             if current is not None and current.manual and not manual:
                 continue  # the crisis cell removed it on purpose: a site event does not undo it
-            site.manual = manual
-            self.targets[site.site_id] = site
+            self.targets[site.site_id] = replace(site, active=True, manual=manual)
             added += 1
         if added:
             self._replan("targets added", today=today, keep_assignments=True)
@@ -352,8 +372,9 @@ class Campaign:
         roster = (set(self.roster) | set(add)) - set(remove)
         if sorted(roster) == self.roster:
             return
+        joined = bool(roster - set(self.roster))
         self.roster = sorted(roster)
-        self._replan("roster changed", today=today, keep_assignments=True)
+        self._replan("roster changed", today=today, keep_assignments=True, fair_share=joined)
 
     def change_terms(
         self,
@@ -365,18 +386,25 @@ class Campaign:
         ends_on: date | None = None,
     ) -> None:
         self._require_active()
-        if budget_days is not None and budget_days <= 0:
-            raise InvalidCampaignChange(f"budget_days must be positive, got {budget_days}")
-        if cost_per_visit_days is not None and cost_per_visit_days <= 0:
-            raise InvalidCampaignChange("cost_per_visit_days must be positive")
+        for name, value in (
+            ("budget_days", budget_days),
+            ("cost_per_visit_days", cost_per_visit_days),
+        ):
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise InvalidCampaignChange(f"{name} must be a positive number, got {value}")
         if daily_cap is not None and daily_cap < 1:
-            raise InvalidCampaignChange("daily_cap must be at least 1")
+            raise InvalidCampaignChange(f"daily_cap must be at least 1, got {daily_cap}")
         if ends_on is not None and ends_on < self.starts_on:
             raise InvalidCampaignChange(f"ends_on {ends_on} is before the start {self.starts_on}")
-        self.budget_days = budget_days or self.budget_days
-        self.cost_per_visit_days = cost_per_visit_days or self.cost_per_visit_days
-        self.daily_cap = daily_cap or self.daily_cap
-        self.ends_on = ends_on or self.ends_on
+        new = (
+            budget_days or self.budget_days,
+            cost_per_visit_days or self.cost_per_visit_days,
+            daily_cap or self.daily_cap,
+            ends_on or self.ends_on,
+        )
+        if new == (self.budget_days, self.cost_per_visit_days, self.daily_cap, self.ends_on):
+            return
+        self.budget_days, self.cost_per_visit_days, self.daily_cap, self.ends_on = new
         self._replan("terms changed", today=today, keep_assignments=True)
 
     def close(self, *, now: datetime) -> None:
@@ -406,6 +434,8 @@ class Campaign:
         for visit in self.visits.values():
             if visit.id == visit_id:
                 return visit
+        if visit_id in self.past_visits:
+            return self.past_visits[visit_id]
         raise NotFound(f"no visit {visit_id} in campaign {self.id}")
 
     def record_outcome(
@@ -464,13 +494,18 @@ class Campaign:
     ) -> Survey:
         self._require_active()
         visit = self.visit_by_id(visit_id)
+        if visit.status is VisitStatus.CANCELLED:
+            raise VisitReassigned(f"visit {visit_id} was cancelled by a re-plan")
+        lead_ids = [p.lead_id for p in answers.projects]
+        if len(set(lead_ids)) != len(lead_ids):
+            raise InvalidCampaignChange("two projects of the survey share one lead_id")
         if visit.status is VisitStatus.PLANNED:
             self.record_outcome(
                 visit_id,
                 consultant_id=consultant_id,
                 outcome=Outcome.REACHED,
                 reason=None,
-                visited_on=now.date(),
+                visited_on=now.astimezone(PARIS).date(),
                 acting_for_others=acting_for_others,
             )
         elif visit.outcome is not Outcome.REACHED:
@@ -480,9 +515,6 @@ class Campaign:
         elif not acting_for_others and visit.consultant_id != consultant_id:
             raise VisitReassigned(f"visit {visit_id} is assigned to another consultant")
         target = self.targets[visit.site_id]
-        lead_ids = [p.lead_id for p in answers.projects]
-        if len(set(lead_ids)) != len(lead_ids):
-            raise InvalidCampaignChange("two projects of the survey share one lead_id")
         previous = self.surveys.get(visit.site_id)
         raised_before = {f.kind for f in previous.answers.red_flags} if previous else set()
         survey = Survey(
@@ -516,6 +548,7 @@ class Campaign:
         )
         for flag in answers.red_flags:
             if flag.kind not in raised_before:
+                raised_before.add(flag.kind)
                 self.events.append(
                     ev.RedFlagRaised(
                         site_id=visit.site_id,

@@ -20,7 +20,6 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Respons
 from fastapi.encoders import jsonable_encoder
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.campaigns.adapters.orm import CampaignRow
@@ -65,40 +64,18 @@ async def _session(svc: Service) -> AsyncIterator[AsyncSession]:
 
 Session = Annotated[AsyncSession, Depends(_session)]
 
-Action = Callable[[CampaignsUnitOfWork], Awaitable[tuple[int, Any]]]
+Action = idempotency.Action[CampaignsUnitOfWork]
 
 
 async def run_command(
-    svc: Campaigns, principal: Principal, key: str | None, fingerprint: str, action: Action
+    svc: Campaigns, principal: Principal, key: str | None, request_fingerprint: str, action: Action
 ) -> JSONResponse:
-    """Run `action` in one unit of work; with a key, store its answer in the same commit."""
-    for attempt in (1, 2):
-        async with svc.uow() as uow:
-            if key is not None:
-                stored = await idempotency.lookup(uow.session, principal.subject, key, fingerprint)
-                if stored is not None:
-                    code, body = stored
-                    return JSONResponse(
-                        status_code=code, content=body, headers={"Idempotent-Replayed": "true"}
-                    )
-            code, body = await action(uow)
-            body = jsonable_encoder(body)
-            if key is not None:
-                idempotency.remember(uow.session, principal.subject, key, fingerprint, code, body)
-            try:
-                await uow.commit()
-            except IntegrityError:
-                # The same key committed concurrently (a retry racing its original):
-                # the second pass finds it and replays its answer.
-                if key is None or attempt == 2:
-                    raise
-                continue
-        return JSONResponse(status_code=code, content=body)
-    raise AssertionError("unreachable")
+    return await idempotency.run_command(
+        svc.uow, principal.subject, key, request_fingerprint, action
+    )
 
 
-def fingerprint(request: Request, body: Any) -> str:
-    return idempotency.request_hash(request.method, request.url.path, jsonable_encoder(body))
+fingerprint = idempotency.fingerprint
 
 
 async def _summary(svc: Campaigns, campaign_id: uuid.UUID) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from typing import Any
 from services.campaigns.adapters.orm import CampaignSiteRow
 from services.campaigns.adapters.repository import target_of
 from services.campaigns.domain.calendar import next_working_day
-from services.campaigns.domain.model import Campaign
+from services.campaigns.domain.model import PARIS, Campaign
 from services.campaigns.service_layer.unit_of_work import CampaignsUnitOfWork
 from shared.events import site_registry as sr
 from shared.events.envelope import Envelope
@@ -35,7 +35,7 @@ class Clock:
     now: Callable[[], datetime]
 
     def today(self) -> date:
-        return self.now().date()
+        return self.now().astimezone(PARIS).date()
 
 
 def _row(state: sr.SiteState) -> CampaignSiteRow:
