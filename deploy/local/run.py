@@ -40,6 +40,7 @@ class ServiceSpec:
 SERVICES = (
     ServiceSpec("site_registry", "SITE_REGISTRY_", 8001, ("serve", "--demo")),
     ServiceSpec("campaigns", "CAMPAIGNS_", 8002),
+    ServiceSpec("detection", "DETECTION_", 8003),
 )
 
 

@@ -1,0 +1,3 @@
+from services.detection.entrypoints.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,263 @@
+"""Repositories of the detection service: projects (with their leads, reports and
+timeline), and the site and shock projections."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.detection.adapters.orm import (
+    DetectionSiteRow,
+    ProjectHistoryRow,
+    ProjectLeadRow,
+    ProjectReportRow,
+    ProjectRow,
+    ShockRow,
+)
+from services.detection.domain.model import Project, Report
+from services.detection.domain.stages import Stage
+from shared.events import detection as ev
+from shared.messaging.tables import utcnow
+
+_PROJECT_FIELDS = (
+    "territory_id",
+    "shock_id",
+    "campaign_id",
+    "site_id",
+    "siren",
+    "firm_name",
+    "naf_code",
+    "origin",
+    "kind",
+    "description",
+    "hidden",
+    "jobs_planned",
+    "jobs_created",
+    "jobs_complete",
+    "capex_eur",
+    "funding_need_eur",
+    "maturity",
+    "consent_to_share",
+    "land_needs_ha",
+    "detected_on",
+    "abandoned_reason",
+    "version",
+)
+
+
+class ProjectRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+        self._seen: dict[uuid.UUID, Project] = {}
+        self._rows: dict[uuid.UUID, ProjectRow] = {}
+        self._reports_saved: dict[uuid.UUID, int] = {}
+        self._leads_saved: dict[uuid.UUID, set[uuid.UUID]] = {}
+
+    @property
+    def seen(self) -> list[Project]:
+        return list(self._seen.values())
+
+    async def get(self, project_id: uuid.UUID) -> Project | None:
+        if project_id in self._seen:
+            return self._seen[project_id]
+        row = await self._session.get(ProjectRow, project_id, with_for_update=True)
+        return None if row is None else await self._load(row)
+
+    async def by_lead(self, lead_id: uuid.UUID) -> Project | None:
+        for project in self._seen.values():
+            if lead_id in project.lead_ids:
+                return project
+        link = await self._session.get(ProjectLeadRow, lead_id)
+        return None if link is None else await self.get(link.project_id)
+
+    async def live_of(self, territory_id: str, kind: str) -> list[Project]:
+        """Candidates for deduplication: live projects of a kind in a territory."""
+        rows = (
+            await self._session.exec(
+                select(ProjectRow)
+                .where(ProjectRow.territory_id == territory_id)
+                .where(ProjectRow.kind == kind)
+                .where(col(ProjectRow.stage) != Stage.ABANDONED.value)
+                .order_by(col(ProjectRow.detected_on), col(ProjectRow.id))
+                .with_for_update()
+            )
+        ).all()
+        projects = [self._seen.get(r.id) or await self._load(r) for r in rows]
+        projects += [
+            p
+            for p in self._seen.values()
+            if p.territory_id == territory_id and p.kind == kind and p not in projects
+        ]
+        return [p for p in projects if p.live]
+
+    def add(self, project: Project) -> None:
+        self._seen[project.id] = project
+        self._reports_saved[project.id] = 0
+        self._leads_saved[project.id] = set()
+
+    async def _load(self, row: ProjectRow) -> Project:
+        leads = (
+            await self._session.exec(
+                select(ProjectLeadRow.lead_id).where(ProjectLeadRow.project_id == row.id)
+            )
+        ).all()
+        reports = (
+            await self._session.exec(
+                select(ProjectReportRow)
+                .where(ProjectReportRow.project_id == row.id)
+                .order_by(col(ProjectReportRow.id))
+            )
+        ).all()
+        project = Project(
+            id=row.id,
+            territory_id=row.territory_id,
+            shock_id=row.shock_id,
+            campaign_id=row.campaign_id,
+            site_id=row.site_id,
+            siren=row.siren,
+            firm_name=row.firm_name,
+            naf_code=row.naf_code,
+            origin=row.origin,  # type: ignore[arg-type]
+            kind=row.kind,
+            description=row.description,
+            stage=Stage(row.stage),
+            hidden=row.hidden,
+            jobs_planned=row.jobs_planned,
+            jobs_created=row.jobs_created,
+            capex_eur=row.capex_eur,
+            funding_need_eur=row.funding_need_eur,
+            maturity=row.maturity,
+            obstacles=list(row.obstacles or []),
+            consent_to_share=row.consent_to_share,
+            detected_on=row.detected_on,
+            version=row.version,
+            lead_ids=set(leads),
+            land_needs_ha=row.land_needs_ha,
+            abandoned_reason=row.abandoned_reason,
+            jobs_complete=row.jobs_complete,
+            reports=[
+                Report(
+                    source=r.source,
+                    reference=r.reference,
+                    reported_at=r.reported_at,
+                    figures=dict(r.figures or {}),
+                )
+                for r in reports
+            ],
+        )
+        self._seen[row.id] = project
+        self._rows[row.id] = row
+        self._reports_saved[row.id] = len(reports)
+        self._leads_saved[row.id] = set(leads)
+        return project
+
+    def sync(self) -> None:
+        for project in self._seen.values():
+            values: dict[str, Any] = {name: getattr(project, name) for name in _PROJECT_FIELDS}
+            values["stage"] = project.stage.value
+            values["obstacles"] = list(project.obstacles)
+            row = self._rows.get(project.id)
+            if row is None:
+                row = ProjectRow.model_validate({"id": project.id, **values})
+                self._session.add(row)
+                self._rows[project.id] = row
+            elif any(getattr(row, k) != v for k, v in values.items()):
+                for key, value in values.items():
+                    setattr(row, key, value)
+                row.updated_at = utcnow()
+            for lead_id in project.lead_ids - self._leads_saved[project.id]:
+                self._session.add(ProjectLeadRow(lead_id=lead_id, project_id=project.id))
+            self._leads_saved[project.id] = set(project.lead_ids)
+            for report in project.reports[self._reports_saved[project.id] :]:
+                self._session.add(
+                    ProjectReportRow(
+                        project_id=project.id,
+                        source=report.source,
+                        reference=report.reference,
+                        reported_at=report.reported_at,
+                        figures={k: _plain(v) for k, v in report.figures.items()},
+                    )
+                )
+            self._reports_saved[project.id] = len(project.reports)
+            for event in project.events:
+                if isinstance(event, ev.ProjectState):
+                    self._session.add(_history(event))
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, list | tuple | set):
+        return [str(v) if isinstance(v, uuid.UUID) else v for v in value]
+    return str(value) if isinstance(value, uuid.UUID) else value
+
+
+_HISTORY_DETAIL = frozenset(
+    {
+        "jobs_planned",
+        "jobs_created",
+        "capex_eur",
+        "consent_to_share",
+        "previous_stage",
+        "changed_fields",
+        "jobs_added",
+        "created_on",
+        "complete",
+        "reason",
+        "source",
+    }
+)
+
+
+def _history(event: ev.ProjectState) -> ProjectHistoryRow:
+    data = event.model_dump(mode="json")
+    return ProjectHistoryRow(
+        project_id=event.project_id,
+        version=event.version,
+        event_type=event.event_type,
+        occurred_at=event.occurred_at,
+        stage=event.stage,
+        detail={k: v for k, v in data.items() if k in _HISTORY_DETAIL},
+    )
+
+
+class SiteProjection:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def upsert(self, row: DetectionSiteRow) -> bool:
+        current = await self._session.get(DetectionSiteRow, row.site_id)
+        if current is not None and current.version >= row.version:
+            return False
+        if current is None:
+            self._session.add(row)
+        else:
+            for name in DetectionSiteRow.model_fields:
+                setattr(current, name, getattr(row, name))
+        return True
+
+    async def get(self, site_id: str) -> DetectionSiteRow | None:
+        return await self._session.get(DetectionSiteRow, site_id)
+
+    async def firm_has_site_in(self, siren: str, territory_id: str) -> bool:
+        rows = (
+            await self._session.exec(
+                select(DetectionSiteRow)
+                .where(DetectionSiteRow.siren == siren)
+                .where(col(DetectionSiteRow.status) != "closed")
+            )
+        ).all()
+        return any(territory_id in (r.territory_ids or []) for r in rows)
+
+
+class ShockProjection:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(self, row: ShockRow) -> None:
+        if await self._session.get(ShockRow, row.shock_id) is None:
+            self._session.add(row)
+
+    async def get(self, shock_id: uuid.UUID) -> ShockRow | None:
+        return await self._session.get(ShockRow, shock_id)

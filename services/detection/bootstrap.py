@@ -1,0 +1,109 @@
+"""The detection service's composition root: runtime, the main consumer (sites, surveys,
+funding decisions), the ledger consumer (its own projects topic and the closure
+announcements) and the ledger rebuild."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlmodel import col, delete
+
+from services.detection.adapters import ledger_projection
+from services.detection.service_layer.handlers import Clock, LedgerHandlers, MainHandlers
+from services.detection.service_layer.unit_of_work import DetectionUnitOfWork
+from services.detection.settings import DetectionSettings
+from shared.events.catalogue import FUNDING_DECISIONS, PROJECTS, SITES, SURVEYS, event_registry
+from shared.events.envelope import Envelope, EventPayload
+from shared.messaging.consumer import ConsumerRunner
+from shared.messaging.relay import AfterPublish
+from shared.messaging.replay import ReplayReport, replay
+from shared.messaging.tables import InboxMessage
+from shared.runtime import ServiceRuntime, Worker
+
+SERVICE = "detection"
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+class Detection(ServiceRuntime):
+    settings: DetectionSettings
+
+    def __init__(
+        self,
+        settings: DetectionSettings,
+        *,
+        now: Callable[[], datetime] = system_clock,
+        after_publish: AfterPublish | None = None,
+    ) -> None:
+        super().__init__(SERVICE, settings, MIGRATIONS, after_publish=after_publish)
+        self.clock = Clock(now)
+        prefix = settings.kafka_topic_prefix
+        common = {
+            "uow_factory": self.uow,
+            "registry": event_registry(),
+            "bootstrap_servers": settings.kafka_bootstrap_servers,
+            "producer_factory": self.producer,
+            "topic_prefix": prefix,
+            "max_attempts": settings.consumer_max_attempts,
+            "backoff_s": settings.consumer_backoff_s,
+        }
+        self.consumer = ConsumerRunner[DetectionUnitOfWork](
+            name=f"{prefix}detection.main",
+            topics=[SITES, SURVEYS, FUNDING_DECISIONS],
+            handlers=MainHandlers(self.clock).table(),
+            **common,  # type: ignore[arg-type]
+        )
+        self.ledger_consumer = ConsumerRunner[DetectionUnitOfWork](
+            name=f"{prefix}detection.ledger",
+            topics=[PROJECTS, SITES],
+            handlers=LedgerHandlers().table(),
+            **common,  # type: ignore[arg-type]
+        )
+
+    def uow(self) -> DetectionUnitOfWork:
+        return DetectionUnitOfWork(
+            self.session_factory, source=SERVICE, on_commit_with_events=self.relay.notify
+        )
+
+    def workers(self) -> Sequence[Worker]:
+        return (self.relay, self.consumer, self.ledger_consumer)
+
+    async def rebuild_ledger(self, *, batch_size: int = 2000) -> ReplayReport:
+        """Drop the ledger's rows and rebuild them from the topics. Safe while the live
+        ledger consumer runs: every write is an idempotent, version-guarded upsert."""
+        async with self.uow() as uow:
+            await ledger_projection.drop(uow.session)
+            await uow.session.exec(
+                delete(InboxMessage).where(col(InboxMessage.consumer) == self.ledger_consumer.name)
+            )
+            await uow.commit()
+
+        async def apply(batch: list[Envelope[EventPayload]]) -> None:
+            async with self.uow() as uow:
+                await ledger_projection.apply(
+                    uow.session, ledger_projection.relevant(e.payload for e in batch)
+                )
+                await uow.commit()
+
+        prefix = self.settings.kafka_topic_prefix
+        return await replay(
+            self.settings.kafka_bootstrap_servers,
+            [PROJECTS.physical(prefix), SITES.physical(prefix)],
+            event_registry([PROJECTS, SITES]),
+            apply,
+            batch_size=batch_size,
+        )
+
+
+def bootstrap(
+    settings: DetectionSettings | None = None,
+    *,
+    now: Callable[[], datetime] = system_clock,
+    after_publish: AfterPublish | None = None,
+) -> Detection:
+    return Detection(settings or DetectionSettings(), now=now, after_publish=after_publish)

@@ -1,0 +1,1 @@
+"""Projects, their stages, deduplication, support priority and the ledger: pure rules, no I/O."""

@@ -1,0 +1,521 @@
+"""The project aggregate: one investment project, from detection to jobs or abandonment.
+
+Pure Python. The clock is passed in (``now``); the stage rules live in ``stages.py``.
+Every change bumps ``version`` by one and records exactly one
+``shared.events.detection`` event carrying the project's whole public state, so a
+projection is rebuilt from the topic alone. The description (free text) and the reasons
+given to ``move_to`` stay in this service's database, in ``reports``; events carry no
+description and no person's name (``firm_name`` is a company's name).
+
+Choices the rules below rely on:
+
+* **Reports are history.** Every report merged and every decision (qualification,
+  stage change, jobs, abandonment) appends a ``Report``: who said what, when. They are
+  kept forever, so a merged project can always be explained.
+* **Newer figures win.** A report's figures are applied only when it is not older than
+  the latest report that gave figures: surveys are synced late from flaky phones and
+  events may arrive out of order, and a stale revision must not undo a newer one. A
+  figure the report leaves out (``None``) keeps the current value; an explicit empty
+  obstacle list clears the obstacles.
+* **``hidden`` is fixed at first detection.** It measures what public actors knew when
+  the rebond found the project; a later report saying "known" only says the rebond made
+  it known. Later reports keep their ``hidden`` answer in their figures, for history.
+* **Abandoned projects take no figures.** A report on an abandoned project (a resubmitted
+  survey matched by lead id) is kept in history but changes nothing and records no
+  event: reviving a project means detecting it again.
+* **Jobs are recorded from funded, launched or jobs_created** (the stage table's edges
+  into ``jobs_created``). The total never decreases; it may exceed ``jobs_planned``
+  (reality beats plans) and ``jobs_planned`` stays the plan.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from typing import Final, Literal, get_args
+
+from services.detection.domain.matching import ProjectKey
+from services.detection.domain.priority import SupportPriority, support_priority
+from services.detection.domain.stages import Stage, check_transition
+from shared.errors import Conflict, DomainError
+from shared.events import detection as ev
+from shared.events.campaigns import Maturity, Obstacle, ProjectKind
+from shared.events.envelope import EventPayload
+from shared.events.site_registry import NAF_PATTERN
+
+__all__ = [
+    "FIGURE_FIELDS",
+    "AlreadyQualified",
+    "InvalidProjectChange",
+    "Project",
+    "Report",
+]
+
+#: The figures a report may change, in the order ``changed_fields`` lists them.
+FIGURE_FIELDS: Final = (
+    "description",
+    "jobs_planned",
+    "capex_eur",
+    "funding_need_eur",
+    "maturity",
+    "obstacles",
+    "land_needs_ha",
+    "consent_to_share",
+)
+ABANDON_REASON_MAX: Final = 500  # the ProjectAbandoned event's limit
+
+_KINDS: Final = frozenset(get_args(ProjectKind))
+_OBSTACLES: Final[tuple[str, ...]] = get_args(Obstacle)
+_MATURITIES: Final = frozenset(get_args(Maturity))
+_ORIGINS: Final = frozenset(get_args(ev.Origin))
+_SOURCES: Final = frozenset(get_args(ev.Source))
+_SIREN: Final = re.compile(r"^[0-9]{9}$")
+_NAF: Final = re.compile(NAF_PATTERN)
+
+
+class InvalidProjectChange(DomainError):
+    code = "invalid_project_change"
+
+
+class AlreadyQualified(Conflict):
+    code = "already_qualified"
+
+
+@dataclass
+class Report:
+    """Who said what, when (kept forever: the merge history)."""
+
+    source: str  # "survey" | "crisis_cell" | "funding"
+    reference: str  # e.g. "survey <uuid> rev 2", "declared by the crisis cell"
+    reported_at: datetime
+    figures: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass
+class Project:
+    id: uuid.UUID
+    territory_id: str
+    shock_id: uuid.UUID | None
+    campaign_id: uuid.UUID | None
+    site_id: str | None
+    siren: str | None
+    firm_name: str | None
+    naf_code: str | None
+    origin: Literal["endogenous", "exogenous"]
+    kind: str
+    description: str
+    stage: Stage
+    hidden: bool
+    jobs_planned: int
+    jobs_created: int
+    capex_eur: int | None
+    funding_need_eur: int | None
+    maturity: str | None
+    obstacles: list[str]
+    consent_to_share: bool
+    detected_on: date
+    version: int = 0
+    lead_ids: set[uuid.UUID] = field(default_factory=set)
+    land_needs_ha: float | None = None
+    abandoned_reason: str | None = None
+    jobs_complete: bool = False
+    reports: list[Report] = field(default_factory=list)
+    events: list[EventPayload] = field(default_factory=list, repr=False, compare=False)
+
+    # --- detection and reports ---------------------------------------------------------
+
+    @classmethod
+    def detect(
+        cls,
+        *,
+        territory_id: str,
+        origin: str,
+        kind: str,
+        description: str,
+        jobs_planned: int,
+        consent_to_share: bool,
+        hidden: bool,
+        report: Report,
+        now: datetime,
+        shock_id: uuid.UUID | None = None,
+        campaign_id: uuid.UUID | None = None,
+        site_id: str | None = None,
+        siren: str | None = None,
+        firm_name: str | None = None,
+        naf_code: str | None = None,
+        capex_eur: int | None = None,
+        funding_need_eur: int | None = None,
+        maturity: str | None = None,
+        obstacles: Sequence[str] = (),
+        land_needs_ha: float | None = None,
+        detected_on: date | None = None,
+        lead_id: uuid.UUID | None = None,
+        project_id: uuid.UUID | None = None,
+    ) -> Project:
+        """A new project, from its first report (the event's ``source`` is the report's)."""
+        _check_source(report.source)
+        if origin not in _ORIGINS:
+            raise InvalidProjectChange(f"origin must be endogenous or exogenous, got {origin!r}")
+        if kind not in _KINDS:
+            raise InvalidProjectChange(
+                f"unknown project kind {kind!r} (known: {', '.join(sorted(_KINDS))})"
+            )
+        if siren is not None and not _SIREN.match(siren):
+            raise InvalidProjectChange(f"a SIREN has 9 digits, got {siren!r}")
+        if naf_code is not None and not _NAF.match(naf_code):
+            raise InvalidProjectChange(f"a NAF code looks like 22.11Z, got {naf_code!r}")
+        figures = _check_figures(
+            description=description,
+            jobs_planned=jobs_planned,
+            capex_eur=capex_eur,
+            funding_need_eur=funding_need_eur,
+            maturity=maturity,
+            obstacles=obstacles,
+            land_needs_ha=land_needs_ha,
+            consent_to_share=consent_to_share,
+        )
+        project = cls(
+            id=project_id or uuid.uuid4(),
+            territory_id=territory_id,
+            shock_id=shock_id,
+            campaign_id=campaign_id,
+            site_id=site_id,
+            siren=siren,
+            firm_name=firm_name,
+            naf_code=naf_code,
+            origin="endogenous" if origin == "endogenous" else "exogenous",
+            kind=kind,
+            description=description,
+            stage=Stage.DETECTED,
+            hidden=hidden,
+            jobs_planned=jobs_planned,
+            jobs_created=0,
+            capex_eur=capex_eur,
+            funding_need_eur=funding_need_eur,
+            maturity=maturity,
+            obstacles=_canonical_obstacles(obstacles),
+            consent_to_share=consent_to_share,
+            detected_on=detected_on or report.reported_at.date(),
+            land_needs_ha=land_needs_ha,
+        )
+        if lead_id is not None:
+            project.lead_ids.add(lead_id)
+        project.reports.append(
+            replace(report, figures={**report.figures, **figures, "hidden": hidden})
+        )
+        project.version = 1
+        project.events.append(ev.ProjectDetected(**project._state(now), source=report.source))
+        return project
+
+    def merge_report(
+        self,
+        report: Report,
+        *,
+        now: datetime,
+        lead_id: uuid.UUID | None = None,
+        description: str | None = None,
+        jobs_planned: int | None = None,
+        capex_eur: int | None = None,
+        funding_need_eur: int | None = None,
+        maturity: str | None = None,
+        obstacles: Sequence[str] | None = None,
+        land_needs_ha: float | None = None,
+        consent_to_share: bool | None = None,
+        hidden: bool | None = None,
+    ) -> list[str]:
+        """Keep the report; apply its figures if it is the newest. Returns changed fields.
+
+        ``None`` means "the report does not say". ``hidden`` is only kept in the report's
+        figures (see the module docstring), as are any extra figures the caller put in
+        ``report.figures``.
+        """
+        _check_source(report.source)
+        figures = _check_figures(
+            description=description,
+            jobs_planned=jobs_planned,
+            capex_eur=capex_eur,
+            funding_need_eur=funding_need_eur,
+            maturity=maturity,
+            obstacles=obstacles,
+            land_needs_ha=land_needs_ha,
+            consent_to_share=consent_to_share,
+        )
+        if lead_id is not None:
+            self.lead_ids.add(lead_id)
+        as_of = self._figures_as_of()
+        extra: dict[str, object] = {} if hidden is None else {"hidden": hidden}
+        self.reports.append(replace(report, figures={**report.figures, **figures, **extra}))
+        if self.stage is Stage.ABANDONED or (as_of is not None and report.reported_at < as_of):
+            return []
+        changed = [name for name, value in figures.items() if getattr(self, name) != value]
+        if not changed:
+            return []
+        for name in changed:
+            setattr(self, name, figures[name])
+        self._record(ev.ProjectUpdated, now, source=report.source, changed_fields=changed)
+        return changed
+
+    # --- the analysts' and funders' decisions -------------------------------------------
+
+    def qualify(
+        self,
+        *,
+        now: datetime,
+        jobs_planned: int | None = None,
+        capex_eur: int | None = None,
+        reference: str = "corrected while qualifying",
+    ) -> list[str]:
+        """Qualify a detected project, with the analyst's corrections; returns them."""
+        if self.stage not in (Stage.DETECTED, Stage.ABANDONED):
+            raise AlreadyQualified(
+                f"project {self.id} is already past qualification (stage {self.stage});"
+                " a refused application moves it back with move_to(qualified)"
+            )
+        check_transition(self.stage, Stage.QUALIFIED)
+        figures = _check_figures(jobs_planned=jobs_planned, capex_eur=capex_eur)
+        corrected = [name for name, value in figures.items() if getattr(self, name) != value]
+        if figures:
+            # The analyst vouches for these figures, changed or not: that is history too.
+            self.reports.append(
+                Report(source="crisis_cell", reference=reference, reported_at=now, figures=figures)
+            )
+        for name in corrected:
+            setattr(self, name, figures[name])
+        self.stage = Stage.QUALIFIED
+        self._record(ev.ProjectQualified, now)
+        return corrected
+
+    def move_to(
+        self,
+        stage: Stage,
+        *,
+        now: datetime,
+        reason: str | None = None,
+        source: str = "crisis_cell",
+    ) -> bool:
+        """Move to in_funding, funded, launched, or back to qualified after a refusal.
+
+        False when the project is already in ``stage`` (a retried command). Qualifying,
+        recording jobs and abandoning have their own commands, which carry what those
+        events need. ``reason`` stays in the project's reports, not in the event.
+        """
+        _check_source(source)
+        if stage is self.stage:
+            return False
+        check_transition(self.stage, stage)
+        if stage is Stage.QUALIFIED and self.stage is Stage.DETECTED:
+            raise InvalidProjectChange(f"project {self.id} is detected: use qualify()")
+        if stage is Stage.JOBS_CREATED:
+            raise InvalidProjectChange("jobs are recorded with record_jobs(), which counts them")
+        if stage is Stage.ABANDONED:
+            raise InvalidProjectChange("a project is abandoned with abandon(), with its reason")
+        previous = self.stage
+        figures: dict[str, object] = {"stage": stage.value}
+        if reason:
+            figures["reason"] = reason
+        self.reports.append(
+            Report(
+                source=source,
+                reference=f"stage {previous} → {stage}",
+                reported_at=now,
+                figures=figures,
+            )
+        )
+        self.stage = stage
+        self._record(ev.ProjectStageChanged, now, previous_stage=previous.value)
+        return True
+
+    def record_jobs(
+        self,
+        *,
+        jobs_created_total: int,
+        created_on: date,
+        complete: bool,
+        now: datetime,
+        source: str = "crisis_cell",
+    ) -> bool:
+        """Record the total of jobs created so far; False when it repeats the last report."""
+        _check_source(source)
+        check_transition(self.stage, Stage.JOBS_CREATED)
+        if jobs_created_total < self.jobs_created:
+            raise InvalidProjectChange(
+                f"jobs created cannot decrease: project {self.id} already has"
+                f" {self.jobs_created}, the report says {jobs_created_total}"
+            )
+        if created_on > now.date():
+            raise InvalidProjectChange(f"jobs cannot be created in the future ({created_on})")
+        if self.stage is Stage.JOBS_CREATED:
+            if jobs_created_total == self.jobs_created and complete == self.jobs_complete:
+                return False
+        elif jobs_created_total == 0:
+            raise InvalidProjectChange(
+                "a project reaches jobs_created with at least one job created"
+            )
+        added = jobs_created_total - self.jobs_created
+        self.reports.append(
+            Report(
+                source=source,
+                reference=f"jobs created: {jobs_created_total} in total",
+                reported_at=now,
+                figures={
+                    "jobs_created_total": jobs_created_total,
+                    "created_on": created_on.isoformat(),
+                    "complete": complete,
+                },
+            )
+        )
+        self.jobs_created = jobs_created_total
+        self.jobs_complete = complete
+        self.stage = Stage.JOBS_CREATED
+        self._record(
+            ev.JobsCreated, now, jobs_added=added, created_on=created_on, complete=complete
+        )
+        return True
+
+    def abandon(self, reason: str, *, now: datetime, source: str = "crisis_cell") -> None:
+        """Abandon the project; the reason, in business terms, travels in the event."""
+        _check_source(source)
+        reason = reason.strip()
+        if not reason:
+            raise InvalidProjectChange("say why the project is abandoned: the reason is empty")
+        if len(reason) > ABANDON_REASON_MAX:
+            raise InvalidProjectChange(
+                f"the reason is {len(reason)} characters long; keep it under {ABANDON_REASON_MAX}"
+            )
+        check_transition(self.stage, Stage.ABANDONED)
+        previous = self.stage
+        self.reports.append(
+            Report(
+                source=source,
+                reference=f"stage {previous} → abandoned",
+                reported_at=now,
+                figures={"stage": Stage.ABANDONED.value, "reason": reason},
+            )
+        )
+        self.stage = Stage.ABANDONED
+        self.abandoned_reason = reason
+        self._record(ev.ProjectAbandoned, now, previous_stage=previous.value, reason=reason)
+
+    # --- reading ------------------------------------------------------------------------
+
+    @property
+    def live(self) -> bool:
+        """Whether new reports about this firm and kind should merge into this project.
+
+        An abandoned project, or one that created all its jobs, is over: the same firm's
+        next project of that kind is a new project.
+        """
+        return self.stage is not Stage.ABANDONED and not self.jobs_complete
+
+    def key(self) -> ProjectKey:
+        return ProjectKey(
+            siren=self.siren,
+            kind=self.kind,
+            territory_id=self.territory_id,
+            firm_name=self.firm_name,
+        )
+
+    def priority(self) -> SupportPriority:
+        return support_priority(
+            jobs_planned=self.jobs_planned,
+            capex_eur=self.capex_eur,
+            maturity=self.maturity,
+            obstacles=self.obstacles,
+            hidden=self.hidden,
+        )
+
+    # --- internals ----------------------------------------------------------------------
+
+    def _figures_as_of(self) -> datetime | None:
+        dates = [r.reported_at for r in self.reports if any(k in r.figures for k in FIGURE_FIELDS)]
+        return max(dates, default=None)
+
+    def _record(self, event: type[ev.ProjectState], now: datetime, **extra: object) -> None:
+        self.version += 1
+        self.events.append(event(**self._state(now), **extra))
+
+    def _state(self, now: datetime) -> dict[str, object]:
+        # Deliberately no description and no reports: events carry no free text but the
+        # abandonment reason, and no person.
+        return {
+            "project_id": self.id,
+            "version": self.version,
+            "territory_id": self.territory_id,
+            "shock_id": self.shock_id,
+            "campaign_id": self.campaign_id,
+            "site_id": self.site_id,
+            "siren": self.siren,
+            "firm_name": self.firm_name,
+            "naf_code": self.naf_code,
+            "origin": self.origin,
+            "kind": self.kind,
+            "stage": self.stage.value,
+            "hidden": self.hidden,
+            "jobs_planned": self.jobs_planned,
+            "jobs_created": self.jobs_created,
+            "capex_eur": self.capex_eur,
+            "funding_need_eur": self.funding_need_eur,
+            "maturity": self.maturity,
+            "obstacles": list(self.obstacles),
+            "consent_to_share": self.consent_to_share,
+            "detected_on": self.detected_on,
+            "occurred_at": now,
+        }
+
+
+def _check_source(source: str) -> None:
+    if source not in _SOURCES:
+        raise InvalidProjectChange(
+            f"unknown report source {source!r} (known: {', '.join(sorted(_SOURCES))})"
+        )
+
+
+def _canonical_obstacles(obstacles: Sequence[str]) -> list[str]:
+    # One order whatever the report's, so a reordered list is not a change.
+    return [o for o in _OBSTACLES if o in set(obstacles)]
+
+
+def _check_figures(
+    *,
+    description: str | None = None,
+    jobs_planned: int | None = None,
+    capex_eur: int | None = None,
+    funding_need_eur: int | None = None,
+    maturity: str | None = None,
+    obstacles: Sequence[str] | None = None,
+    land_needs_ha: float | None = None,
+    consent_to_share: bool | None = None,
+) -> dict[str, object]:
+    """The figures given (not None), validated and in canonical form, in FIGURE_FIELDS order."""
+    for name, amount in (
+        ("jobs_planned", jobs_planned),
+        ("capex_eur", capex_eur),
+        ("funding_need_eur", funding_need_eur),
+        ("land_needs_ha", land_needs_ha),
+    ):
+        if amount is not None and amount < 0:
+            raise InvalidProjectChange(f"{name} cannot be negative, got {amount}")
+    if maturity is not None and maturity not in _MATURITIES:
+        raise InvalidProjectChange(
+            f"unknown maturity {maturity!r} (known: idea, study, ready, started)"
+        )
+    if obstacles is not None:
+        unknown = sorted(set(obstacles) - set(_OBSTACLES))
+        if unknown:
+            raise InvalidProjectChange(
+                f"unknown obstacles {', '.join(unknown)} (known: {', '.join(_OBSTACLES)})"
+            )
+    given: dict[str, object] = {
+        "description": description,
+        "jobs_planned": jobs_planned,
+        "capex_eur": capex_eur,
+        "funding_need_eur": funding_need_eur,
+        "maturity": maturity,
+        "obstacles": None if obstacles is None else _canonical_obstacles(obstacles),
+        "land_needs_ha": land_needs_ha,
+        "consent_to_share": consent_to_share,
+    }
+    return {name: value for name, value in given.items() if value is not None}

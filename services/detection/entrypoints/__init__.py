@@ -1,0 +1,1 @@
+"""HTTP API, consumers, relay, command line."""

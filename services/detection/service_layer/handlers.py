@@ -1,0 +1,223 @@
+"""Reactions to other services' events (and to our own, for the ledger). Each runs in
+the consumer's transaction with its inbox row: a redelivered event changes nothing."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from services.detection.adapters import ledger_projection
+from services.detection.adapters.orm import DetectionSiteRow, ShockRow
+from services.detection.domain.matching import ProjectKey, same_project
+from services.detection.domain.model import Project, Report
+from services.detection.domain.stages import IllegalTransition, Stage
+from services.detection.service_layer.unit_of_work import DetectionUnitOfWork
+from shared.events import campaigns as cp
+from shared.events import detection as dt
+from shared.events import funding as fd
+from shared.events import site_registry as sr
+from shared.events.envelope import Envelope
+from shared.logging import get_logger
+from shared.messaging.consumer import PermanentError
+
+log = get_logger(__name__)
+
+Handler = Callable[[DetectionUnitOfWork, Envelope[Any]], Any]
+
+
+@dataclass(frozen=True)
+class Clock:
+    now: Callable[[], datetime]
+
+    def today(self) -> date:
+        return self.now().date()
+
+
+async def origin_of(uow: DetectionUnitOfWork, siren: str | None, territory_id: str) -> str:
+    """Endogenous when the firm has a site in the territory, exogenous otherwise."""
+    if siren and await uow.sites.firm_has_site_in(siren, territory_id):
+        return "endogenous"
+    return "exogenous"
+
+
+async def find_project(
+    uow: DetectionUnitOfWork, lead_id: uuid.UUID | None, key: ProjectKey
+) -> Project | None:
+    """The project a report is about: by its lead id first (a resubmitted survey), then by
+    the firm and the kind (the same project reported by another visit or source)."""
+    if lead_id is not None:
+        project = await uow.projects.by_lead(lead_id)
+        if project is not None:
+            return project
+    for candidate in await uow.projects.live_of(key.territory_id, key.kind):
+        if same_project(candidate.key(), key):
+            return candidate
+    return None
+
+
+class MainHandlers:
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+
+    def table(self) -> dict[str, Handler]:
+        return {
+            sr.SiteRegistered.event_type: self.site_changed,
+            sr.SiteUpdated.event_type: self.site_changed,
+            sr.SiteClosed.event_type: self.site_closed,
+            sr.ClosureAnnounced.event_type: self.closure_announced,
+            cp.SurveySubmitted.event_type: self.survey_submitted,
+            fd.ApplicationSubmitted.event_type: self.funding_decision,
+            fd.AwardGranted.event_type: self.funding_decision,
+            fd.AwardRefused.event_type: self.funding_decision,
+            fd.PaymentMade.event_type: self.funding_decision,
+        }
+
+    async def site_changed(self, uow: DetectionUnitOfWork, env: Envelope[sr.SiteState]) -> None:
+        s = env.payload
+        await uow.sites.upsert(
+            DetectionSiteRow(
+                site_id=s.site_id,
+                siren=s.siren,
+                name=s.name,
+                naf_code=s.naf_code,
+                commune_insee=s.commune_insee,
+                territory_ids=list(s.territory_ids),
+                status=s.status,
+                version=s.version,
+            )
+        )
+
+    async def site_closed(self, uow: DetectionUnitOfWork, env: Envelope[sr.SiteClosed]) -> None:
+        row = await uow.sites.get(env.payload.site_id)
+        if row is not None and row.version < env.payload.version:
+            row.status = "closed"
+            row.version = env.payload.version
+
+    async def closure_announced(
+        self, uow: DetectionUnitOfWork, env: Envelope[sr.ClosureAnnounced]
+    ) -> None:
+        e = env.payload
+        await uow.shocks.add(
+            ShockRow(
+                shock_id=e.shock_id,
+                site_id=e.site_id,
+                territory_ids=list(e.territory_ids),
+                announced_on=e.announced_on,
+                jobs_lost=e.jobs_lost,
+            )
+        )
+
+    async def survey_submitted(
+        self, uow: DetectionUnitOfWork, env: Envelope[cp.SurveySubmitted]
+    ) -> None:
+        survey = env.payload
+        site = await uow.sites.get(survey.site_id)
+        firm_name = site.name if site is not None else None
+        origin = await origin_of(uow, survey.siren, survey.territory_id)
+        if origin == "exogenous" and site is None:
+            # The surveyed site is in the territory by construction; without its site
+            # event yet, the survey itself says so.
+            origin = "endogenous"
+        reference = f"survey {survey.survey_id} rev {survey.revision}"
+        for lead in survey.projects:
+            report = Report(source="survey", reference=reference, reported_at=survey.submitted_at)
+            figures: dict[str, Any] = {
+                "description": lead.description,
+                "jobs_planned": lead.jobs_to_create,
+                "capex_eur": lead.capex_eur,
+                "funding_need_eur": lead.funding_need_eur,
+                "maturity": lead.maturity,
+                "obstacles": list(lead.obstacles),
+                "consent_to_share": lead.consent_to_share,
+            }
+            key = ProjectKey(
+                siren=survey.siren,
+                kind=lead.kind,
+                territory_id=survey.territory_id,
+                firm_name=firm_name,
+            )
+            project = await find_project(uow, lead.lead_id, key)
+            if project is not None:
+                project.merge_report(
+                    report,
+                    now=self._clock.now(),
+                    lead_id=lead.lead_id,
+                    hidden=not lead.known_to_public_actors,
+                    **figures,
+                )
+                continue
+            uow.projects.add(
+                Project.detect(
+                    territory_id=survey.territory_id,
+                    origin=origin,
+                    kind=lead.kind,
+                    hidden=not lead.known_to_public_actors,
+                    report=report,
+                    now=self._clock.now(),
+                    shock_id=survey.shock_id,
+                    campaign_id=survey.campaign_id,
+                    site_id=survey.site_id,
+                    siren=survey.siren,
+                    firm_name=firm_name,
+                    naf_code=survey.naf_code,
+                    detected_on=survey.submitted_at.date(),
+                    lead_id=lead.lead_id,
+                    **figures,
+                )
+            )
+
+    async def funding_decision(
+        self, uow: DetectionUnitOfWork, env: Envelope[fd.FundingDecision]
+    ) -> None:
+        decision = env.payload
+        project = await uow.projects.get(decision.project_id)
+        if project is None:
+            raise PermanentError(f"funding decision on unknown project {decision.project_id}")
+        target = {
+            fd.ApplicationSubmitted: Stage.IN_FUNDING,
+            fd.AwardGranted: Stage.FUNDED,
+            fd.AwardRefused: Stage.QUALIFIED,
+        }.get(type(decision))
+        if target is None:
+            return  # a payment changes no stage
+        if project.stage in (Stage.FUNDED, Stage.LAUNCHED, Stage.JOBS_CREATED) and target in (
+            Stage.IN_FUNDING,
+            Stage.QUALIFIED,
+        ):
+            return  # another scheme's application or refusal: the project is funded already
+        if target is Stage.QUALIFIED and project.stage is not Stage.IN_FUNDING:
+            return
+        try:
+            project.move_to(
+                target,
+                now=self._clock.now(),
+                reason=f"{decision.event_type} by {decision.funder} ({decision.scheme_id})",
+                source="funding",
+            )
+        except IllegalTransition as exc:
+            raise PermanentError(str(exc)) from exc
+
+
+class LedgerHandlers:
+    """The ledger's projection: our own project events and the closure announcements."""
+
+    def table(self) -> dict[str, Handler]:
+        types = [
+            m.event_type
+            for m in (
+                dt.ProjectDetected,
+                dt.ProjectUpdated,
+                dt.ProjectQualified,
+                dt.ProjectStageChanged,
+                dt.JobsCreated,
+                dt.ProjectAbandoned,
+                sr.ClosureAnnounced,
+            )
+        ]
+        return dict.fromkeys(types, self.apply)
+
+    async def apply(self, uow: DetectionUnitOfWork, env: Envelope[Any]) -> None:
+        await ledger_projection.apply(uow.session, [env.payload])

@@ -1,0 +1,504 @@
+"""The project aggregate: detection, merged reports, qualification, stages, jobs, abandonment.
+
+Pure unit tests: made-up SIREN/SIRET, a fixed clock, no I/O.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from services.detection.domain.model import (
+    AlreadyQualified,
+    InvalidProjectChange,
+    Project,
+    Report,
+)
+from services.detection.domain.stages import IllegalTransition, Stage
+from shared.errors import Conflict, DomainError
+from shared.events import detection as ev
+
+pytestmark = pytest.mark.unit
+
+NOW = datetime(2021, 4, 6, 9, 0, tzinfo=UTC)
+SHOCK_ID = uuid.UUID("00000000-0000-4000-8000-000000000001")
+CAMPAIGN_ID = uuid.UUID("00000000-0000-4000-8000-000000000002")
+LEAD_ID = uuid.UUID("00000000-0000-4000-8000-0000000000a1")
+TERRITORY = "TI-TEST-01"
+SECRET = "Mme Dupont veut doubler la ligne de rechapage, discret svp"
+
+
+def at(hours: int) -> datetime:
+    return NOW + timedelta(hours=hours)
+
+
+def survey(rev: int, hours: int = 0) -> Report:
+    return Report(source="survey", reference=f"survey s-1 rev {rev}", reported_at=at(hours))
+
+
+def detect(**change: Any) -> Project:
+    args: dict[str, Any] = {
+        "territory_id": TERRITORY,
+        "origin": "endogenous",
+        "kind": "capacity_extension",
+        "description": SECRET,
+        "jobs_planned": 12,
+        "consent_to_share": True,
+        "hidden": True,
+        "report": survey(1),
+        "now": NOW,
+        "shock_id": SHOCK_ID,
+        "campaign_id": CAMPAIGN_ID,
+        "site_id": "90000000000011",
+        "siren": "900000000",
+        "firm_name": "Rechapage du Nord SAS",
+        "naf_code": "22.11Z",
+        "capex_eur": 1_500_000,
+        "funding_need_eur": 400_000,
+        "maturity": "study",
+        "obstacles": ["financing", "land"],
+        "lead_id": LEAD_ID,
+    }
+    return Project.detect(**{**args, **change})
+
+
+def funded() -> Project:
+    p = detect()
+    p.qualify(now=at(1))
+    p.move_to(Stage.FUNDED, now=at(2))
+    return p
+
+
+def assert_versions(p: Project) -> None:
+    versions = [e.version for e in p.events]  # type: ignore[attr-defined]
+    assert versions == list(range(1, len(p.events) + 1))
+    assert p.version == len(p.events)
+
+
+# --------------------------------------------------------------------------- detect
+
+
+def test_detect_records_the_whole_state_without_the_description() -> None:
+    p = detect()
+    assert p.stage is Stage.DETECTED
+    assert p.version == 1
+    assert p.detected_on == NOW.date()
+    assert p.lead_ids == {LEAD_ID}
+    assert p.obstacles == ["land", "financing"]  # canonical order
+    [event] = p.events
+    assert isinstance(event, ev.ProjectDetected)
+    assert event.model_dump(mode="json") == {
+        "project_id": str(p.id),
+        "version": 1,
+        "territory_id": TERRITORY,
+        "shock_id": str(SHOCK_ID),
+        "campaign_id": str(CAMPAIGN_ID),
+        "site_id": "90000000000011",
+        "siren": "900000000",
+        "firm_name": "Rechapage du Nord SAS",
+        "naf_code": "22.11Z",
+        "origin": "endogenous",
+        "kind": "capacity_extension",
+        "stage": "detected",
+        "hidden": True,
+        "jobs_planned": 12,
+        "jobs_created": 0,
+        "capex_eur": 1_500_000,
+        "funding_need_eur": 400_000,
+        "maturity": "study",
+        "obstacles": ["land", "financing"],
+        "consent_to_share": True,
+        "detected_on": "2021-04-06",
+        "occurred_at": "2021-04-06T09:00:00Z",
+        "source": "survey",
+    }
+    assert "Dupont" not in event.model_dump_json()
+    [report] = p.reports
+    assert report.reference == "survey s-1 rev 1"
+    assert report.figures["description"] == SECRET
+    assert report.figures["jobs_planned"] == 12
+    assert report.figures["hidden"] is True
+
+
+def test_detect_an_exogenous_project_from_the_crisis_cell() -> None:
+    p = detect(
+        origin="exogenous",
+        kind="new_site",
+        report=Report("crisis_cell", "declared by the crisis cell", NOW),
+        siren=None,
+        site_id=None,
+        naf_code=None,
+        firm_name="Blackstar",
+        lead_id=None,
+        detected_on=date(2021, 4, 1),
+    )
+    assert p.lead_ids == set()
+    assert p.detected_on == date(2021, 4, 1)
+    [event] = p.events
+    assert isinstance(event, ev.ProjectDetected)
+    assert (event.origin, event.source, event.siren) == ("exogenous", "crisis_cell", None)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"kind": "spaceport"}, "unknown project kind"),
+        ({"origin": "imported"}, "origin must be"),
+        ({"siren": "12345"}, "SIREN has 9 digits"),
+        ({"naf_code": "2211Z"}, "NAF code"),
+        ({"jobs_planned": -1}, "jobs_planned cannot be negative"),
+        ({"capex_eur": -5}, "capex_eur cannot be negative"),
+        ({"maturity": "dreaming"}, "unknown maturity"),
+        ({"obstacles": ["taxes"]}, "unknown obstacles taxes"),
+        ({"report": Report("gossip", "x", NOW)}, "unknown report source"),
+    ],
+)
+def test_detect_refuses_bad_input(change: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidProjectChange, match=message):
+        detect(**change)
+
+
+# --------------------------------------------------------------------------- merge
+
+
+def test_merge_changes_record_one_update_with_changed_fields() -> None:
+    p = detect()
+    changed = p.merge_report(
+        survey(2, hours=1),
+        now=at(1),
+        jobs_planned=20,
+        capex_eur=1_500_000,
+        obstacles=["land", "financing", "permits"],
+        description="a longer text",
+        consent_to_share=True,
+    )
+    assert changed == ["description", "jobs_planned", "obstacles"]
+    assert (p.jobs_planned, p.obstacles) == (20, ["land", "financing", "permits"])
+    assert len(p.events) == 2
+    event = p.events[-1]
+    assert isinstance(event, ev.ProjectUpdated)
+    assert event.changed_fields == changed
+    assert (event.jobs_planned, event.version, event.source) == (20, 2, "survey")
+    assert "longer text" not in event.model_dump_json()
+    assert len(p.reports) == 2
+
+
+def test_identical_figures_record_nothing_but_keep_the_report() -> None:
+    p = detect()
+    changed = p.merge_report(
+        Report("survey", "visit by another consultant", at(1)),
+        now=at(1),
+        jobs_planned=12,
+        obstacles=["financing", "land"],  # another order: not a change
+        maturity="study",
+    )
+    assert changed == []
+    assert len(p.events) == 1
+    assert p.version == 1
+    assert len(p.reports) == 2
+    assert p.reports[-1].figures == {
+        "jobs_planned": 12,
+        "maturity": "study",
+        "obstacles": ["land", "financing"],
+    }
+
+
+def test_missing_figures_keep_the_current_value_and_empty_obstacles_clear() -> None:
+    p = detect()
+    assert p.merge_report(survey(2, 1), now=at(1), capex_eur=None, obstacles=[]) == ["obstacles"]
+    assert (p.capex_eur, p.obstacles) == (1_500_000, [])
+
+
+def test_an_older_report_is_kept_but_not_applied() -> None:
+    p = detect(report=survey(2, hours=5))
+    assert p.merge_report(survey(1, hours=0), now=at(6), jobs_planned=3) == []
+    assert p.jobs_planned == 12
+    assert len(p.reports) == 2
+    assert len(p.events) == 1
+
+
+def test_hidden_is_fixed_at_detection_and_lead_ids_accumulate() -> None:
+    p = detect()
+    other_lead = uuid.uuid4()
+    changed = p.merge_report(
+        Report("survey", "survey s-9 rev 1", at(1)), now=at(1), hidden=False, lead_id=other_lead
+    )
+    assert changed == []
+    assert p.hidden is True
+    assert p.reports[-1].figures == {"hidden": False}
+    assert p.lead_ids == {LEAD_ID, other_lead}
+
+
+def test_consent_can_be_withdrawn() -> None:
+    p = detect()
+    assert p.merge_report(survey(2, 1), now=at(1), consent_to_share=False) == ["consent_to_share"]
+    event = p.events[-1]
+    assert isinstance(event, ev.ProjectUpdated)
+    assert event.consent_to_share is False
+
+
+def test_a_report_on_an_abandoned_project_changes_nothing() -> None:
+    p = detect()
+    p.abandon("the firm was sold", now=at(1))
+    assert p.merge_report(survey(2, 2), now=at(2), jobs_planned=40) == []
+    assert (p.jobs_planned, p.stage) == (12, Stage.ABANDONED)
+    assert len(p.reports) == 3
+    assert len(p.events) == 2
+
+
+def test_merge_refuses_bad_figures() -> None:
+    p = detect()
+    with pytest.raises(InvalidProjectChange):
+        p.merge_report(survey(2, 1), now=at(1), funding_need_eur=-1)
+    assert len(p.reports) == 1
+
+
+# --------------------------------------------------------------------------- qualify
+
+
+def test_qualify_with_corrected_figures() -> None:
+    p = detect()
+    corrected = p.qualify(now=at(1), jobs_planned=8, capex_eur=1_500_000)
+    assert corrected == ["jobs_planned"]
+    assert (p.stage, p.jobs_planned) == (Stage.QUALIFIED, 8)
+    event = p.events[-1]
+    assert isinstance(event, ev.ProjectQualified)
+    assert (event.stage, event.jobs_planned, event.version) == ("qualified", 8, 2)
+    report = p.reports[-1]
+    assert (report.source, report.reported_at) == ("crisis_cell", at(1))
+    assert report.figures == {"jobs_planned": 8, "capex_eur": 1_500_000}
+
+
+def test_qualify_without_corrections_adds_no_report() -> None:
+    p = detect()
+    assert p.qualify(now=at(1)) == []
+    assert len(p.reports) == 1
+    assert len(p.events) == 2
+
+
+def test_qualify_twice_or_after_abandon_is_refused() -> None:
+    p = detect()
+    p.qualify(now=at(1))
+    with pytest.raises(AlreadyQualified, match="already past qualification"):
+        p.qualify(now=at(2))
+    gone = detect()
+    gone.abandon("duplicate of another visit", now=at(1))
+    with pytest.raises(IllegalTransition):
+        gone.qualify(now=at(2))
+    assert issubclass(AlreadyQualified, Conflict)
+
+
+def test_a_late_survey_does_not_undo_the_analysts_correction() -> None:
+    p = detect()
+    p.qualify(now=at(3), jobs_planned=8)
+    assert p.merge_report(survey(2, hours=2), now=at(4), jobs_planned=12) == []
+    assert p.jobs_planned == 8
+
+
+# --------------------------------------------------------------------------- stages
+
+
+def test_funding_path_with_a_refusal() -> None:
+    p = detect()
+    p.qualify(now=at(1))
+    assert p.move_to(Stage.IN_FUNDING, now=at(2), source="funding")
+    assert p.move_to(Stage.QUALIFIED, now=at(3), reason="refused by the Région", source="funding")
+    assert p.move_to(Stage.IN_FUNDING, now=at(4), source="funding")
+    assert p.move_to(Stage.FUNDED, now=at(5), source="funding")
+    assert p.move_to(Stage.LAUNCHED, now=at(6))
+    changes = [e for e in p.events if isinstance(e, ev.ProjectStageChanged)]
+    assert [(e.previous_stage, e.stage) for e in changes] == [
+        ("qualified", "in_funding"),
+        ("in_funding", "qualified"),
+        ("qualified", "in_funding"),
+        ("in_funding", "funded"),
+        ("funded", "launched"),
+    ]
+    refusal = p.reports[2]
+    assert refusal.source == "funding"
+    assert refusal.figures == {"stage": "qualified", "reason": "refused by the Région"}
+    assert "Région" not in changes[1].model_dump_json()
+    assert_versions(p)
+
+
+def test_same_stage_is_a_no_op() -> None:
+    p = detect()
+    p.qualify(now=at(1))
+    p.move_to(Stage.IN_FUNDING, now=at(2))
+    assert p.move_to(Stage.IN_FUNDING, now=at(3)) is False
+    assert len(p.events) == 3
+
+
+def test_illegal_moves_are_refused() -> None:
+    p = detect()
+    with pytest.raises(IllegalTransition, match="qualify it first"):
+        p.move_to(Stage.FUNDED, now=at(1))
+    assert (p.stage, p.version, len(p.events)) == (Stage.DETECTED, 1, 1)
+
+
+@pytest.mark.parametrize(
+    ("stage", "message"),
+    [
+        (Stage.QUALIFIED, "use qualify"),
+        (Stage.ABANDONED, "abandon()"),
+    ],
+)
+def test_move_to_sends_other_commands_elsewhere(stage: Stage, message: str) -> None:
+    p = detect()
+    with pytest.raises(InvalidProjectChange, match=message):
+        p.move_to(stage, now=at(1))
+
+
+def test_jobs_are_not_a_plain_stage_move() -> None:
+    p = funded()
+    with pytest.raises(InvalidProjectChange, match="record_jobs"):
+        p.move_to(Stage.JOBS_CREATED, now=at(3))
+
+
+# --------------------------------------------------------------------------- jobs
+
+
+def test_record_jobs_partial_then_complete() -> None:
+    p = funded()
+    assert p.record_jobs(
+        jobs_created_total=5, created_on=date(2021, 4, 5), complete=False, now=at(3)
+    )
+    assert p.record_jobs(
+        jobs_created_total=15, created_on=date(2021, 4, 6), complete=True, now=at(4)
+    )
+    jobs = [e for e in p.events if isinstance(e, ev.JobsCreated)]
+    assert [(e.jobs_added, e.jobs_created, e.complete, e.stage) for e in jobs] == [
+        (5, 5, False, "jobs_created"),
+        (10, 15, True, "jobs_created"),
+    ]
+    assert jobs[0].created_on == date(2021, 4, 5)
+    assert (p.jobs_created, p.jobs_planned, p.jobs_complete) == (15, 12, True)
+    assert not p.live
+    assert_versions(p)
+
+
+def test_record_jobs_retry_is_a_no_op_and_a_decrease_is_refused() -> None:
+    p = funded()
+    p.record_jobs(jobs_created_total=5, created_on=date(2021, 4, 5), complete=False, now=at(3))
+    assert not p.record_jobs(
+        jobs_created_total=5, created_on=date(2021, 4, 5), complete=False, now=at(4)
+    )
+    with pytest.raises(InvalidProjectChange, match="cannot decrease"):
+        p.record_jobs(jobs_created_total=4, created_on=date(2021, 4, 6), complete=True, now=at(4))
+    assert p.jobs_created == 5
+    assert len(p.events) == 4
+
+
+def test_record_jobs_from_launched() -> None:
+    p = funded()
+    p.move_to(Stage.LAUNCHED, now=at(3))
+    p.record_jobs(jobs_created_total=3, created_on=date(2021, 4, 6), complete=False, now=at(4))
+    assert p.stage is Stage.JOBS_CREATED
+
+
+@pytest.mark.parametrize("stage", [Stage.DETECTED, Stage.QUALIFIED, Stage.IN_FUNDING])
+def test_record_jobs_before_funding_is_refused(stage: Stage) -> None:
+    p = detect()
+    if stage is not Stage.DETECTED:
+        p.qualify(now=at(1))
+    if stage is Stage.IN_FUNDING:
+        p.move_to(Stage.IN_FUNDING, now=at(2))
+    with pytest.raises(IllegalTransition):
+        p.record_jobs(jobs_created_total=3, created_on=date(2021, 4, 6), complete=False, now=at(3))
+
+
+def test_record_jobs_refuses_zero_and_the_future() -> None:
+    p = funded()
+    with pytest.raises(InvalidProjectChange, match="at least one job"):
+        p.record_jobs(jobs_created_total=0, created_on=date(2021, 4, 6), complete=True, now=at(3))
+    with pytest.raises(InvalidProjectChange, match="future"):
+        p.record_jobs(jobs_created_total=2, created_on=date(2021, 5, 1), complete=True, now=at(3))
+    assert p.stage is Stage.FUNDED
+
+
+# --------------------------------------------------------------------------- abandon
+
+
+def test_abandon_with_a_reason() -> None:
+    p = detect()
+    p.qualify(now=at(1))
+    p.abandon("  the firm chose a site in Belgium  ", now=at(2))
+    assert (p.stage, p.abandoned_reason) == (Stage.ABANDONED, "the firm chose a site in Belgium")
+    event = p.events[-1]
+    assert isinstance(event, ev.ProjectAbandoned)
+    assert (event.previous_stage, event.reason) == ("qualified", "the firm chose a site in Belgium")
+    assert not p.live
+    assert_versions(p)
+
+
+def test_abandon_refusals() -> None:
+    p = detect()
+    with pytest.raises(InvalidProjectChange, match="reason is empty"):
+        p.abandon("   ", now=at(1))
+    with pytest.raises(InvalidProjectChange, match="characters long"):
+        p.abandon("x" * 501, now=at(1))
+    p.abandon("dropped", now=at(1))
+    with pytest.raises(IllegalTransition):
+        p.abandon("again", now=at(2))
+    with_jobs = funded()
+    with_jobs.record_jobs(
+        jobs_created_total=2, created_on=date(2021, 4, 6), complete=False, now=at(3)
+    )
+    with pytest.raises(IllegalTransition, match="only report more jobs"):
+        with_jobs.abandon("changed its mind", now=at(4))
+    assert issubclass(InvalidProjectChange, DomainError)
+
+
+# --------------------------------------------------------------------------- whole life
+
+
+def test_versions_increase_by_one_per_event_and_events_carry_no_free_text() -> None:
+    p = detect()
+    p.merge_report(survey(2, 1), now=at(1), jobs_planned=14, description=SECRET + " (rev 2)")
+    p.merge_report(survey(3, 2), now=at(2), jobs_planned=14)  # nothing new
+    p.qualify(now=at(3), capex_eur=2_000_000)
+    p.move_to(Stage.IN_FUNDING, now=at(4), reason="filed with Bpifrance")
+    p.move_to(Stage.FUNDED, now=at(5))
+    p.record_jobs(jobs_created_total=9, created_on=date(2021, 4, 6), complete=False, now=at(6))
+    p.record_jobs(jobs_created_total=16, created_on=date(2021, 4, 6), complete=True, now=at(7))
+    assert [type(e).__name__ for e in p.events] == [
+        "ProjectDetected",
+        "ProjectUpdated",
+        "ProjectQualified",
+        "ProjectStageChanged",
+        "ProjectStageChanged",
+        "JobsCreated",
+        "JobsCreated",
+    ]
+    assert_versions(p)
+    dumped = json.dumps([e.model_dump(mode="json") for e in p.events])
+    assert "Dupont" not in dumped
+    assert "Bpifrance" not in dumped
+    assert [e.occurred_at for e in p.events] == [  # type: ignore[attr-defined]
+        NOW,
+        at(1),
+        at(3),
+        at(4),
+        at(5),
+        at(6),
+        at(7),
+    ]
+
+
+def test_key_priority_and_live() -> None:
+    p = detect()
+    key = p.key()
+    assert (key.siren, key.kind, key.territory_id, key.firm_name) == (
+        "900000000",
+        "capacity_extension",
+        TERRITORY,
+        "Rechapage du Nord SAS",
+    )
+    assert p.live
+    priority = p.priority()
+    assert priority.reasons[0] == "12 jobs planned: +25.6"
+    assert priority.reasons[-1] == "unknown to public actors when detected: +5.0"
