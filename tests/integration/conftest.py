@@ -7,17 +7,23 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import pytest
 
 from services.campaigns.bootstrap import Campaigns
 from services.campaigns.bootstrap import bootstrap as campaigns_bootstrap
 from services.campaigns.settings import CampaignsSettings
+from services.detection.bootstrap import Detection
+from services.detection.bootstrap import bootstrap as detection_bootstrap
+from services.detection.settings import DetectionSettings
 from services.site_registry.bootstrap import SiteRegistry, bootstrap
 from services.site_registry.settings import SiteRegistrySettings
+from shared.runtime import ServiceRuntime
 from tests.support.infra import Broker, Database
 
 TEST_SECRET = "integration-tests-secret-of-at-least-32-chars"
+S = TypeVar("S", bound=ServiceRuntime)
 
 
 def registry_settings(broker: Broker, database_url: str, prefix: str) -> SiteRegistrySettings:
@@ -59,21 +65,50 @@ def campaigns_settings(broker: Broker, database_url: str, prefix: str) -> Campai
 TODAY = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 
 
+@contextlib.asynccontextmanager
+async def running(svc: S) -> AsyncIterator[S]:
+    """Migrate, create topics, run the service's workers (relay, consumers) meanwhile."""
+    await svc.migrate()
+    await svc.ensure_topics()
+    workers = svc.workers()
+    tasks = [asyncio.create_task(w.run()) for w in workers]
+    try:
+        yield svc
+    finally:
+        for w in workers:
+            with contextlib.suppress(Exception):
+                await w.stop()
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        await svc.aclose()
+
+
 @pytest.fixture
 async def campaigns(
     broker: Broker, database: Database, topic_prefix: str
 ) -> AsyncIterator[Campaigns]:
     url = await database.create_database(f"test_cp_{uuid.uuid4().hex[:10]}")
     svc = campaigns_bootstrap(campaigns_settings(broker, url, topic_prefix), now=lambda: TODAY)
-    await svc.migrate()
-    await svc.ensure_topics()
-    tasks = [asyncio.create_task(w.run()) for w in svc.workers()]
-    yield svc
-    await svc.consumer.stop()
-    await svc.relay.stop()
-    for t in tasks:
-        t.cancel()
-    for t in tasks:
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await t
-    await svc.aclose()
+    async with running(svc):
+        yield svc
+
+
+@pytest.fixture
+async def detection(
+    broker: Broker, database: Database, topic_prefix: str
+) -> AsyncIterator[Detection]:
+    url = await database.create_database(f"test_dt_{uuid.uuid4().hex[:10]}")
+    settings = DetectionSettings(
+        environment="test",
+        database_url=url,
+        kafka_bootstrap_servers=broker.bootstrap_servers,
+        kafka_topic_prefix=topic_prefix,
+        jwt_secret=TEST_SECRET,  # type: ignore[arg-type]
+        relay_poll_interval_s=0.05,
+        consumer_backoff_s=0.01,
+    )
+    async with running(detection_bootstrap(settings, now=lambda: TODAY)) as svc:
+        yield svc

@@ -154,37 +154,47 @@ class ProjectRepository:
         self._leads_saved[row.id] = set(leads)
         return project
 
-    def sync(self) -> None:
+    async def sync(self) -> None:
         for project in self._seen.values():
-            values: dict[str, Any] = {name: getattr(project, name) for name in _PROJECT_FIELDS}
-            values["stage"] = project.stage.value
-            values["obstacles"] = list(project.obstacles)
-            row = self._rows.get(project.id)
-            if row is None:
-                row = ProjectRow.model_validate({"id": project.id, **values})
-                self._session.add(row)
-                self._rows[project.id] = row
-            elif any(getattr(row, k) != v for k, v in values.items()):
-                for key, value in values.items():
-                    setattr(row, key, value)
-                row.updated_at = utcnow()
-            for lead_id in project.lead_ids - self._leads_saved[project.id]:
-                self._session.add(ProjectLeadRow(lead_id=lead_id, project_id=project.id))
-            self._leads_saved[project.id] = set(project.lead_ids)
-            for report in project.reports[self._reports_saved[project.id] :]:
-                self._session.add(
-                    ProjectReportRow(
-                        project_id=project.id,
-                        source=report.source,
-                        reference=report.reference,
-                        reported_at=report.reported_at,
-                        figures={k: _plain(v) for k, v in report.figures.items()},
-                    )
+            self._sync_row(project)
+        # Without ORM relationships, the flush does not order inserts by foreign key:
+        # project rows first, then what points at them.
+        await self._session.flush()
+        for project in self._seen.values():
+            self._sync_children(project)
+
+    def _sync_row(self, project: Project) -> None:
+        values: dict[str, Any] = {name: getattr(project, name) for name in _PROJECT_FIELDS}
+        values["stage"] = project.stage.value
+        values["obstacles"] = list(project.obstacles)
+        row = self._rows.get(project.id)
+        if row is None:
+            row = ProjectRow.model_validate({"id": project.id, **values})
+            self._session.add(row)
+            self._rows[project.id] = row
+        elif any(getattr(row, k) != v for k, v in values.items()):
+            for key, value in values.items():
+                setattr(row, key, value)
+            row.updated_at = utcnow()
+
+    def _sync_children(self, project: Project) -> None:
+        for lead_id in project.lead_ids - self._leads_saved[project.id]:
+            self._session.add(ProjectLeadRow(lead_id=lead_id, project_id=project.id))
+        self._leads_saved[project.id] = set(project.lead_ids)
+        for report in project.reports[self._reports_saved[project.id] :]:
+            self._session.add(
+                ProjectReportRow(
+                    project_id=project.id,
+                    source=report.source,
+                    reference=report.reference,
+                    reported_at=report.reported_at,
+                    figures={k: _plain(v) for k, v in report.figures.items()},
                 )
-            self._reports_saved[project.id] = len(project.reports)
-            for event in project.events:
-                if isinstance(event, ev.ProjectState):
-                    self._session.add(_history(event))
+            )
+        self._reports_saved[project.id] = len(project.reports)
+        for event in project.events:
+            if isinstance(event, ev.ProjectState):
+                self._session.add(_history(event))
 
 
 def _plain(value: object) -> object:

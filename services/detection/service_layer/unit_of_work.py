@@ -28,4 +28,4 @@ class DetectionUnitOfWork(SqlUnitOfWork):
         return self.projects.seen
 
     async def _before_commit(self) -> None:
-        self.projects.sync()
+        await self.projects.sync()

@@ -1,0 +1,293 @@
+"""Project detection and the job-compensation ledger, through the real services: the
+registry's shock, the campaigns' surveys, detection's projects, on real Kafka and
+PostgreSQL. Funders' decisions are published as the funding service will publish them."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import date
+
+import httpx
+import pytest
+
+from services.campaigns.bootstrap import Campaigns
+from services.campaigns.entrypoints.http import create_app as campaigns_app
+from services.detection.bootstrap import Detection
+from services.detection.entrypoints.http import create_app as detection_app
+from services.site_registry.bootstrap import SiteRegistry
+from services.site_registry.entrypoints.cli import demo_sites
+from services.site_registry.entrypoints.http import create_app as registry_app
+from services.site_registry.service_layer import services
+from shared.auth import mint_token
+from shared.events.catalogue import FUNDING_DECISIONS
+from shared.events.envelope import Envelope
+from shared.events.funding import AwardGranted
+from tests.integration.conftest import TODAY
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.integration
+
+BRIDGESTONE = "36120038900019"
+
+
+def bearer(auth, role: str, sub: str | None = None) -> dict[str, str]:
+    token = mint_token(auth, subject=sub or f"t-{role}", roles=[role], territories=["ti-3205"])
+    return {"Authorization": f"Bearer {token}"}
+
+
+class Stack:
+    def __init__(self, registry, campaigns, detection, r, c, d) -> None:
+        self.registry: SiteRegistry = registry
+        self.campaigns: Campaigns = campaigns
+        self.detection: Detection = detection
+        self.r: httpx.AsyncClient = r
+        self.c: httpx.AsyncClient = c
+        self.d: httpx.AsyncClient = d
+        self.cell = bearer(registry.auth, "crisis_cell")
+
+    async def shock(self, jobs_lost: int = 900) -> str:
+        body = {"site_id": BRIDGESTONE, "announced_on": "2020-09-16", "jobs_lost": jobs_lost}
+        resp = await self.r.post("/closure-shocks", json=body, headers=self.cell)
+        assert resp.status_code == 201, resp.text
+        await self.registry.relay.publish_pending()
+        return str(resp.json()["id"])
+
+    async def visits(self, consultant: str) -> list[dict]:
+        async def probe() -> list[dict]:
+            resp = await self.c.get(
+                "/me/visits",
+                params={"from": "2026-11-23", "days": 31, "limit": 200},
+                headers=bearer(self.campaigns.auth, "consultant", consultant),
+            )
+            return list(resp.json()["items"])
+
+        return await eventually(probe, lambda v: len(v) >= 10, what=f"visits of {consultant}")
+
+    async def survey(self, visit_id: str, consultant: str, projects: list[dict]) -> dict:
+        body = {"questionnaire_version": "2026-1", "headcount": 30, "projects": projects}
+        resp = await self.c.post(
+            f"/visits/{visit_id}/survey",
+            json=body,
+            headers=bearer(self.campaigns.auth, "consultant", consultant),
+        )
+        assert resp.status_code == 201, resp.text
+        return dict(resp.json())
+
+    async def projects(self, **params: str) -> list[dict]:
+        resp = await self.d.get("/projects", params={"limit": 500, **params}, headers=self.cell)
+        assert resp.status_code == 200, resp.text
+        return list(resp.json()["items"])
+
+    async def ledger(self, shock_id: str) -> dict:
+        resp = await self.d.get(f"/shocks/{shock_id}/ledger", headers=self.cell)
+        assert resp.status_code == 200, resp.text
+        return dict(resp.json())
+
+    async def post(self, path: str, body: dict) -> dict:
+        resp = await self.d.post(path, json=body, headers=self.cell)
+        assert resp.status_code in (200, 201), resp.text
+        return dict(resp.json())
+
+
+@pytest.fixture
+async def stack(
+    registry: SiteRegistry, campaigns: Campaigns, detection: Detection
+) -> AsyncIterator[Stack]:
+    await services.upsert_many(registry.uow, demo_sites(), registry.refs)
+    await registry.relay.publish_pending()
+
+    def client(app, name: str) -> httpx.AsyncClient:
+        return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=f"http://{name}")
+
+    async with (
+        client(registry_app(registry, run_workers=False), "r") as r,
+        client(campaigns_app(campaigns, run_workers=False), "c") as c,
+        client(detection_app(detection, run_workers=False), "d") as d,
+    ):
+        yield Stack(registry, campaigns, detection, r, c, d)
+
+
+def lead(kind: str, jobs: int, *, known: bool = False, consent: bool = True) -> dict:
+    return {
+        "lead_id": str(uuid.uuid4()),
+        "kind": kind,
+        "description": f"{kind} project",
+        "capex_eur": 100_000 * jobs,
+        "jobs_to_create": jobs,
+        "maturity": "ready",
+        "known_to_public_actors": known,
+        "obstacles": ["financing"],
+        "consent_to_share": consent,
+    }
+
+
+async def test_surveys_become_projects_once_and_the_ledger_follows(stack: Stack) -> None:
+    shock_id = await stack.shock()
+    visits = await stack.visits("consultant-1")
+    first = [lead("capacity_extension", 12), lead("decarbonation_energy", 3, known=True)]
+    second = [lead("new_line", 20), lead("rnd_innovation", 5)]
+    await stack.survey(visits[0]["id"], "consultant-1", first)
+    await stack.survey(visits[1]["id"], "consultant-1", second)
+
+    projects = await eventually(stack.projects, lambda p: len(p) == 4, what="4 projects")
+    assert {p["origin"] for p in projects} == {"endogenous"}
+    assert {p["site_id"] for p in projects} == {visits[0]["site_id"], visits[1]["site_id"]}
+    assert sum(p["hidden"] for p in projects) == 3
+    assert all(p["priority_reasons"] for p in projects)
+
+    # The same survey resubmitted, with a corrected figure: no duplicate, one update.
+    first[0]["jobs_to_create"] = 15
+    again = await stack.survey(visits[0]["id"], "consultant-1", first)
+    assert again["revision"] == 2
+
+    def updated(ps: list[dict]) -> bool:
+        return len(ps) == 4 and any(p["jobs_planned"] == 15 for p in ps)
+
+    projects = await eventually(stack.projects, updated, what="merged resubmission")
+    extension = next(p for p in projects if p["jobs_planned"] == 15)
+    timeline = (
+        await stack.d.get(f"/projects/{extension['id']}/timeline", headers=stack.cell)
+    ).json()
+    reports = [t for t in timeline if t["kind"] == "report"]
+    assert [r["reference"].split()[-1] for r in reports] == ["1", "2"]  # survey revisions
+    assert [t["event_type"].split(".")[-2] for t in timeline if t["kind"] == "event"] == [
+        "project_detected",
+        "project_updated",
+    ]
+
+    # An exogenous project, then jobs created: the ledger moves.
+    blackstar = await stack.post(
+        "/projects/exogenous",
+        {
+            "territory_id": "ti-3205",
+            "shock_id": shock_id,
+            "firm_name": "Blackstar",
+            "kind": "new_site",
+            "description": "Industrial tyre retreading plant looking for a site",
+            "jobs_planned": 100,
+            "land_needs_ha": 4.0,
+            "consent_to_share": True,
+        },
+    )
+    assert blackstar["origin"] == "exogenous"
+
+    def exogenous_detected(ledger: dict) -> bool:
+        return ledger["exogenous"]["detected"] == 100
+
+    ledger = await eventually(
+        lambda: stack.ledger(shock_id), exogenous_detected, what="exogenous in the ledger"
+    )
+    assert ledger["jobs_lost"] == 900
+    assert ledger["endogenous"]["detected"] == 15 + 3 + 20 + 5
+    assert ledger["total"]["created"] == 0
+
+    bad = await stack.d.post(
+        f"/projects/{blackstar['id']}/jobs",
+        json={"jobs_created_total": 10, "created_on": "2026-11-01"},
+        headers=stack.cell,
+    )
+    assert bad.status_code == 409 and "qualif" in bad.json()["detail"]
+    await stack.post(f"/projects/{blackstar['id']}/qualify", {})
+    await stack.post(f"/projects/{blackstar['id']}/stage", {"stage": "launched"})
+    await stack.post(
+        f"/projects/{blackstar['id']}/jobs",
+        {"jobs_created_total": 40, "created_on": "2026-11-01"},
+    )
+    ledger = await eventually(
+        lambda: stack.ledger(shock_id),
+        lambda led: led["exogenous"]["created"] == 40,
+        what="created jobs in the ledger",
+    )
+    assert ledger["total"]["created"] == 40
+    assert ledger["compensation_rate"] == round(40 / 900, 4)
+
+
+async def award(stack: Stack, project_id: str, amount: int) -> None:
+    """What the funding service will publish: an award on the decisions topic."""
+    event = AwardGranted(
+        project_id=uuid.UUID(project_id),
+        scheme_id="france-relance-fonds-acceleration",
+        funder="Région Hauts-de-France",
+        occurred_at=TODAY,
+        application_id=uuid.uuid4(),
+        amount_eur=amount,
+        decided_on=date(2026, 11, 20),
+    )
+    envelope = Envelope.new(event, source="funding")
+    producer = stack.detection.producer()
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            FUNDING_DECISIONS.physical(stack.detection.settings.kafka_topic_prefix),
+            envelope.value(),
+            key=envelope.subject.encode(),
+            headers=envelope.headers(),
+        )
+    finally:
+        await producer.stop()
+
+
+async def test_bethune_reference_case_is_fully_compensated_half_and_half(stack: Stack) -> None:
+    """900 jobs lost at Bridgestone; endogenous projects of local firms create 450 jobs,
+    exogenous projects 450 (Blackstar among them): 100 % compensated, 50/50 — and the
+    same figures after the ledger is dropped and rebuilt from the topics."""
+    shock_id = await stack.shock(900)
+    visits = await stack.visits("consultant-1") + await stack.visits("consultant-2")
+    endogenous = [(45, "capacity_extension"), (45, "new_line")] * 5  # 10 projects, 450 jobs
+    for n in range(5):
+        consultant = "consultant-1" if n < 3 else "consultant-2"
+        visit = visits[n] if n < 3 else (await stack.visits("consultant-2"))[n - 3]
+        pair = endogenous[2 * n : 2 * n + 2]
+        await stack.survey(visit["id"], consultant, [lead(kind, jobs) for jobs, kind in pair])
+    exogenous = [("Blackstar", 300, "new_site"), ("Nordic Composites", 150, "site_takeover")]
+    for name, jobs, kind in exogenous:
+        await stack.post(
+            "/projects/exogenous",
+            {
+                "territory_id": "ti-3205",
+                "shock_id": shock_id,
+                "firm_name": name,
+                "kind": kind,
+                "description": f"{name}: an outside investor settling in the territory",
+                "jobs_planned": jobs,
+                "consent_to_share": True,
+            },
+        )
+    projects = await eventually(stack.projects, lambda p: len(p) == 12, what="12 projects")
+    assert sum(p["jobs_planned"] for p in projects if p["origin"] == "endogenous") == 450
+    assert sum(p["jobs_planned"] for p in projects if p["origin"] == "exogenous") == 450
+
+    for p in projects:
+        await stack.post(f"/projects/{p['id']}/qualify", {})
+        await award(stack, p["id"], 100_000)
+
+    async def all_funded() -> list[dict]:
+        return await stack.projects(stage="funded")
+
+    await eventually(all_funded, lambda ps: len(ps) == 12, what="awards move projects to funded")
+    for p in projects:
+        await stack.post(f"/projects/{p['id']}/stage", {"stage": "launched"})
+        await stack.post(
+            f"/projects/{p['id']}/jobs",
+            {"jobs_created_total": p["jobs_planned"], "created_on": "2025-06-01", "complete": True},
+        )
+
+    def compensated(led: dict) -> bool:
+        return led["total"]["created"] == 900
+
+    ledger = await eventually(lambda: stack.ledger(shock_id), compensated, what="ledger at 900")
+    assert ledger["jobs_lost"] == 900
+    assert ledger["compensation_rate"] == 1.0
+    assert ledger["split"] == {"endogenous": 0.5, "exogenous": 0.5}
+    assert ledger["endogenous"]["created"] == ledger["exogenous"]["created"] == 450
+    assert ledger["total"]["funded"] == 900
+    assert ledger["series"][-1]["total"]["created"] == 900
+    csv_text = (await stack.d.get(f"/shocks/{shock_id}/ledger.csv", headers=stack.cell)).text
+    assert csv_text.splitlines()[0].startswith("month,")
+
+    await stack.detection.relay.publish_pending()
+    report = await stack.detection.rebuild_ledger()
+    assert report.events >= 12 * 6  # detected, qualified, funded, launched, jobs (+ updates)
+    rebuilt = await stack.ledger(shock_id)
+    assert rebuilt == ledger
