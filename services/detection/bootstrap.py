@@ -14,7 +14,7 @@ from services.detection.adapters import ledger_projection
 from services.detection.service_layer.handlers import Clock, LedgerHandlers, MainHandlers
 from services.detection.service_layer.unit_of_work import DetectionUnitOfWork
 from services.detection.settings import DetectionSettings
-from shared.events.catalogue import FUNDING_DECISIONS, PROJECTS, SITES, SURVEYS, event_registry
+from shared.events.catalogue import FUNDER_FEED, PROJECTS, SITES, SURVEYS, event_registry
 from shared.events.envelope import Envelope, EventPayload
 from shared.messaging.consumer import ConsumerRunner
 from shared.messaging.relay import AfterPublish
@@ -54,7 +54,7 @@ class Detection(ServiceRuntime):
         }
         self.consumer = ConsumerRunner[DetectionUnitOfWork](
             name=f"{prefix}detection.main",
-            topics=[SITES, SURVEYS, FUNDING_DECISIONS],
+            topics=[SITES, SURVEYS, FUNDER_FEED],
             handlers=MainHandlers(self.clock).table(),
             **common,  # type: ignore[arg-type]
         )

@@ -103,19 +103,28 @@ PROJECTS = Topic(
     ),
 )
 
-FUNDING_DECISIONS = Topic(
-    name="rebond.funding.decisions.v1",
+FUNDER_FEED = Topic(
+    name="rebond.funding.funder_feed.v1",
     owner="funding",
-    consumers=("detection",),
-    key="project_id: a project's applications and decisions stay in order",
-    event_types=(fd.ApplicationSubmitted, fd.AwardGranted, fd.AwardRefused, fd.PaymentMade),
+    consumers=("detection", "regional_funders"),
+    key="project_id: a project's matches, applications and decisions stay in order",
+    event_types=(
+        fd.MatchProposed,
+        fd.MatchUpdated,
+        fd.ApplicationSubmitted,
+        fd.AwardGranted,
+        fd.AwardRefused,
+        fd.PaymentMade,
+    ),
     description=(
-        "Applications and funders' decisions on projects: they move a project's stage in"
-        " detection (in funding, funded) and the ledger's funded jobs."
+        "The funder-facing topic: projects matched to funding schemes (with each"
+        " criterion's pass/fail/unknown and reason), applications and funders' decisions."
+        " Only projects whose firm consented to share them; no personal data. Decisions"
+        " move a project's stage in detection (in funding, funded) and the ledger."
     ),
 )
 
-ALL_TOPICS: tuple[Topic, ...] = (SITES, CAMPAIGNS, SURVEYS, PROJECTS, FUNDING_DECISIONS)
+ALL_TOPICS: tuple[Topic, ...] = (SITES, CAMPAIGNS, SURVEYS, PROJECTS, FUNDER_FEED)
 
 
 def topics_owned_by(service: str) -> tuple[Topic, ...]:

@@ -70,6 +70,35 @@ _FUNDING: dict[str, Any] = {
     "occurred_at": WHEN,
     "application_id": APPLICATION,
 }
+_MATCH: dict[str, Any] = {
+    "project_id": PROJECT,
+    "scheme_id": "ademe-ecoconception-investissement",
+    "scheme_name": "Investissements d'écoconception",
+    "funders": ["ADEME"],
+    "aid_type": "grant",
+    "rate_min_pct": 15.0,
+    "rate_max_pct": 55.0,
+    "territory_id": "ti-3205",
+    "firm_name": "Fonderie du Nord",
+    "siren": SIRET[:9],
+    "firm_size": "sme",
+    "kind": "decarbonation_energy",
+    "jobs_planned": 6,
+    "capex_eur": 1_200_000,
+    "funding_need_eur": 400_000,
+    "rank": 1,
+    "score": 87.5,
+    "planned_amount_eur": 300_000,
+    "criteria": [
+        fd.CriterionResult(
+            criterion="perimeter", status="pass", reason="national scheme: ti-3205 is in France"
+        ),
+        fd.CriterionResult(
+            criterion="beneficiary", status="pass", reason="SMEs are eligible; the firm is one"
+        ),
+    ],
+    "occurred_at": WHEN,
+}
 _FLAG = cp.RedFlagItem(kind="layoffs", horizon_months=12, jobs_at_risk=20)
 
 EXAMPLES: dict[type[EventPayload], EventPayload] = {
@@ -193,6 +222,8 @@ EXAMPLES: dict[type[EventPayload], EventPayload] = {
         previous_stage="qualified",
         reason="the group invested in another plant",
     ),
+    fd.MatchProposed: fd.MatchProposed(**_MATCH),
+    fd.MatchUpdated: fd.MatchUpdated(**{**_MATCH, "rank": 2}, still_eligible=True),
     fd.ApplicationSubmitted: fd.ApplicationSubmitted(**_FUNDING, amount_requested_eur=400_000),
     fd.AwardGranted: fd.AwardGranted(**_FUNDING, amount_eur=300_000, decided_on=date(2025, 6, 1)),
     fd.AwardRefused: fd.AwardRefused(

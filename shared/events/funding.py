@@ -1,18 +1,26 @@
-"""Events owned by the funding service — the contract detection follows now, before the
-funding service exists: a project's applications and funders' decisions.
+"""Events owned by the funding service, on the funder-facing topic: matches of projects
+to funding schemes, applications, and funders' decisions.
 
-Keyed by project, so one project's decisions stay in order.
+Regional funders read this topic, so it carries only projects whose firm consented to
+share them, and no personal data. Detection reads the decisions to move a project's stage.
+Keyed by project, so one project's matches and decisions stay in order.
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import ClassVar
+from typing import ClassVar, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from shared.events.campaigns import ProjectKind
 from shared.events.envelope import EventPayload
+
+AidType = Literal[
+    "grant", "loan", "recoverable_advance", "guarantee", "equity", "engineering_support", "other"
+]
+FirmSize = Literal["micro", "sme", "midcap", "large"]
 
 
 class FundingDecision(EventPayload):
@@ -53,3 +61,48 @@ class PaymentMade(FundingDecision):
     application_id: uuid.UUID
     amount_eur: int = Field(gt=0)
     paid_on: date
+
+
+class CriterionResult(BaseModel):
+    """One eligibility criterion of a scheme, evaluated for one project."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    criterion: str = Field(description="perimeter, beneficiary, naf, kind, amount, dates…")
+    status: Literal["pass", "fail", "unknown"]
+    reason: str = Field(description="why, readably: why a scheme does not fit matters too")
+
+
+class MatchState(EventPayload):
+    key_field: ClassVar[str] = "project_id"
+
+    project_id: uuid.UUID
+    scheme_id: str
+    scheme_name: str
+    funders: list[str]
+    aid_type: AidType
+    rate_min_pct: float | None = Field(default=None, ge=0, le=100)
+    rate_max_pct: float | None = Field(default=None, ge=0, le=100)
+    territory_id: str
+    firm_name: str | None = Field(description="company name, never a person")
+    siren: str | None = Field(default=None, pattern=r"^[0-9]{9}$")
+    firm_size: FirmSize | None
+    kind: ProjectKind
+    jobs_planned: int = Field(ge=0)
+    capex_eur: int | None = Field(default=None, ge=0)
+    funding_need_eur: int | None = Field(default=None, ge=0)
+    rank: int = Field(ge=1, description="1 = best match of this project")
+    score: float
+    planned_amount_eur: int = Field(ge=0, description="this scheme's share of the plan")
+    criteria: list[CriterionResult]
+    occurred_at: datetime
+
+
+class MatchProposed(MatchState):
+    event_type: ClassVar[str] = "rebond.funding.match_proposed.v1"
+
+
+class MatchUpdated(MatchState):
+    event_type: ClassVar[str] = "rebond.funding.match_updated.v1"
+
+    still_eligible: bool = Field(description="false: the scheme no longer fits the project")

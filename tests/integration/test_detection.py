@@ -20,7 +20,7 @@ from services.site_registry.entrypoints.cli import demo_sites
 from services.site_registry.entrypoints.http import create_app as registry_app
 from services.site_registry.service_layer import services
 from shared.auth import mint_token
-from shared.events.catalogue import FUNDING_DECISIONS
+from shared.events.catalogue import FUNDER_FEED
 from shared.events.envelope import Envelope
 from shared.events.funding import AwardGranted
 from tests.integration.conftest import TODAY
@@ -219,7 +219,7 @@ async def award(stack: Stack, project_id: str, amount: int) -> None:
     await producer.start()
     try:
         await producer.send_and_wait(
-            FUNDING_DECISIONS.physical(stack.detection.settings.kafka_topic_prefix),
+            FUNDER_FEED.physical(stack.detection.settings.kafka_topic_prefix),
             envelope.value(),
             key=envelope.subject.encode(),
             headers=envelope.headers(),
