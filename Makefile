@@ -39,8 +39,9 @@ e2e: setup ## whole services as processes, black-box
 bench: setup ## benchmarks; print their figures (never assertions)
 	@REBOND_ALLOW_APT_INSTALL=1 $(UV) run --locked python -m tests.bench
 
-schemas: setup ## re-export the events' JSON Schemas into docs/schemas
+schemas: setup ## re-export the events' JSON Schemas (docs/schemas) and AsyncAPI (docs/asyncapi.json)
 	@$(UV) run --locked python -m shared.events.schemas export docs/schemas
+	@$(UV) run --locked python -m shared.events.asyncapi export docs/asyncapi.json
 
 demo: setup ## rebuild the ti-3205 demo file from the real IREP list (+ generated sites)
 	@$(UV) run --locked python services/site_registry/data/build_bethune_demo.py

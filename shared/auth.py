@@ -41,6 +41,7 @@ class Principal:
     roles: frozenset[Role]
     territories: frozenset[str] = field(default_factory=frozenset)
     regions: frozenset[str] = field(default_factory=frozenset)
+    org: str | None = None  # a funder's organisation, e.g. "ADEME": the schemes it acts on
 
     @property
     def is_admin(self) -> bool:
@@ -72,6 +73,7 @@ def mint_token(
     roles: Sequence[str],
     territories: Sequence[str] = (),
     regions: Sequence[str] = (),
+    org: str | None = None,
     ttl: timedelta = timedelta(hours=12),
 ) -> str:
     for role in roles:
@@ -83,6 +85,7 @@ def mint_token(
         "territories": list(territories),
         "regions": list(regions),
         "aud": config.audience,
+        **({"org": org} if org else {}),
         "iat": now,
         "exp": now + ttl,
         "jti": str(uuid.uuid4()),
@@ -118,6 +121,7 @@ def decode_token(config: AuthConfig, token: str) -> Principal:
         roles=roles,
         territories=frozenset(map(str, claims.get("territories", []))),
         regions=frozenset(map(str, claims.get("regions", []))),
+        org=str(claims["org"]) if claims.get("org") else None,
     )
 
 
@@ -176,6 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     mint.add_argument("--role", action="append", required=True, choices=[r.value for r in Role])
     mint.add_argument("--territory", action="append", default=[])
     mint.add_argument("--region", action="append", default=[])
+    mint.add_argument("--org", default=None, help="a funder's organisation, e.g. ADEME")
     mint.add_argument("--sub", default=None, help="subject id (default: a random one)")
     mint.add_argument("--hours", type=float, default=12.0)
     args = parser.parse_args(argv)
@@ -194,6 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         roles=args.role,
         territories=args.territory,
         regions=args.region,
+        org=args.org,
         ttl=timedelta(hours=args.hours),
     )
     sys.stdout.write(token + "\n")

@@ -171,6 +171,22 @@ async def test_consultants_work_through_their_api(
         owners = {row.id: row.consultant_id for row in (await s.exec(select(VisitRow))).all()}
     assert {owners[uuid.UUID(v["id"])] for v in mine} == {"consultant-1"}
 
+    paged: list[dict] = []
+    cursor = None
+    while True:
+        params = {
+            "from": "2026-11-23",
+            "days": 7,
+            "limit": 3,
+            **({"cursor": cursor} if cursor else {}),
+        }
+        page = (await c.get("/me/visits", params=params, headers=me)).json()
+        paged += page["items"]
+        cursor = page.get("next_cursor")
+        if not cursor:
+            break
+    assert [v["id"] for v in paged] == [v["id"] for v in mine]
+
     etag = week.headers["etag"]
     again = await c.get(
         "/me/visits",

@@ -355,11 +355,6 @@ async def get_progress_csv(
 # --- the consultants --------------------------------------------------------------------
 
 
-def etag_of(payload: Any) -> str:
-    raw = json.dumps(jsonable_encoder(payload), sort_keys=True, separators=(",", ":"))
-    return '"' + hashlib.sha256(raw.encode()).hexdigest()[:32] + '"'
-
-
 @router.get(
     "/me/visits",
     response_model=s.MyVisitsPage,
@@ -388,13 +383,20 @@ async def get_my_visits(
         cursor=cursor,
         include_done=done,
     )
-    page = s.MyVisitsPage(items=[s.MyVisit(**i) for i in items], next_cursor=next_cursor)
-    body = page.model_dump(mode="json", exclude_none=True)
-    etag = etag_of(body)
+    page: dict[str, Any] = {"items": [_compact(i) for i in items]}
+    if next_cursor:
+        page["next_cursor"] = next_cursor
+    # Serialized once: the same bytes give the ETag and the body.
+    body = json.dumps(jsonable_encoder(page), separators=(",", ":"), sort_keys=True).encode()
+    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
     headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
     if if_none_match is not None and etag in [t.strip() for t in if_none_match.split(",")]:
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
-    return JSONResponse(content=body, headers=headers)
+    return Response(content=body, media_type="application/json", headers=headers)
+
+
+def _compact(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in item.items() if v is not None}
 
 
 def _answers(body: s.SurveyIn, visit_id: uuid.UUID) -> SurveyAnswers:

@@ -8,6 +8,7 @@ from collections import Counter, defaultdict
 from datetime import date
 from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -140,56 +141,70 @@ async def my_visits(
     include_done: bool,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """A consultant's visits between two days, in agenda order (day, order), keyset-paged."""
+    # Plain columns, not ORM entities: this is the consultants' hot path, and building
+    # identity-mapped objects costs more than the query itself.
+    visits_t: sa.Table = VisitRow.__table__  # type: ignore[attr-defined]
+    sites_t: sa.Table = CampaignSiteRow.__table__  # type: ignore[attr-defined]
+    campaigns_t: sa.Table = CampaignRow.__table__  # type: ignore[attr-defined]
+    v, site, campaign = visits_t.c, sites_t.c, campaigns_t.c
+    statuses = ["planned", "completed"] if include_done else ["planned"]
     query = (
-        select(VisitRow, CampaignSiteRow)
-        .join(CampaignSiteRow, col(CampaignSiteRow.site_id) == VisitRow.site_id, isouter=True)
-        .join(CampaignRow, col(CampaignRow.id) == VisitRow.campaign_id)
-        .where(VisitRow.consultant_id == consultant_id)
-        .where(CampaignRow.status == "active")
-        .where(col(VisitRow.scheduled_on) >= start)
-        .where(col(VisitRow.scheduled_on) <= end)
-        .order_by(col(VisitRow.scheduled_on), col(VisitRow.order), col(VisitRow.id))
+        sa.select(
+            v.id,
+            v.campaign_id,
+            v.site_id,
+            site.name,
+            site.commune_insee,
+            site.naf_code,
+            site.headcount_band,
+            site.lon,
+            site.lat,
+            v.scheduled_on,
+            v.day_order,
+            v.status,
+            v.outcome,
+            v.version,
+        )
+        .select_from(
+            visits_t.outerjoin(sites_t, site.site_id == v.site_id).join(
+                campaigns_t, campaign.id == v.campaign_id
+            )
+        )
+        .where(v.consultant_id == consultant_id, campaign.status == "active")
+        .where(v.scheduled_on >= start, v.scheduled_on <= end, v.status.in_(statuses))
+        .order_by(v.scheduled_on, v.day_order, v.id)
         .limit(limit + 1)
     )
-    statuses = ["planned", "completed"] if include_done else ["planned"]
-    query = query.where(col(VisitRow.status).in_(statuses))
     if cursor:
         day, order, visit_id = _uncursor(cursor)
         d = date.fromisoformat(day)
         query = query.where(
-            (col(VisitRow.scheduled_on) > d)
-            | ((col(VisitRow.scheduled_on) == d) & (col(VisitRow.order) > order))
-            | (
-                (col(VisitRow.scheduled_on) == d)
-                & (col(VisitRow.order) == order)
-                & (col(VisitRow.id) > uuid.UUID(visit_id))
-            )
+            sa.tuple_(v.scheduled_on, v.day_order, v.id) > sa.tuple_(d, order, uuid.UUID(visit_id))
         )
-    rows = list((await session.exec(query)).all())
-    items = []
-    for visit, site in rows[:limit]:
-        items.append(
-            {
-                "id": visit.id,
-                "campaign_id": visit.campaign_id,
-                "site_id": visit.site_id,
-                "name": site.name if site else None,
-                "commune": site.commune_insee if site else "",
-                "naf": site.naf_code if site else "",
-                "band": site.headcount_band if site else None,
-                "lon": site.lon if site else None,
-                "lat": site.lat if site else None,
-                "day": visit.scheduled_on,
-                "order": visit.order,
-                "status": visit.status,
-                "outcome": visit.outcome,
-                "v": visit.version,
-            }
-        )
+    rows = (await session.execute(query)).all()
+    items = [
+        {
+            "id": r[0],
+            "campaign_id": r[1],
+            "site_id": r[2],
+            "name": r[3],
+            "commune": r[4] or "",
+            "naf": r[5] or "",
+            "band": r[6],
+            "lon": r[7],
+            "lat": r[8],
+            "day": r[9],
+            "order": r[10],
+            "status": r[11],
+            "outcome": r[12],
+            "v": r[13],
+        }
+        for r in rows[:limit]
+    ]
     next_cursor = None
     if len(rows) > limit:
-        last = rows[limit - 1][0]
-        next_cursor = _cursor(last.scheduled_on, last.order, last.id)
+        last = rows[limit - 1]
+        next_cursor = _cursor(last[9], last[10], last[0])
     return items, next_cursor
 
 

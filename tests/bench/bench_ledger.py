@@ -1,0 +1,654 @@
+"""Ledger rebuild: how fast `python -m services.detection rebuild-ledger` replays the
+projects topic into the job-compensation ledger, and whether the ledger it rebuilds is
+the one the events describe.
+
+1. A fresh PostgreSQL database and topic prefix; the projects and sites topics created.
+2. GENERATED data, never real: 100,000 project events (`BENCH_LEDGER_EVENTS`), the life
+   cycles of some 20,000 projects of ti-3205 (detected, updated, qualified, in funding,
+   refused, funded, launched, jobs created, abandoned; legal stage moves only, versions
+   1, 2, 3... per project, detected 2021-2025), plus the closure shock they answer (900
+   jobs lost, announced 2020-09-16) on the sites topic. Every firm name starts with
+   "GENERATED" and every envelope's `ce_source` is `bench-generator`. Published with one
+   producer that does not await each acknowledgement; its throughput is printed too.
+3. The EXPECTED ledger, computed here by `domain.ledger.ledger` from the generator's own
+   bookkeeping of each project's final state (never read back from the database).
+4. The rebuild, 3 times (each drops the ledger and rebuilds it): the real CLI as a
+   process, its wall time and peak RSS (`os.wait4`), and the `seconds` it reports.
+5. The ledger read from the database in-process (`views.shock_ledger`) against the
+   expected one: equal, or the keys that differ.
+
+Environment: BENCH_LEDGER_EVENTS (100000), BENCH_LEDGER_REBUILDS (3). Logs of the CLI
+processes in `.run/bench/ledger/`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any, get_args
+
+from services.detection.domain.ledger import LedgerProject, Shock, ledger
+from services.detection.domain.stages import Stage, check_transition
+from shared.events import detection as dt
+from shared.events import site_registry as sr
+from shared.events.campaigns import Maturity, Obstacle, ProjectKind
+from shared.events.catalogue import PROJECTS, SITES
+from shared.events.envelope import Envelope
+from tests.bench.bench_campaigns import delete_topics, drop_databases, say
+from tests.support.infra import Broker, Database
+
+ROOT = Path(__file__).resolve().parents[2]
+EVENTS = int(os.environ.get("BENCH_LEDGER_EVENTS", "100000"))
+REBUILDS = int(os.environ.get("BENCH_LEDGER_REBUILDS", "3"))
+SEED = 3205
+SOURCE = "bench-generator"  # the `ce_source` of every GENERATED event
+SECRET = "bench-ledger-secret-of-at-least-32-characters"
+LOGS = ROOT / ".run" / "bench" / "ledger"
+REBUILD_TIMEOUT_S = 600.0
+PUBLISH_CHUNK = 10_000  # sends in flight before their acknowledgements are awaited
+
+TERRITORY = "ti-3205"
+SHOCK_ID = uuid.UUID("6c0b5e55-3205-4000-8000-000000000900")
+CAMPAIGN_ID = uuid.UUID("6c0b5e55-3205-4000-8000-00000000ca11")
+ANNOUNCED_ON = date(2020, 9, 16)
+JOBS_LOST = 900
+FIRST_DAY = date(2021, 1, 1)
+LAST_MOMENT = datetime(2025, 12, 31, 23, 59, tzinfo=UTC)  # no event after it
+DETECTION_DAYS = (LAST_MOMENT.date() - FIRST_DAY).days + 1
+
+KINDS: tuple[str, ...] = get_args(ProjectKind)
+MATURITIES: tuple[str, ...] = get_args(Maturity)
+OBSTACLES: tuple[str, ...] = get_args(Obstacle)
+NAF_CODES = ("22.11Z", "25.62B", "28.29B", "10.71C", "20.59Z", "29.32Z", "33.12Z", "46.69B")
+ABANDON_REASONS = (
+    "the firm dropped the investment",
+    "financing could not be closed",
+    "the parent group chose another site",
+    "market downturn",
+)
+
+
+# --- GENERATED project life cycles --------------------------------------------------------
+
+
+class _Exhausted(Exception):
+    """The event budget is spent: generation stops here."""
+
+
+class _Later(Exception):
+    """The project's next step would come after the data's last moment: it stays put."""
+
+
+@dataclass
+class _Output:
+    remaining: int
+    events: list[dt.ProjectState] = field(default_factory=list)
+
+
+class _Life:
+    """One GENERATED project: emits its events and keeps, on the side, what the ledger
+    should say about it (stage, jobs, first qualified and funded days, job entries)."""
+
+    def __init__(self, n: int, rng: random.Random, out: _Output) -> None:
+        self.rng = rng
+        self.out = out
+        origin = "endogenous" if rng.random() < 0.62 else "exogenous"
+        siren = str(rng.randrange(10**8, 10**9))
+        day = FIRST_DAY + timedelta(days=rng.randrange(DETECTION_DAYS))
+        self.at = datetime(day.year, day.month, day.day, 8, tzinfo=UTC) + timedelta(
+            minutes=rng.randrange(600)
+        )
+        planned = int(rng.lognormvariate(2.3 if origin == "endogenous" else 3.4, 0.8)) + 1
+        capex = planned * rng.randrange(40_000, 250_000)
+        self.state: dict[str, Any] = {
+            "project_id": uuid.UUID(int=rng.getrandbits(128), version=4),
+            "territory_id": TERRITORY,
+            "shock_id": SHOCK_ID if origin == "endogenous" or rng.random() < 0.6 else None,
+            "campaign_id": CAMPAIGN_ID if origin == "endogenous" else None,
+            "site_id": f"{siren}{rng.randrange(100_000):05d}" if origin == "endogenous" else None,
+            "siren": siren,
+            "firm_name": f"GENERATED firm {n:05d}",  # GENERATED: no real company
+            "naf_code": rng.choice(NAF_CODES),
+            "origin": origin,
+            "kind": rng.choice(KINDS),
+            "stage": "detected",
+            "hidden": rng.random() < 0.3,
+            "jobs_planned": min(planned, 800),
+            "jobs_created": 0,
+            "capex_eur": capex,
+            "funding_need_eur": capex // rng.choice((3, 4, 5)),
+            "maturity": rng.choice(MATURITIES),
+            "obstacles": [o for o in OBSTACLES if rng.random() < 0.15],
+            "consent_to_share": rng.random() < 0.8,
+            "detected_on": self.at.date(),
+        }
+        self.version = 0
+        self.qualified_on: date | None = None
+        self.funded_on: date | None = None
+        self.entries: list[tuple[date, int]] = []
+
+    @property
+    def stage(self) -> str:
+        return str(self.state["stage"])
+
+    def _next(self) -> datetime:
+        """When the next step happens (strictly later), or `_Later`/`_Exhausted`."""
+        if self.out.remaining == 0:
+            raise _Exhausted
+        at = self.at + timedelta(days=self.rng.randint(2, 75), minutes=self.rng.randrange(1440))
+        if at > LAST_MOMENT:
+            raise _Later
+        return at
+
+    def _emit(self, event: type[dt.ProjectState], at: datetime, **extra: Any) -> None:
+        self.version += 1
+        self.at = at
+        self.out.events.append(event(**self.state, version=self.version, occurred_at=at, **extra))
+        self.out.remaining -= 1
+
+    def _stage(self, target: str, at: datetime) -> str:
+        previous = self.stage
+        check_transition(Stage(previous), Stage(target))  # the generator moves legally
+        self.state["stage"] = target
+        if target == "qualified" and self.qualified_on is None:
+            self.qualified_on = at.date()
+        if target in ("funded", "launched", "jobs_created") and self.funded_on is None:
+            self.funded_on = at.date()
+        return previous
+
+    def detect(self) -> None:
+        if self.out.remaining == 0:
+            raise _Exhausted
+        source = "survey" if self.state["origin"] == "endogenous" else "crisis_cell"
+        self._emit(dt.ProjectDetected, self.at, source=source)
+
+    def update(self) -> None:
+        at = self._next()
+        self.state["jobs_planned"] = max(1, self.state["jobs_planned"] + self.rng.randint(-5, 12))
+        changed = ["jobs_planned"]
+        if self.rng.random() < 0.4:
+            per_job = self.rng.randrange(40_000, 250_000)
+            self.state["capex_eur"] = self.state["jobs_planned"] * per_job
+            changed.append("capex_eur")
+        source = self.rng.choice(("survey", "crisis_cell"))
+        self._emit(dt.ProjectUpdated, at, source=source, changed_fields=changed)
+
+    def qualify(self) -> None:
+        at = self._next()
+        self._stage("qualified", at)
+        self._emit(dt.ProjectQualified, at)
+
+    def move(self, target: str) -> None:
+        at = self._next()
+        previous = self._stage(target, at)
+        self._emit(dt.ProjectStageChanged, at, previous_stage=previous)
+
+    def jobs(self, total: int, *, complete: bool) -> None:
+        at = self._next()
+        created_on = max(self.at.date(), at.date() - timedelta(days=self.rng.randint(0, 10)))
+        added = total - self.state["jobs_created"]
+        self._stage("jobs_created", at)
+        self.state["jobs_created"] = total
+        if added:
+            self.entries.append((created_on, added))
+        self._emit(dt.JobsCreated, at, jobs_added=added, created_on=created_on, complete=complete)
+
+    def abandon(self) -> None:
+        at = self._next()
+        previous = self._stage("abandoned", at)
+        reason = self.rng.choice(ABANDON_REASONS)
+        self._emit(dt.ProjectAbandoned, at, previous_stage=previous, reason=reason)
+
+    def expected(self) -> LedgerProject:
+        s = self.state
+        return LedgerProject(
+            project_id=s["project_id"],
+            territory_id=s["territory_id"],
+            origin=s["origin"],
+            stage=s["stage"],
+            jobs_planned=s["jobs_planned"],
+            jobs_created=s["jobs_created"],
+            detected_on=s["detected_on"],
+            qualified_on=self.qualified_on,
+            funded_on=self.funded_on,
+            job_entries=tuple(sorted(self.entries)),
+        )
+
+
+def _live(p: _Life, rng: random.Random) -> None:
+    """A project's life, up to where it ends, is still waiting, or time runs out."""
+    p.detect()
+    if rng.random() < 0.25:
+        p.update()
+    if rng.random() < 0.12:
+        return p.abandon()
+    if rng.random() < 0.06:
+        return  # still detected
+    p.qualify()
+    if rng.random() < 0.15:
+        p.update()
+    while p.stage == "qualified":  # financing, with refused applications tried again
+        r = rng.random()
+        if r < 0.07:
+            return p.abandon()
+        if r < 0.12:
+            return  # qualified, nothing decided yet
+        if r < 0.25:
+            p.move("launched")  # self-financed
+        elif r < 0.40:
+            p.move("funded")  # money without a tracked application
+        else:
+            p.move("in_funding")
+            r = rng.random()
+            if r < 0.06:
+                return p.abandon()
+            if r < 0.12:
+                return  # waiting for the funder
+            p.move("qualified" if r < 0.27 else "funded")  # refused, or granted
+    if p.stage == "funded":
+        r = rng.random()
+        if r < 0.06:
+            return p.abandon()
+        if r < 0.14:
+            return
+        if r < 0.64:
+            p.move("launched")
+    if p.stage == "launched":
+        r = rng.random()
+        if r < 0.08:
+            return p.abandon()
+        if r < 0.20:
+            return
+    # Jobs, in 1 to 3 reports; reality may beat the plan. Sometimes a last report only
+    # says the project is complete (no job added).
+    target = max(1, round(p.state["jobs_planned"] * rng.uniform(0.4, 1.25)))
+    reports = min(target, rng.choice((1, 2, 2, 3)))  # totals strictly increase
+    complete = False
+    for k in range(1, reports + 1):
+        complete = k == reports and rng.random() < 0.6
+        p.jobs(target * k // reports, complete=complete)
+    if not complete and rng.random() < 0.1:
+        p.jobs(p.state["jobs_created"], complete=True)
+
+
+@dataclass
+class Generated:
+    messages: list[tuple[bytes, bytes, list[tuple[str, bytes]]]]  # key, value, headers
+    closure: tuple[bytes, bytes, list[tuple[str, bytes]]]
+    projects: list[LedgerProject]
+    by_type: dict[str, int]
+    seconds: float
+
+
+def generate(events: int) -> Generated:
+    """GENERATED project events (never real data), encoded as the relay would send them."""
+    started = time.perf_counter()
+    rng = random.Random(SEED)
+    out = _Output(remaining=events)
+    lives: list[_Life] = []
+    while out.remaining:
+        life = _Life(len(lives), rng, out)
+        lives.append(life)
+        try:
+            _live(life, rng)
+        except _Later:
+            pass
+        except _Exhausted:
+            break
+    messages = []
+    by_type: dict[str, int] = {}
+    for event in out.events:
+        env = Envelope.new(event, source=SOURCE, time=event.occurred_at)
+        messages.append((env.subject.encode(), env.value(), env.headers()))
+        by_type[type(event).__name__] = by_type.get(type(event).__name__, 0) + 1
+    shock = sr.ClosureAnnounced(
+        shock_id=SHOCK_ID,
+        site_id="36120038900019",
+        siren="361200389",
+        site_name="GENERATED closure shock",
+        naf_code="22.11Z",
+        commune_insee="62119",
+        territory_ids=[TERRITORY],
+        announced_on=ANNOUNCED_ON,
+        planned_closure_on=date(2021, 4, 30),
+        jobs_lost=JOBS_LOST,
+        declared_at=datetime(2020, 9, 16, 9, tzinfo=UTC),
+        version=2,
+    )
+    closure = Envelope.new(shock, source=SOURCE, time=shock.declared_at)
+    return Generated(
+        messages=messages,
+        closure=(closure.subject.encode(), closure.value(), closure.headers()),
+        projects=[life.expected() for life in lives if life.version],
+        by_type=dict(sorted(by_type.items())),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def expected_ledger(projects: list[LedgerProject]) -> dict[str, Any]:
+    shock = Shock(
+        shock_id=SHOCK_ID, territory_id=TERRITORY, announced_on=ANNOUNCED_ON, jobs_lost=JOBS_LOST
+    )
+    return ledger(shock, projects)
+
+
+# --- publishing ---------------------------------------------------------------------------
+
+
+async def publish(bootstrap: str, prefix: str, data: Generated) -> dict[str, Any]:
+    """Every message through one producer, acknowledgements awaited by chunks."""
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        client_id="bench-ledger-generator",
+        linger_ms=20,
+        max_batch_size=1 << 20,
+        compression_type=None,
+    )
+    await producer.start()
+    try:
+        started = time.perf_counter()
+        topic = PROJECTS.physical(prefix)
+        sent = 0
+        for i in range(0, len(data.messages), PUBLISH_CHUNK):
+            futures = [
+                await producer.send(topic, value=value, key=key, headers=headers)
+                for key, value, headers in data.messages[i : i + PUBLISH_CHUNK]
+            ]
+            await asyncio.gather(*futures)
+            sent += len(futures)
+        seconds = time.perf_counter() - started
+        key, value, headers = data.closure
+        await (await producer.send(SITES.physical(prefix), value=value, key=key, headers=headers))
+    finally:
+        await producer.stop()
+    payload = sum(len(v) for _, v, _ in data.messages)
+    return {
+        "messages": sent,
+        "seconds": round(seconds, 2),
+        "messages_per_s": round(sent / seconds),
+        "payload_mib": round(payload / 2**20, 1),
+        "payload_mib_per_s": round(payload / 2**20 / seconds, 1),
+    }
+
+
+# --- the rebuild, as the real CLI process ---------------------------------------------------
+
+
+def cli_env(broker: Broker, db_url: str, prefix: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("DETECTION_") and k not in ("KAFKA_TOPIC_PREFIX", "REBOND_LOG_LEVEL")
+    }
+    env.update(
+        {
+            "DETECTION_DATABASE_URL": db_url,
+            "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+            "KAFKA_TOPIC_PREFIX": prefix,
+            "REBOND_ENVIRONMENT": "test",
+            "REBOND_JWT_SECRET": SECRET,
+            "REBOND_LOG_JSON": "true",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return env
+
+
+def detection_cli(env: dict[str, str], command: str, log: Path) -> dict[str, Any]:
+    """Run `python -m services.detection <command>`; its wall time and peak RSS, and the
+    JSON line it prints last, if any."""
+    started = time.perf_counter()
+    with log.open("wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "services.detection", command],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=err,
+        )
+    watchdog = threading.Timer(REBUILD_TIMEOUT_S, proc.kill)
+    watchdog.start()
+    try:
+        assert proc.stdout is not None
+        stdout = proc.stdout.read().decode()
+        # wait4 gives this child's own resource usage: its peak RSS, not the harness's.
+        _, status, usage = os.wait4(proc.pid, 0)
+    finally:
+        watchdog.cancel()
+    wall = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        tail = log.read_text(errors="replace")[-3000:]
+        raise RuntimeError(f"{command} failed ({proc.returncode}); log {log}:\n{tail}")
+    lines = stdout.strip().splitlines()
+    summary: dict[str, Any] = json.loads(lines[-1]) if lines else {}
+    summary["wall_seconds"] = round(wall, 2)
+    summary["peak_rss_mib"] = round(usage.ru_maxrss / 1024, 1)  # Linux: KiB
+    return summary
+
+
+# --- reading the rebuilt ledger -------------------------------------------------------------
+
+
+async def read_ledger(
+    broker: Broker, db_url: str, prefix: str
+) -> tuple[dict[str, Any] | None, dict[str, int], float]:
+    """The shock's ledger as the service computes it from its rows, the row counts, and
+    how long the read took."""
+    from sqlmodel import func, select
+
+    from services.detection.adapters.orm import LedgerJobEntryRow, LedgerProjectRow, LedgerShockRow
+    from services.detection.bootstrap import bootstrap
+    from services.detection.service_layer.views import shock_ledger
+    from services.detection.settings import DetectionSettings
+
+    svc = bootstrap(
+        DetectionSettings(
+            database_url=db_url,
+            kafka_bootstrap_servers=broker.bootstrap_servers,
+            kafka_topic_prefix=prefix,
+            environment="test",
+            jwt_secret=SECRET,
+        )
+    )
+    try:
+        async with svc.session_factory() as session:
+            started = time.perf_counter()
+            result = await shock_ledger(session, SHOCK_ID)
+            seconds = time.perf_counter() - started
+            counts = {}
+            for table in (LedgerProjectRow, LedgerJobEntryRow, LedgerShockRow):
+                count = await session.exec(select(func.count()).select_from(table))
+                counts[str(table.__tablename__)] = int(count.one())
+    finally:
+        await svc.aclose()
+    return result, counts, seconds
+
+
+def differences(expected: Any, actual: Any, path: str = "") -> list[str]:
+    """Where two ledgers differ, as `path: expected ..., got ...` lines."""
+    if isinstance(expected, dict) and isinstance(actual, dict):
+        out: list[str] = []
+        for k in sorted(set(expected) | set(actual), key=str):
+            where = f"{path}.{k}" if path else str(k)
+            if k not in actual:
+                out.append(f"{where}: missing from the database's ledger")
+            elif k not in expected:
+                out.append(f"{where}: not expected, got {actual[k]!r}")
+            else:
+                out += differences(expected[k], actual[k], where)
+        return out
+    if isinstance(expected, list) and isinstance(actual, list):
+        out = []
+        if len(expected) != len(actual):
+            out.append(f"{path}: {len(expected)} items expected, got {len(actual)}")
+        for i, (e, a) in enumerate(zip(expected, actual, strict=False)):
+            label = e.get("month", i) if isinstance(e, dict) else i
+            out += differences(e, a, f"{path}[{label}]")
+        return out
+    return [] if expected == actual else [f"{path}: expected {expected!r}, got {actual!r}"]
+
+
+# --- the benchmark --------------------------------------------------------------------------
+
+
+async def _bench(broker: Broker, database: Database) -> dict[str, Any]:
+    from shared.messaging.kafka import ensure_topics
+
+    tag = uuid.uuid4().hex[:8]
+    db_name, prefix = f"bench_ledger_{tag}", f"bench{tag}."
+    created: list[str] = []
+    try:
+        db_url = await database.create_database(db_name)
+        created.append(db_name)
+        await ensure_topics(broker.bootstrap_servers, [PROJECTS, SITES], prefix=prefix)
+        env = cli_env(broker, db_url, prefix)
+        # `rebuild-ledger` migrates too (`prepare`); migrating first keeps that out of the
+        # first rebuild's wall time, so the 3 runs compare.
+        migrate = await asyncio.to_thread(detection_cli, env, "migrate", LOGS / "migrate.log")
+        say(f"database {db_name} migrated in {migrate['wall_seconds']:.1f} s; prefix {prefix}")
+
+        say(f"generating {EVENTS:,} GENERATED project events")
+        data = generate(EVENTS)
+        say(
+            f"  {len(data.messages):,} events of {len(data.projects):,} projects in"
+            f" {data.seconds:.1f} s: {data.by_type}"
+        )
+        published = await publish(broker.bootstrap_servers, prefix, data)
+        say(
+            f"published {published['messages']:,} events ({published['payload_mib']} MiB) in"
+            f" {published['seconds']:.1f} s: {published['messages_per_s']:,} msg/s"
+        )
+        started = time.perf_counter()
+        expected = expected_ledger(data.projects)
+        expected_s = time.perf_counter() - started
+
+        rebuilds = []
+        for n in range(1, REBUILDS + 1):
+            r = await asyncio.to_thread(
+                detection_cli, env, "rebuild-ledger", LOGS / f"rebuild{n}.log"
+            )
+            r["events_per_s"] = round(r["events"] / r["seconds"])
+            rebuilds.append(r)
+            say(
+                f"rebuild {n}/{REBUILDS}: {r['events']:,} events in {r['seconds']:.2f} s"
+                f" ({r['events_per_s']:,} events/s), {r['wall_seconds']:.1f} s wall,"
+                f" peak RSS {r['peak_rss_mib']} MiB, malformed {r['malformed']}"
+            )
+        actual, counts, read_s = await read_ledger(broker, db_url, prefix)
+    finally:
+        await drop_databases(database, created)
+        await delete_topics(broker.bootstrap_servers, [prefix])
+
+    diffs = ["the shock is not in the ledger"] if actual is None else differences(expected, actual)
+    seconds = [r["seconds"] for r in rebuilds]
+    return {
+        "generated": True,
+        "source": SOURCE,
+        "territory": TERRITORY,
+        "events": len(data.messages),
+        "projects": len(data.projects),
+        "events_by_type": data.by_type,
+        "job_entries": sum(len(p.job_entries) for p in data.projects),
+        "generation_seconds": round(data.seconds, 2),
+        "publish": published,
+        "migrate_wall_seconds": migrate["wall_seconds"],
+        "rebuilds": rebuilds,
+        "rebuild_median_seconds": round(statistics.median(seconds), 3),
+        "rebuild_min_seconds": round(min(seconds), 3),
+        "rebuild_median_events_per_s": round(rebuilds[0]["events"] / statistics.median(seconds)),
+        "rebuild_max_events_per_s": round(rebuilds[0]["events"] / min(seconds)),
+        "rows": counts,
+        "expected_ledger_seconds": round(expected_s, 3),
+        "shock_ledger_read_seconds": round(read_s, 3),
+        "ledger_matches": not diffs,
+        "differences": diffs[:50],
+        "difference_count": len(diffs),
+        "ledger": None if actual is None else {k: v for k, v in actual.items() if k != "series"},
+        "series_months": None if actual is None else len(actual["series"]),
+    }
+
+
+def run() -> dict[str, Any]:
+    from tests.support.infra import start_broker, start_database
+
+    started = time.perf_counter()
+    shutil.rmtree(LOGS, ignore_errors=True)
+    LOGS.mkdir(parents=True, exist_ok=True)
+    broker = start_broker()
+    try:
+        database = start_database()
+        try:
+            figures = asyncio.run(_bench(broker, database))
+        finally:
+            database.stop()
+    finally:
+        broker.stop()
+
+    result = {
+        "broker": broker.description,
+        "database": database.description,
+        "cores": os.cpu_count(),
+        **figures,
+        "wall_seconds": round(time.perf_counter() - started, 1),
+    }
+    led, p = result["ledger"], result["publish"]
+
+    def group(name: str) -> str:
+        g = led[name]
+        return (
+            f"    {name:<10} {g['projects']:>6,} projects: detected {g['detected']:,},"
+            f" qualified {g['qualified']:,}, funded {g['funded']:,}, created {g['created']:,}"
+            f" jobs; abandoned {g['abandoned']:,} ({g['jobs_abandoned']:,} jobs)"
+        )
+
+    verdict = (
+        "MATCHES the expected ledger (equal dicts, series included)"
+        if result["ledger_matches"]
+        else f"DIFFERS from the expected ledger in {result['difference_count']} places:\n"
+        + "\n".join(f"    {d}" for d in result["differences"])
+    )
+    figures_text = (
+        ""
+        if led is None
+        else f"  ledger of the shock ({led['jobs_lost']} jobs lost, announced"
+        f" {led['announced_on']}, {led['territory_id']}):\n"
+        + "\n".join(group(g) for g in ("endogenous", "exogenous", "total"))
+        + f"\n    compensation rate {led['compensation_rate']}, split {led['split']},"
+        f" {result['series_months']} months of series\n"
+    )
+    r0 = result["rebuilds"]
+    print(
+        f"[bench] ledger rebuild from {result['events']:,} GENERATED project events"
+        f" ({result['projects']:,} projects of {TERRITORY}) + 1 closure announcement,"
+        f" {result['broker']}, {result['database']}, {result['cores']} cores:\n"
+        f"  publish: {p['messages']:,} events ({p['payload_mib']} MiB) in {p['seconds']:.2f} s,"
+        f" {p['messages_per_s']:,} msg/s, {p['payload_mib_per_s']} MiB/s (one producer,"
+        f" linger 20 ms, 1 MiB batches, no compression)\n"
+        f"  rebuild-ledger ({len(r0)} runs, CLI process): median {result['rebuild_median_seconds']}"
+        f" s ({result['rebuild_median_events_per_s']:,} events/s), min"
+        f" {result['rebuild_min_seconds']} s ({result['rebuild_max_events_per_s']:,} events/s);"
+        f" wall {', '.join(str(r['wall_seconds']) for r in r0)} s; peak RSS"
+        f" {', '.join(str(r['peak_rss_mib']) for r in r0)} MiB\n"
+        f"  rows: {result['rows']}; shock_ledger read in {result['shock_ledger_read_seconds']} s"
+        f" (expected ledger computed in {result['expected_ledger_seconds']} s)\n"
+        f"{figures_text}"
+        f"  the database's ledger {verdict}\n"
+        f"  total {result['wall_seconds']:.0f} s; logs in {LOGS}",
+        flush=True,
+    )
+    return result
