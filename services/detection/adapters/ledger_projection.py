@@ -90,30 +90,35 @@ async def apply(session: AsyncSession, events: Sequence[EventPayload]) -> None:
                 }
             )
     insert = _insert(session)
+    # One statement per table, executed with many parameter sets: compiled once and
+    # cached, instead of a new multi-row INSERT (and its compilation) for every batch.
     if projects:
-        stmt = insert(LedgerProjectRow).values(list(projects.values()))
-        table = LedgerProjectRow.__table__  # type: ignore[attr-defined]
-        excluded = stmt.excluded
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["project_id"],
-            set_={
-                "version": excluded.version,
-                "territory_id": excluded.territory_id,
-                "origin": excluded.origin,
-                "stage": excluded.stage,
-                "jobs_planned": excluded.jobs_planned,
-                "jobs_created": excluded.jobs_created,
-                "detected_on": excluded.detected_on,
-                "qualified_on": sa.func.coalesce(table.c.qualified_on, excluded.qualified_on),
-                "funded_on": sa.func.coalesce(table.c.funded_on, excluded.funded_on),
-            },
-            where=table.c.version < excluded.version,
-        )
-        await session.exec(stmt)
+        await session.execute(_project_upsert(insert), list(projects.values()))
     if entries:
-        await session.exec(insert(LedgerJobEntryRow).values(entries).on_conflict_do_nothing())
+        await session.execute(insert(LedgerJobEntryRow).on_conflict_do_nothing(), entries)
     if shocks:
-        await session.exec(insert(LedgerShockRow).values(shocks).on_conflict_do_nothing())
+        await session.execute(insert(LedgerShockRow).on_conflict_do_nothing(), shocks)
+
+
+def _project_upsert(insert: Any) -> Any:
+    table = LedgerProjectRow.__table__  # type: ignore[attr-defined]
+    stmt = insert(LedgerProjectRow)
+    excluded = stmt.excluded
+    return stmt.on_conflict_do_update(
+        index_elements=["project_id"],
+        set_={
+            "version": excluded.version,
+            "territory_id": excluded.territory_id,
+            "origin": excluded.origin,
+            "stage": excluded.stage,
+            "jobs_planned": excluded.jobs_planned,
+            "jobs_created": excluded.jobs_created,
+            "detected_on": excluded.detected_on,
+            "qualified_on": sa.func.coalesce(table.c.qualified_on, excluded.qualified_on),
+            "funded_on": sa.func.coalesce(table.c.funded_on, excluded.funded_on),
+        },
+        where=table.c.version < excluded.version,
+    )
 
 
 async def drop(session: AsyncSession) -> None:

@@ -157,20 +157,27 @@ async def shock_ledger(
     shock = await session.get(LedgerShockRow, shock_id)
     if shock is None:
         return None
+    # The ledger counts projects detected since the announcement: filtered in SQL, and the
+    # job entries joined rather than listed by id (no bound on the number of projects).
+    in_scope = (
+        select(LedgerProjectRow.project_id)
+        .where(LedgerProjectRow.territory_id == shock.territory_id)
+        .where(col(LedgerProjectRow.detected_on) >= shock.announced_on)
+    )
     rows = (
         await session.exec(
-            select(LedgerProjectRow).where(LedgerProjectRow.territory_id == shock.territory_id)
+            select(LedgerProjectRow)
+            .where(LedgerProjectRow.territory_id == shock.territory_id)
+            .where(col(LedgerProjectRow.detected_on) >= shock.announced_on)
         )
     ).all()
     entries: dict[uuid.UUID, list[tuple[date, int]]] = {}
-    ids = [r.project_id for r in rows]
-    if ids:
-        for e in (
-            await session.exec(
-                select(LedgerJobEntryRow).where(col(LedgerJobEntryRow.project_id).in_(ids))
-            )
-        ).all():
-            entries.setdefault(e.project_id, []).append((e.created_on, e.jobs_added))
+    for e in (
+        await session.exec(
+            select(LedgerJobEntryRow).where(col(LedgerJobEntryRow.project_id).in_(in_scope))
+        )
+    ).all():
+        entries.setdefault(e.project_id, []).append((e.created_on, e.jobs_added))
     projects = [
         LedgerProject(
             project_id=r.project_id,
