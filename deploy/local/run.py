@@ -41,6 +41,7 @@ SERVICES = (
     ServiceSpec("site_registry", "SITE_REGISTRY_", 8001, ("serve", "--demo")),
     ServiceSpec("campaigns", "CAMPAIGNS_", 8002),
     ServiceSpec("detection", "DETECTION_", 8003),
+    ServiceSpec("funding", "FUNDING_", 8004),
 )
 
 

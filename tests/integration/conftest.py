@@ -9,17 +9,28 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import TypeVar
 
+import httpx
 import pytest
 
 from services.campaigns.bootstrap import Campaigns
 from services.campaigns.bootstrap import bootstrap as campaigns_bootstrap
+from services.campaigns.entrypoints.http import create_app as campaigns_app
 from services.campaigns.settings import CampaignsSettings
 from services.detection.bootstrap import Detection
 from services.detection.bootstrap import bootstrap as detection_bootstrap
+from services.detection.entrypoints.http import create_app as detection_app
 from services.detection.settings import DetectionSettings
+from services.funding.bootstrap import Funding
+from services.funding.bootstrap import bootstrap as funding_bootstrap
+from services.funding.entrypoints.http import create_app as funding_app
+from services.funding.settings import FundingSettings
 from services.site_registry.bootstrap import SiteRegistry, bootstrap
+from services.site_registry.entrypoints.cli import demo_sites
+from services.site_registry.entrypoints.http import create_app as registry_app
+from services.site_registry.service_layer import services
 from services.site_registry.settings import SiteRegistrySettings
 from shared.runtime import ServiceRuntime
+from tests.integration.flows import Stack, token
 from tests.support.infra import Broker, Database
 
 TEST_SECRET = "integration-tests-secret-of-at-least-32-chars"
@@ -112,3 +123,56 @@ async def detection(
     )
     async with running(detection_bootstrap(settings, now=lambda: TODAY)) as svc:
         yield svc
+
+
+#: the funding service matches as of mid-2023: the real ADEME schemes of the seed are the
+#: 2023 millésime (open until 31 December 2023)
+FUNDING_TODAY = datetime(2023, 6, 15, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def funding(broker: Broker, database: Database, topic_prefix: str) -> AsyncIterator[Funding]:
+    url = await database.create_database(f"test_fd_{uuid.uuid4().hex[:10]}")
+    settings = FundingSettings(
+        environment="test",
+        database_url=url,
+        kafka_bootstrap_servers=broker.bootstrap_servers,
+        kafka_topic_prefix=topic_prefix,
+        jwt_secret=TEST_SECRET,  # type: ignore[arg-type]
+        relay_poll_interval_s=0.05,
+        consumer_backoff_s=0.01,
+    )
+    svc = funding_bootstrap(settings, now=lambda: FUNDING_TODAY)
+    async with running(svc):
+        await svc.load_seed()
+        yield svc
+
+
+@pytest.fixture
+async def funding_stack(
+    registry: SiteRegistry, campaigns: Campaigns, detection: Detection, funding: Funding
+) -> AsyncIterator[Stack]:
+    await services.upsert_many(registry.uow, demo_sites(), registry.refs)
+    await registry.relay.publish_pending()
+
+    def client(app, name: str) -> httpx.AsyncClient:
+        return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=f"http://{name}")
+
+    async with (
+        client(registry_app(registry, run_workers=False), "r") as r,
+        client(campaigns_app(campaigns, run_workers=False), "c") as c,
+        client(detection_app(detection, run_workers=False), "d") as d,
+        client(funding_app(funding, run_workers=False), "f") as f,
+    ):
+        cell = token(registry.auth, "crisis_cell", "cell", territories=["ti-3205"])
+        yield Stack(
+            registry=registry,
+            campaigns=campaigns,
+            detection=detection,
+            funding=funding,
+            r=r,
+            c=c,
+            d=d,
+            f=f,
+            cell=cell,
+        )

@@ -1,0 +1,1 @@
+"""Funding matching: scheme catalogue, matching with reasons, financing plans."""

@@ -1,0 +1,3 @@
+from services.funding.entrypoints.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Catalogue importers (Aides-territoires API, ADEME Agir) and the curated seed."""

@@ -1,0 +1,119 @@
+"""The funding service's tables: the catalogue (schemes, calls, selection rounds), its
+projections of projects and sites, matches and plans, applications and decisions."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from shared.messaging.tables import utcnow
+
+
+def _ts(nullable: bool = False) -> sa.Column[datetime]:
+    return sa.Column(sa.DateTime(timezone=True), nullable=nullable)
+
+
+def _json(nullable: bool = False) -> sa.Column[object]:
+    return sa.Column(sa.JSON(), nullable=nullable)
+
+
+class SchemeRow(SQLModel, table=True):
+    """A funding scheme; `data` holds the validated scheme as JSON (the domain's shape)."""
+
+    __tablename__ = "schemes"
+
+    id: str = Field(primary_key=True, max_length=120)
+    name: str
+    funders: list[str] = Field(default_factory=list, sa_column=_json())
+    scale: str = Field(max_length=20)
+    generated: bool = False
+    data: dict[str, object] = Field(default_factory=dict, sa_column=_json())
+    version: int = 1
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class CallRow(SQLModel, table=True):
+    __tablename__ = "calls"
+
+    id: str = Field(primary_key=True, max_length=120)
+    scheme_id: str = Field(foreign_key="schemes.id", max_length=120)
+    name: str
+    data: dict[str, object] = Field(default_factory=dict, sa_column=_json())
+
+
+class SelectionRoundRow(SQLModel, table=True):
+    """A selection round's result, e.g. "18 of 50 selected", with per-territory counts."""
+
+    __tablename__ = "selection_rounds"
+
+    call_id: str = Field(primary_key=True, foreign_key="calls.id", max_length=120)
+    round: str = Field(primary_key=True, max_length=120)
+    decided_on: date
+    applications: int
+    selected: int
+    per_territory: dict[str, int] = Field(default_factory=dict, sa_column=_json())
+
+
+class FundingSiteRow(SQLModel, table=True):
+    __tablename__ = "funding_sites"
+
+    site_id: str = Field(primary_key=True, max_length=14)
+    siren: str = Field(max_length=9)
+    commune_insee: str = Field(max_length=5)
+    headcount_band: str | None = Field(default=None, max_length=2)
+    version: int
+
+
+class FundingProjectRow(SQLModel, table=True):
+    """The funding service's projection of a project (from the projects topic)."""
+
+    __tablename__ = "funding_projects"
+
+    project_id: uuid.UUID = Field(primary_key=True)
+    version: int
+    territory_id: str = Field(max_length=20)
+    site_id: str | None = Field(default=None, max_length=14)
+    siren: str | None = Field(default=None, max_length=9)
+    firm_name: str | None = None
+    naf_code: str | None = Field(default=None, max_length=6)
+    kind: str = Field(max_length=40)
+    stage: str = Field(max_length=20)
+    origin: str = Field(max_length=20)
+    jobs_planned: int
+    capex_eur: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger()))
+    funding_need_eur: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger()))
+    consent_to_share: bool
+    plan: dict[str, object] | None = Field(default=None, sa_column=_json(nullable=True))
+
+
+class MatchRow(SQLModel, table=True):
+    __tablename__ = "matches"
+
+    project_id: uuid.UUID = Field(primary_key=True)
+    scheme_id: str = Field(primary_key=True, max_length=120)
+    eligible: bool
+    rank: int | None = None
+    score: float
+    planned_amount_eur: int = 0
+    criteria: list[dict[str, object]] = Field(default_factory=list, sa_column=_json())
+    published: bool = False
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class ApplicationRow(SQLModel, table=True):
+    __tablename__ = "applications"
+
+    id: uuid.UUID = Field(primary_key=True)
+    project_id: uuid.UUID = Field(index=True)
+    scheme_id: str = Field(max_length=120)
+    funder: str
+    status: str = Field(max_length=20)  # submitted, granted, refused
+    amount_requested_eur: int = Field(sa_column=sa.Column(sa.BigInteger(), nullable=False))
+    amount_granted_eur: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger()))
+    amount_paid_eur: int = Field(default=0, sa_column=sa.Column(sa.BigInteger(), nullable=False))
+    decided_on: date | None = None
+    refusal_reason: str | None = None
+    submitted_at: datetime = Field(sa_column=_ts())

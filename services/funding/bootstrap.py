@@ -1,0 +1,85 @@
+"""The funding service's composition root: runtime, the catalogue cache and matcher, the
+consumer of sites and projects, and the seed of real schemes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from services.funding.adapters.repository import CatalogueCache, upsert_scheme
+from services.funding.domain.plan import IntensityCaps
+from services.funding.service_layer.handlers import Handlers
+from services.funding.service_layer.matching import Matcher
+from services.funding.service_layer.unit_of_work import FundingUnitOfWork
+from services.funding.settings import FundingSettings
+from shared.events.catalogue import PROJECTS, SITES, event_registry
+from shared.messaging.consumer import ConsumerRunner
+from shared.messaging.relay import AfterPublish
+from shared.runtime import ServiceRuntime, Worker
+
+SERVICE = "funding"
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+class Funding(ServiceRuntime):
+    settings: FundingSettings
+
+    def __init__(
+        self,
+        settings: FundingSettings,
+        *,
+        now: Callable[[], datetime] = system_clock,
+        after_publish: AfterPublish | None = None,
+    ) -> None:
+        super().__init__(SERVICE, settings, MIGRATIONS, after_publish=after_publish)
+        self.matcher = Matcher(
+            cache=CatalogueCache(), caps=IntensityCaps(), zones=dict(settings.zones), now=now
+        )
+        self.consumer = ConsumerRunner[FundingUnitOfWork](
+            name=f"{settings.kafka_topic_prefix}funding.main",
+            topics=[SITES, PROJECTS],
+            handlers=Handlers(self.matcher).table(),
+            uow_factory=self.uow,
+            registry=event_registry(),
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            producer_factory=self.producer,
+            topic_prefix=settings.kafka_topic_prefix,
+            max_attempts=settings.consumer_max_attempts,
+            backoff_s=settings.consumer_backoff_s,
+        )
+
+    def uow(self) -> FundingUnitOfWork:
+        return FundingUnitOfWork(
+            self.session_factory, source=SERVICE, on_commit_with_events=self.relay.notify
+        )
+
+    def workers(self) -> Sequence[Worker]:
+        return (self.relay, self.consumer)
+
+    async def load_seed(self) -> int:
+        """Upsert the curated real schemes (idempotent); re-match if anything changed."""
+        from services.funding.adapters.seed import load_seed
+
+        async with self.uow() as uow:
+            changed = 0
+            for scheme in load_seed():
+                changed += await upsert_scheme(uow.session, scheme)
+            if changed:
+                await uow.session.flush()
+                await self.matcher.rematch_all(uow)
+            await uow.commit()
+        return changed
+
+
+def bootstrap(
+    settings: FundingSettings | None = None,
+    *,
+    now: Callable[[], datetime] = system_clock,
+    after_publish: AfterPublish | None = None,
+) -> Funding:
+    return Funding(settings or FundingSettings(), now=now, after_publish=after_publish)

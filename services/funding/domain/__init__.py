@@ -1,0 +1,1 @@
+"""Schemes, eligibility matching and financing plans: pure rules, no I/O."""
