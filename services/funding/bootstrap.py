@@ -38,7 +38,11 @@ class Funding(ServiceRuntime):
     ) -> None:
         super().__init__(SERVICE, settings, MIGRATIONS, after_publish=after_publish)
         self.matcher = Matcher(
-            cache=CatalogueCache(), caps=IntensityCaps(), zones=dict(settings.zones), now=now
+            cache=CatalogueCache(),
+            caps=IntensityCaps(),
+            zones=dict(settings.zones),
+            now=now,
+            propose_top=settings.propose_top,
         )
         self.consumer = ConsumerRunner[FundingUnitOfWork](
             name=f"{settings.kafka_topic_prefix}funding.main",

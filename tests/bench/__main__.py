@@ -7,12 +7,13 @@ import argparse
 import json
 from pathlib import Path
 
-from tests.bench import bench_campaigns, bench_ledger, bench_sirene_import
+from tests.bench import bench_campaigns, bench_ledger, bench_matching, bench_sirene_import
 
 BENCHMARKS = {
     "sirene-import": bench_sirene_import.run,
     "campaigns": bench_campaigns.run,
     "ledger": bench_ledger.run,
+    "matching": bench_matching.run,
 }
 
 

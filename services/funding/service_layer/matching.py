@@ -85,6 +85,9 @@ class Matcher:
     caps: IntensityCaps
     zones: dict[str, Zone]
     now: Callable[[], datetime]
+    #: matches first proposed to funders: the best-ranked ones (a project goes to "4 to 6
+    #: funders", not to every scheme whose criteria it happens to meet)
+    propose_top: int = 10
 
     def zone(self, territory_id: str) -> Zone:
         return self.zones.get(territory_id, "none")
@@ -138,7 +141,8 @@ class Matcher:
                 for key, value in values.items():
                     setattr(row, key, value)
                 row.updated_at = utcnow()
-            if changed and project.consent_to_share:
+            proposable = row.published or rank <= self.propose_top
+            if changed and project.consent_to_share and proposable:
                 kind = fd.MatchUpdated if row.published else fd.MatchProposed
                 extra: dict[str, Any] = {"still_eligible": True} if row.published else {}
                 uow.publish(kind(**self._state(project, prof, m.scheme, row, now), **extra))
