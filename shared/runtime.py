@@ -6,21 +6,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Protocol
+from typing import Annotated, Protocol, TypeVar
 
 from aiokafka import AIOKafkaProducer
-from fastapi import FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Request
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared import migrations
 from shared.auth import AuthConfig
 from shared.db import create_engine, create_session_factory
-from shared.events.catalogue import topics_consumed_by, topics_owned_by
+from shared.events.catalogue import Topic, event_registry, topics_consumed_by, topics_owned_by
+from shared.messaging.consumer import ConsumerRunner, Handler
 from shared.messaging.kafka import ensure_topics, make_producer
 from shared.messaging.relay import AfterPublish, OutboxRelay
+from shared.messaging.unit_of_work import SqlUnitOfWork
 from shared.settings import ServiceSettings
+
+U = TypeVar("U", bound=SqlUnitOfWork)
 
 
 class Worker(Protocol):
@@ -80,6 +85,28 @@ class ServiceRuntime:
         """Background workers of this service (the relay; services add their consumers)."""
         return (self.relay,)
 
+    def consumer_runner(
+        self,
+        name: str,
+        topics: Sequence[Topic],
+        handlers: Mapping[str, Handler[U]],
+        uow_factory: Callable[[], U],
+    ) -> ConsumerRunner[U]:
+        """A consumer group of this service, named `<prefix><service>.<name>`."""
+        s = self.settings
+        return ConsumerRunner(
+            name=f"{s.kafka_topic_prefix}{self.service}.{name}",
+            topics=topics,
+            handlers=handlers,
+            uow_factory=uow_factory,
+            registry=event_registry(),
+            bootstrap_servers=s.kafka_bootstrap_servers,
+            producer_factory=self.producer,
+            topic_prefix=s.kafka_topic_prefix,
+            max_attempts=s.consumer_max_attempts,
+            backoff_s=s.consumer_backoff_s,
+        )
+
     async def aclose(self) -> None:
         await self.relay.stop()
         await self.engine.dispose()
@@ -122,3 +149,44 @@ async def serve(app: FastAPI, settings: ServiceSettings) -> None:
         )
     )
     await server.serve()
+
+
+def service_app(
+    runtime: ServiceRuntime,
+    *,
+    title: str,
+    description: str,
+    router: APIRouter,
+    run_workers: bool = True,
+) -> FastAPI:
+    """The HTTP app every service builds the same way: its workers beside the API, the
+    runtime and the auth config on `app.state`, correlation ids, readable errors, probes."""
+    from shared.db import ping
+    from shared.http import install_common
+
+    app = FastAPI(
+        title=title,
+        version="1.0.0",
+        description=description,
+        lifespan=workers_lifespan(runtime.workers() if run_workers else ()),
+    )
+    app.state.runtime = runtime
+    app.state.auth = runtime.auth
+
+    async def database_answers() -> None:
+        async with runtime.session_factory() as session:
+            await ping(session)
+
+    install_common(app, ready_check=database_answers)
+    app.include_router(router)
+    return app
+
+
+async def request_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A read session for one request (FastAPI dependency)."""
+    runtime: ServiceRuntime = request.app.state.runtime
+    async with runtime.session_factory() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(request_session)]

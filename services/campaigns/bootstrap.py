@@ -10,8 +10,7 @@ from pathlib import Path
 from services.campaigns.service_layer.handlers import Clock, LaunchDefaults, SiteEventHandlers
 from services.campaigns.service_layer.unit_of_work import CampaignsUnitOfWork
 from services.campaigns.settings import CampaignsSettings
-from shared.events.catalogue import SITES, event_registry
-from shared.messaging.consumer import ConsumerRunner
+from shared.events.catalogue import SITES
 from shared.messaging.relay import AfterPublish
 from shared.runtime import ServiceRuntime, Worker
 
@@ -45,18 +44,7 @@ class Campaigns(ServiceRuntime):
             ),
             self.clock,
         )
-        self.consumer = ConsumerRunner[CampaignsUnitOfWork](
-            name=f"{settings.kafka_topic_prefix}campaigns.sites",
-            topics=[SITES],
-            handlers=self.site_handlers.table(),
-            uow_factory=self.uow,
-            registry=event_registry(),
-            bootstrap_servers=settings.kafka_bootstrap_servers,
-            producer_factory=self.producer,
-            topic_prefix=settings.kafka_topic_prefix,
-            max_attempts=settings.consumer_max_attempts,
-            backoff_s=settings.consumer_backoff_s,
-        )
+        self.consumer = self.consumer_runner("sites", [SITES], self.site_handlers.table(), self.uow)
 
     def uow(self) -> CampaignsUnitOfWork:
         return CampaignsUnitOfWork(

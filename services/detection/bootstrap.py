@@ -16,7 +16,6 @@ from services.detection.service_layer.unit_of_work import DetectionUnitOfWork
 from services.detection.settings import DetectionSettings
 from shared.events.catalogue import FUNDER_FEED, PROJECTS, SITES, SURVEYS, event_registry
 from shared.events.envelope import Envelope, EventPayload
-from shared.messaging.consumer import ConsumerRunner
 from shared.messaging.relay import AfterPublish
 from shared.messaging.replay import ReplayReport, replay
 from shared.messaging.tables import InboxMessage
@@ -42,27 +41,11 @@ class Detection(ServiceRuntime):
     ) -> None:
         super().__init__(SERVICE, settings, MIGRATIONS, after_publish=after_publish)
         self.clock = Clock(now)
-        prefix = settings.kafka_topic_prefix
-        common = {
-            "uow_factory": self.uow,
-            "registry": event_registry(),
-            "bootstrap_servers": settings.kafka_bootstrap_servers,
-            "producer_factory": self.producer,
-            "topic_prefix": prefix,
-            "max_attempts": settings.consumer_max_attempts,
-            "backoff_s": settings.consumer_backoff_s,
-        }
-        self.consumer = ConsumerRunner[DetectionUnitOfWork](
-            name=f"{prefix}detection.main",
-            topics=[SITES, SURVEYS, FUNDER_FEED],
-            handlers=MainHandlers(self.clock).table(),
-            **common,  # type: ignore[arg-type]
+        self.consumer = self.consumer_runner(
+            "main", [SITES, SURVEYS, FUNDER_FEED], MainHandlers(self.clock).table(), self.uow
         )
-        self.ledger_consumer = ConsumerRunner[DetectionUnitOfWork](
-            name=f"{prefix}detection.ledger",
-            topics=[PROJECTS, SITES],
-            handlers=LedgerHandlers().table(),
-            **common,  # type: ignore[arg-type]
+        self.ledger_consumer = self.consumer_runner(
+            "ledger", [PROJECTS, SITES], LedgerHandlers().table(), self.uow
         )
 
     def uow(self) -> DetectionUnitOfWork:

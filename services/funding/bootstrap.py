@@ -13,8 +13,7 @@ from services.funding.service_layer.handlers import Handlers
 from services.funding.service_layer.matching import Matcher
 from services.funding.service_layer.unit_of_work import FundingUnitOfWork
 from services.funding.settings import FundingSettings
-from shared.events.catalogue import PROJECTS, SITES, event_registry
-from shared.messaging.consumer import ConsumerRunner
+from shared.events.catalogue import PROJECTS, SITES
 from shared.messaging.relay import AfterPublish
 from shared.runtime import ServiceRuntime, Worker
 
@@ -44,17 +43,8 @@ class Funding(ServiceRuntime):
             now=now,
             propose_top=settings.propose_top,
         )
-        self.consumer = ConsumerRunner[FundingUnitOfWork](
-            name=f"{settings.kafka_topic_prefix}funding.main",
-            topics=[SITES, PROJECTS],
-            handlers=Handlers(self.matcher).table(),
-            uow_factory=self.uow,
-            registry=event_registry(),
-            bootstrap_servers=settings.kafka_bootstrap_servers,
-            producer_factory=self.producer,
-            topic_prefix=settings.kafka_topic_prefix,
-            max_attempts=settings.consumer_max_attempts,
-            backoff_s=settings.consumer_backoff_s,
+        self.consumer = self.consumer_runner(
+            "main", [SITES, PROJECTS], Handlers(self.matcher).table(), self.uow
         )
 
     def uow(self) -> FundingUnitOfWork:

@@ -12,7 +12,7 @@ import hashlib
 import io
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import date, timedelta
 from typing import Annotated, Any
 
@@ -30,11 +30,9 @@ from services.campaigns.service_layer import commands, views
 from services.campaigns.service_layer.unit_of_work import CampaignsUnitOfWork
 from shared import idempotency
 from shared.auth import Allow, Principal, Role
-from shared.db import ping
 from shared.errors import DomainError, NotFound
 from shared.events.campaigns import ProjectLead, RedFlagItem
-from shared.http import install_common
-from shared.runtime import workers_lifespan
+from shared.runtime import SessionDep, service_app
 
 CrisisCell = Annotated[Principal, Depends(Allow(Role.CRISIS_CELL))]
 CrisisOrConsultant = Annotated[Principal, Depends(Allow(Role.CRISIS_CELL, Role.CONSULTANT))]
@@ -50,19 +48,14 @@ IdemKey = Annotated[
 
 
 def _service(request: Request) -> Campaigns:
-    svc: Campaigns = request.app.state.campaigns
+    svc: Campaigns = request.app.state.runtime
     return svc
 
 
 Service = Annotated[Campaigns, Depends(_service)]
 
 
-async def _session(svc: Service) -> AsyncIterator[AsyncSession]:
-    async with svc.session_factory() as session:
-        yield session
-
-
-Session = Annotated[AsyncSession, Depends(_session)]
+Session = SessionDep
 
 Action = idempotency.Action[CampaignsUnitOfWork]
 
@@ -581,23 +574,15 @@ async def get_questionnaire(_: Consultant) -> dict[str, Any]:
 
 
 def create_app(svc: Campaigns, *, run_workers: bool = True) -> FastAPI:
-    app = FastAPI(
+    app = service_app(
+        svc,
         title="Rebond — campaigns",
-        version="1.0.0",
         description=(
             "Rebond campaigns after a closure shock: plan, consultants' visits, surveys."
             " Bearer JWT; each operation names the roles allowed to call it (`x-roles`)."
         ),
-        lifespan=workers_lifespan(svc.workers() if run_workers else ()),
+        router=router,
+        run_workers=run_workers,
     )
-    app.state.campaigns = svc
-    app.state.auth = svc.auth
     app.add_middleware(GZipMiddleware, minimum_size=800)
-
-    async def database_answers() -> None:
-        async with svc.session_factory() as session:
-            await ping(session)
-
-    install_common(app, ready_check=database_answers)
-    app.include_router(router)
     return app

@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Annotated, Any
 
@@ -24,29 +24,22 @@ from services.detection.service_layer import commands, views
 from services.detection.service_layer.unit_of_work import DetectionUnitOfWork
 from shared import idempotency
 from shared.auth import Allow, Principal, Role
-from shared.db import ping
 from shared.errors import NotFound
-from shared.http import install_common
-from shared.runtime import workers_lifespan
+from shared.runtime import SessionDep, service_app
 
 CrisisCell = Annotated[Principal, Depends(Allow(Role.CRISIS_CELL))]
 IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 
 
 def _service(request: Request) -> Detection:
-    svc: Detection = request.app.state.detection
+    svc: Detection = request.app.state.runtime
     return svc
 
 
 Service = Annotated[Detection, Depends(_service)]
 
 
-async def _session(svc: Service) -> AsyncIterator[AsyncSession]:
-    async with svc.session_factory() as session:
-        yield session
-
-
-Session = Annotated[AsyncSession, Depends(_session)]
+Session = SessionDep
 
 
 def _scope(principal: Principal) -> list[str] | None:
@@ -368,22 +361,14 @@ async def get_ledger_csv(
 
 
 def create_app(svc: Detection, *, run_workers: bool = True) -> FastAPI:
-    app = FastAPI(
+    app = service_app(
+        svc,
         title="Rebond — project detection",
-        version="1.0.0",
         description=(
             "Investment projects found by the rebond (endogenous) or brought in (exogenous),"
             " their stages, and each closure shock's job-compensation ledger."
         ),
-        lifespan=workers_lifespan(svc.workers() if run_workers else ()),
+        router=router,
+        run_workers=run_workers,
     )
-    app.state.detection = svc
-    app.state.auth = svc.auth
-
-    async def database_answers() -> None:
-        async with svc.session_factory() as session:
-            await ping(session)
-
-    install_common(app, ready_check=database_answers)
-    app.include_router(router)
     return app

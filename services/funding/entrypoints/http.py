@@ -5,13 +5,12 @@ and the AsyncAPI document of every topic."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, FastAPI, Header, Request
 from fastapi.responses import JSONResponse
 from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.funding.adapters.orm import (
     ApplicationRow,
@@ -29,11 +28,9 @@ from services.funding.service_layer import commands
 from services.funding.service_layer.unit_of_work import FundingUnitOfWork
 from shared import idempotency
 from shared.auth import Allow, Principal, Role
-from shared.db import ping
 from shared.errors import DomainError, NotFound
 from shared.events.asyncapi import asyncapi_document
-from shared.http import install_common
-from shared.runtime import workers_lifespan
+from shared.runtime import SessionDep, service_app
 
 Anyone = Annotated[Principal, Depends(Allow(Role.CRISIS_CELL, Role.FUNDER, Role.CONSULTANT))]
 Funder = Annotated[Principal, Depends(Allow(Role.FUNDER))]
@@ -42,19 +39,14 @@ IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 
 
 def _service(request: Request) -> Funding:
-    svc: Funding = request.app.state.funding
+    svc: Funding = request.app.state.runtime
     return svc
 
 
 Service = Annotated[Funding, Depends(_service)]
 
 
-async def _session(svc: Service) -> AsyncIterator[AsyncSession]:
-    async with svc.session_factory() as session:
-        yield session
-
-
-Session = Annotated[AsyncSession, Depends(_session)]
+Session = SessionDep
 
 
 async def _run(
@@ -389,28 +381,20 @@ async def post_payment(
 
 
 def create_app(svc: Funding, *, run_workers: bool = True) -> FastAPI:
-    app = FastAPI(
+    app = service_app(
+        svc,
         title="Rebond — funding",
-        version="1.0.0",
         description=(
             "Funding schemes, explained matches and financing plans, funders' decisions."
             " The AsyncAPI document of every topic is at /asyncapi.json."
         ),
-        lifespan=workers_lifespan(svc.workers() if run_workers else ()),
+        router=router,
+        run_workers=run_workers,
     )
-    app.state.funding = svc
-    app.state.auth = svc.auth
     document = asyncapi_document()
-
-    async def database_answers() -> None:
-        async with svc.session_factory() as session:
-            await ping(session)
-
-    install_common(app, ready_check=database_answers)
 
     @app.get("/asyncapi.json", tags=["ops"], summary="AsyncAPI 3.0 document (no auth: contracts)")
     async def get_asyncapi() -> dict[str, Any]:
         return document
 
-    app.include_router(router)
     return app

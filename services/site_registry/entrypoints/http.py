@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, status
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.site_registry.adapters.orm import ClosureShockRow
 from services.site_registry.bootstrap import SiteRegistry
@@ -28,10 +26,8 @@ from services.site_registry.entrypoints.schemas import (
 )
 from services.site_registry.service_layer import services, views
 from shared.auth import Allow, Principal, Role, forbid_territory
-from shared.db import ping
 from shared.errors import NotFound
-from shared.http import install_common
-from shared.runtime import workers_lifespan
+from shared.runtime import SessionDep, service_app
 
 CrisisOrConsultant = Annotated[Principal, Depends(Allow(Role.CRISIS_CELL, Role.CONSULTANT))]
 CrisisCell = Annotated[Principal, Depends(Allow(Role.CRISIS_CELL))]
@@ -40,19 +36,14 @@ AdminOnly = Annotated[Principal, Depends(Allow())]
 
 
 def _registry(request: Request) -> SiteRegistry:
-    registry: SiteRegistry = request.app.state.registry
+    registry: SiteRegistry = request.app.state.runtime
     return registry
 
 
 Registry = Annotated[SiteRegistry, Depends(_registry)]
 
 
-async def _session(registry: Registry) -> AsyncIterator[AsyncSession]:
-    async with registry.session_factory() as session:
-        yield session
-
-
-Session = Annotated[AsyncSession, Depends(_session)]
+Session = SessionDep
 
 
 def _scope(principal: Principal, territory: str | None) -> tuple[str, ...] | None:
@@ -286,22 +277,14 @@ async def get_closure_shock(
 
 
 def create_app(registry: SiteRegistry, *, run_workers: bool = True) -> FastAPI:
-    app = FastAPI(
+    app = service_app(
+        registry,
         title="Rebond — site registry",
-        version="1.0.0",
         description=(
             "Territoires d'industrie, industrial establishments (Sirene), closure shocks."
             " Bearer JWT; each operation names the roles allowed to call it (`x-roles`)."
         ),
-        lifespan=workers_lifespan(registry.workers() if run_workers else ()),
+        router=router,
+        run_workers=run_workers,
     )
-    app.state.registry = registry
-    app.state.auth = registry.auth
-
-    async def database_answers() -> None:
-        async with registry.session_factory() as session:
-            await ping(session)
-
-    install_common(app, ready_check=database_answers)
-    app.include_router(router)
     return app
