@@ -27,7 +27,6 @@ import argparse
 import asyncio
 import atexit
 import base64
-import concurrent.futures
 import contextlib
 import fcntl
 import hashlib
@@ -42,12 +41,21 @@ import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Coroutine, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Self, TypeVar
+from typing import IO, Self, TypeVar
 
 from aiokafka.admin import AIOKafkaAdminClient
+
+from shared.infra._process import (
+    free_ports,
+    pid_alive,
+    port_is_free,
+    read_tail,
+    run_in_fresh_loop,
+    tail,
+)
 
 __all__ = [
     "HOST",
@@ -195,7 +203,7 @@ def ensure_kafka_jars(cache_dir: Path | None = None) -> Path:
                 output = (result.stdout + result.stderr).strip()
                 raise KafkaLocalError(
                     f"mvn could not fetch the Kafka jars (exit {result.returncode}):\n"
-                    + _tail(output, 40)
+                    + tail(output, 40)
                 )
             shutil.rmtree(work)
             kafka_version_of(staging)
@@ -220,52 +228,6 @@ def kafka_version_of(libs: Path) -> str:
 # ------------------------------------------------------------------ small helpers
 
 
-def _tail(text: str, lines: int) -> str:
-    return "\n".join(text.splitlines()[-lines:])
-
-
-def _read_tail(path: Path, start: int = 0, lines: int = 60) -> str:
-    try:
-        with path.open("rb") as handle:
-            handle.seek(start)
-            return _tail(handle.read().decode(errors="replace"), lines)
-    except OSError:
-        return "(no log)"
-
-
-def _run_in_fresh_loop(factory: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
-    # A worker thread with its own loop lets start() be called both from plain code
-    # and from inside a running event loop (pytest-asyncio fixtures).
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(lambda: asyncio.run(factory())).result()
-
-
-def _free_ports(count: int) -> list[int]:
-    # All sockets stay open until every port is picked so that the ports differ.
-    sockets: list[socket.socket] = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind((HOST, 0))
-            sockets.append(sock)
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
-def _port_is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        # Java sets SO_REUSEADDR on listeners; mirror it so TIME_WAIT after a stop
-        # does not make us abandon the previous port.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((HOST, port))
-        except OSError:
-            return False
-    return True
-
-
 def _read_properties(path: Path) -> dict[str, str]:
     props: dict[str, str] = {}
     if not path.is_file():
@@ -276,22 +238,6 @@ def _read_properties(path: Path) -> dict[str, str]:
             key, _, value = line.partition("=")
             props[key.strip()] = value.strip()
     return props
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A detached broker is reaped by init; where PID 1 does not reap (some
-    # containers) the zombie would otherwise look alive forever.
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def _cmdline(pid: int) -> list[str] | None:
@@ -318,10 +264,10 @@ def _poll_exit(pid: int) -> Callable[[float], bool]:
     def wait(seconds: float) -> bool:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            if not _pid_alive(pid):
+            if not pid_alive(pid):
                 return True
             time.sleep(0.1)
-        return not _pid_alive(pid)
+        return not pid_alive(pid)
 
     return wait
 
@@ -332,7 +278,7 @@ def _poll_exit(pid: int) -> Callable[[float], bool]:
 def _is_our_broker(pid: int, data_dir: Path) -> bool:
     cmdline = _cmdline(pid)
     if cmdline is None:  # no /proc (macOS): trust the pid file
-        return _pid_alive(pid)
+        return pid_alive(pid)
     return "kafka.Kafka" in cmdline and str(data_dir / _PROPERTIES_FILE) in cmdline
 
 
@@ -344,7 +290,7 @@ def running_pid(data_dir: Path) -> int | None:
     except (OSError, ValueError):
         return None
     # The pid file may be stale and the pid reused by an unrelated process.
-    if _pid_alive(pid) and _is_our_broker(pid, data_dir):
+    if pid_alive(pid) and _is_our_broker(pid, data_dir):
         return pid
     return None
 
@@ -578,12 +524,12 @@ class LocalKafka:
             self._requested_port or previous_port("PLAINTEXT"),
             self._requested_controller_port or previous_port("CONTROLLER"),
         ]
-        if self._requested_port is not None and not _port_is_free(self._requested_port):
+        if self._requested_port is not None and not port_is_free(self._requested_port):
             raise KafkaLocalError(f"port {self._requested_port} on {HOST} is already in use")
-        spare = iter(_free_ports(2))
+        spare = iter(free_ports(2))
         chosen: list[int] = []
         for candidate in wanted:
-            if candidate is None or candidate in chosen or not _port_is_free(candidate):
+            if candidate is None or candidate in chosen or not port_is_free(candidate):
                 candidate = next(port for port in spare if port not in chosen)
             chosen.append(candidate)
         return chosen[0], chosen[1]
@@ -644,7 +590,7 @@ class LocalKafka:
         if result.returncode != 0:
             raise KafkaLocalError(
                 f"kafka-storage format failed (exit {result.returncode}):\n"
-                + _tail(result.stdout + result.stderr, 40)
+                + tail(result.stdout + result.stderr, 40)
             )
 
     def _wait_ready(self, log_path: Path, log_start: int) -> None:
@@ -654,7 +600,7 @@ class LocalKafka:
 
         def failure(reason: str) -> KafkaLocalError:
             return KafkaLocalError(
-                f"Kafka broker {reason}; tail of {log_path}:\n{_read_tail(log_path, log_start)}"
+                f"Kafka broker {reason}; tail of {log_path}:\n{read_tail(log_path, log_start)}"
             )
 
         # A plain TCP connect first: the JVM takes seconds to open the port, and
@@ -675,7 +621,7 @@ class LocalKafka:
         # Then a real Kafka round trip (ApiVersions + Metadata listing this broker):
         # the port opens before the broker has registered with its controller.
         bootstrap = self.bootstrap_servers
-        error = _run_in_fresh_loop(lambda: _probe(bootstrap, deadline, proc))
+        error = run_in_fresh_loop(lambda: _probe(bootstrap, deadline, proc))
         if error is not None:
             raise failure(error)
 

@@ -27,26 +27,33 @@ from __future__ import annotations
 import argparse
 import asyncio
 import atexit
-import concurrent.futures
 import os
 import pwd
 import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Self, TypeVar
 from urllib.parse import quote
 
 # asyncpg ships no type information; pyproject's mypy overrides do not list it yet.
 import asyncpg  # type: ignore[import-untyped, unused-ignore]
+
+from shared.infra._process import (
+    free_ports,
+    pid_alive,
+    port_is_free,
+    read_tail,
+    run_in_fresh_loop,
+    tail,
+)
 
 __all__ = [
     "HOST",
@@ -150,7 +157,7 @@ def ensure_postgres_installed(allow_install: bool | None = None) -> Path:
             if result.returncode != 0:
                 raise PostgresLocalError(
                     f"{' '.join(argv)} failed (exit {result.returncode}):\n"
-                    + _tail(result.stdout + result.stderr, 30)
+                    + tail(result.stdout + result.stderr, 30)
                 )
         found = find_pg_bin()
         if found is not None:
@@ -179,41 +186,8 @@ def pg_version(pg_bin: Path) -> str:
 # ------------------------------------------------------------------ small helpers
 
 
-def _tail(text: str, lines: int) -> str:
-    return "\n".join(text.splitlines()[-lines:])
-
-
-def _read_tail(path: Path, start: int = 0, lines: int = 40) -> str:
-    try:
-        with path.open("rb") as handle:
-            handle.seek(start)
-            return _tail(handle.read().decode(errors="replace"), lines)
-    except OSError:
-        return "(no log)"
-
-
-def _run_in_fresh_loop(factory: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
-    # A worker thread with its own loop lets the sync API be used both from plain
-    # code and from inside a running event loop (pytest-asyncio fixtures).
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(lambda: asyncio.run(factory())).result()
-
-
 def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _port_is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((HOST, port))
-        except OSError:
-            return False
-    return True
+    return free_ports(1)[0]
 
 
 def _running_as_root() -> bool:
@@ -275,7 +249,7 @@ def _run_pg(argv: Sequence[str], cwd: Path, timeout: float | None = None) -> str
     if result.returncode != 0:
         raise PostgresLocalError(
             f"{Path(argv[0]).name} failed (exit {result.returncode}):\n"
-            + _tail(result.stdout + result.stderr, 30)
+            + tail(result.stdout + result.stderr, 30)
         )
     return result.stdout
 
@@ -295,20 +269,6 @@ def read_dsn(data_dir: Path) -> str | None:
         return None
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rpartition(")")[2].split()[0] != "Z"
-
-
 def _postmaster_pid(pgdata: Path) -> int | None:
     # postmaster.pid is removed on a clean shutdown; after a crash it stays behind
     # with a dead pid, which postgres itself also ignores on the next start.
@@ -316,7 +276,7 @@ def _postmaster_pid(pgdata: Path) -> int | None:
         pid = int((pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
     except (OSError, ValueError):
         return None
-    return pid if _pid_alive(pid) else None
+    return pid if pid_alive(pid) else None
 
 
 # ----------------------------------------------------------------------- server
@@ -446,15 +406,15 @@ class LocalPostgres:
                 )
             except PostgresLocalError as exc:
                 raise PostgresLocalError(
-                    f"{exc}\ntail of {log_path}:\n{_read_tail(log_path, log_start)}"
+                    f"{exc}\ntail of {log_path}:\n{read_tail(log_path, log_start)}"
                 ) from None
             self._port = port
             # Then a real connection: pg_ctl's check does not prove TCP on 127.0.0.1.
-            error = _run_in_fresh_loop(lambda: _probe(self.libpq_dsn(), deadline))
+            error = run_in_fresh_loop(lambda: _probe(self.libpq_dsn(), deadline))
             if error is not None:
                 raise PostgresLocalError(
                     f"PostgreSQL did not accept connections: {error}\n"
-                    f"tail of {log_path}:\n{_read_tail(log_path, log_start)}"
+                    f"tail of {log_path}:\n{read_tail(log_path, log_start)}"
                 )
             (data_dir / _DSN_FILE).write_text(self.admin_dsn + "\n")
         except BaseException:
@@ -489,7 +449,7 @@ class LocalPostgres:
 
     def create_database(self, name: str, *, exist_ok: bool = True) -> None:
         """CREATE DATABASE `name` (owned by the superuser). Blocks; see the async variant."""
-        _run_in_fresh_loop(lambda: self.create_database_async(name, exist_ok=exist_ok))
+        run_in_fresh_loop(lambda: self.create_database_async(name, exist_ok=exist_ok))
 
     async def create_database_async(self, name: str, *, exist_ok: bool = True) -> None:
         """CREATE DATABASE from async code, without blocking the event loop."""
@@ -555,7 +515,7 @@ class LocalPostgres:
 
     def _choose_port(self, pgdata: Path) -> int:
         if self._requested_port is not None:
-            if not _port_is_free(self._requested_port):
+            if not port_is_free(self._requested_port):
                 raise PostgresLocalError(f"port {self._requested_port} on {HOST} is in use")
             return self._requested_port
         # postmaster.opts keeps the command line of the last start, port included.
@@ -564,7 +524,7 @@ class LocalPostgres:
         except OSError:
             opts = ""
         match = re.search(r'"-p" "(\d+)"', opts)
-        if match and _port_is_free(int(match[1])):
+        if match and port_is_free(int(match[1])):
             return int(match[1])
         return _free_port()
 
@@ -604,9 +564,9 @@ def _stop_cluster(pg_bin: Path, data_dir: Path, timeout: float) -> None:
         if pid is not None:
             os.kill(pid, signal.SIGKILL)
             deadline = time.monotonic() + 10
-            while _pid_alive(pid) and time.monotonic() < deadline:
+            while pid_alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.1)
-            if _pid_alive(pid):
+            if pid_alive(pid):
                 raise PostgresLocalError(f"postmaster {pid} survived SIGKILL")
     finally:
         (data_dir / _DSN_FILE).unlink(missing_ok=True)
@@ -627,7 +587,7 @@ async def _create_database(admin_dsn: str, name: str, *, exist_ok: bool) -> None
 
 
 def _create_database_sync(admin_dsn: str, name: str) -> None:
-    _run_in_fresh_loop(lambda: _create_database(admin_dsn, name, exist_ok=True))
+    run_in_fresh_loop(lambda: _create_database(admin_dsn, name, exist_ok=True))
 
 
 async def _probe(dsn: str, deadline: float) -> str | None:
