@@ -23,8 +23,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -70,6 +72,93 @@ def get_json(url: str, token: str) -> object:
         return json.loads(response.read())
 
 
+def send_json(url: str, token: str, body: object) -> object:
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def poll(fetch: Callable[[], object], ok: Callable[[object], bool], what: str) -> object:
+    deadline = time.monotonic() + 60
+    while True:
+        with contextlib.suppress(urllib.error.HTTPError):
+            value = fetch()
+            if ok(value):
+                return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"smoke: {what} not reached in 60 s")
+        time.sleep(0.2)
+
+
+def smoke(env: dict[str, str], offset: int) -> None:
+    """The whole flow through the running services: shock → campaign → survey → project →
+    qualification → funding matches → ledger."""
+    url = {spec.name: f"http://127.0.0.1:{spec.port + offset}" for spec in SERVICES}
+    cell = mint(env, "--role", "crisis_cell", "--territory", "ti-3205", "--sub", "smoke-cell")
+    shock: Any = send_json(
+        f"{url['site_registry']}/closure-shocks",
+        cell,
+        {"site_id": "36120038900019", "announced_on": "2020-09-16", "jobs_lost": 900},
+    )
+    campaign: Any = poll(
+        lambda: get_json(f"{url['campaigns']}/campaigns", cell),
+        lambda cs: bool(cs) and cs[0]["targets"] == 164,  # type: ignore[index]
+        "campaign of 164 targets",
+    )
+    say(f"smoke: campaign {campaign[0]['id']} with {campaign[0]['targets']} targets")
+    consultant = mint(
+        env, "--role", "consultant", "--territory", "ti-3205", "--sub", "consultant-1"
+    )
+    start = campaign[0]["starts_on"]
+    visits: Any = get_json(f"{url['campaigns']}/me/visits?from={start}&days=31", consultant)
+    send_json(
+        f"{url['campaigns']}/visits/{visits['items'][0]['id']}/survey",
+        consultant,
+        {
+            "questionnaire_version": "2026-1",
+            "projects": [
+                {
+                    "kind": "decarbonation_energy",
+                    "description": "smoke test project",
+                    "capex_eur": 1_000_000,
+                    "jobs_to_create": 8,
+                    "maturity": "ready",
+                    "known_to_public_actors": False,
+                    "funding_need_eur": 300_000,
+                    "consent_to_share": True,
+                }
+            ],
+        },
+    )
+    projects: Any = poll(
+        lambda: get_json(f"{url['detection']}/projects", cell),
+        lambda p: len(p["items"]) == 1,  # type: ignore[index]
+        "the survey's project",
+    )
+    project_id = projects["items"][0]["id"]
+    send_json(f"{url['detection']}/projects/{project_id}/qualify", cell, {})
+    matches: Any = poll(
+        lambda: get_json(f"{url['funding']}/projects/{project_id}/matches", cell),
+        lambda m: "eligible" in m and "rejected" in m,  # type: ignore[operator]
+        "funding matches",
+    )
+    say(
+        f"smoke: project {project_id} qualified; funding: {len(matches['eligible'])} eligible,"
+        f" {len(matches['rejected'])} rejected schemes, each with its reasons"
+    )
+    ledger: Any = poll(
+        lambda: get_json(f"{url['detection']}/shocks/{shock['id']}/ledger", cell),
+        lambda led: led["total"]["detected"] == 8,  # type: ignore[index]
+        "the ledger",
+    )
+    say(f"smoke: ledger: {ledger['jobs_lost']} jobs lost, {ledger['total']['detected']} detected")
+
+
 def mint(env: dict[str, str], *args: str) -> str:
     out = subprocess.run(
         [sys.executable, "-m", "shared.auth", "mint", *args],
@@ -86,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, default=ROOT / ".run")
     parser.add_argument("--check", action="store_true", help="start, verify, stop")
     parser.add_argument("--port-offset", type=int, default=0)
+    parser.add_argument("--smoke", action="store_true", help="with --check: run the whole flow")
     args = parser.parse_args(argv)
     data_dir: Path = args.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -152,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
             ):
                 say("check failed: the demo territory is not fully loaded")
                 return 1
+            if args.smoke:
+                smoke(env, args.port_offset)
             say("check passed")
             return 0
         say("Running. Ctrl-C stops everything.")
