@@ -47,7 +47,7 @@ IdemKey = Annotated[
 ]
 
 
-def _service(request: Request) -> Campaigns:
+async def _service(request: Request) -> Campaigns:
     svc: Campaigns = request.app.state.runtime
     return svc
 
@@ -380,7 +380,7 @@ async def get_my_visits(
     if next_cursor:
         page["next_cursor"] = next_cursor
     # Serialized once: the same bytes give the ETag and the body.
-    body = json.dumps(jsonable_encoder(page), separators=(",", ":"), sort_keys=True).encode()
+    body = json.dumps(page, separators=(",", ":"), sort_keys=True, default=str).encode()
     etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
     headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
     if if_none_match is not None and etag in [t.strip() for t in if_none_match.split(",")]:

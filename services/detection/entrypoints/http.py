@@ -31,7 +31,7 @@ CrisisCell = Annotated[Principal, Depends(Allow(Role.CRISIS_CELL))]
 IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 
 
-def _service(request: Request) -> Detection:
+async def _service(request: Request) -> Detection:
     svc: Detection = request.app.state.runtime
     return svc
 

@@ -38,7 +38,7 @@ CrisisOrFunder = Annotated[Principal, Depends(Allow(Role.CRISIS_CELL, Role.FUNDE
 IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 
 
-def _service(request: Request) -> Funding:
+async def _service(request: Request) -> Funding:
     svc: Funding = request.app.state.runtime
     return svc
 

@@ -35,7 +35,7 @@ AnyRole = Annotated[Principal, Depends(Allow(Role.CRISIS_CELL, Role.CONSULTANT, 
 AdminOnly = Annotated[Principal, Depends(Allow())]
 
 
-def _registry(request: Request) -> SiteRegistry:
+async def _registry(request: Request) -> SiteRegistry:
     registry: SiteRegistry = request.app.state.runtime
     return registry
 

@@ -162,7 +162,7 @@ def test_allow_refuses_a_role_not_in_the_list_with_403() -> None:
     allow = Allow(Role.CRISIS_CELL)
 
     with pytest.raises(HTTPException) as excinfo:
-        allow(principal(Role.CONSULTANT, Role.FUNDER))
+        allow.check(principal(Role.CONSULTANT, Role.FUNDER))
 
     assert excinfo.value.status_code == 403
     assert excinfo.value.detail == "this endpoint is for: admin, crisis_cell"
@@ -171,19 +171,19 @@ def test_allow_refuses_a_role_not_in_the_list_with_403() -> None:
 def test_allow_lets_a_listed_role_through() -> None:
     caller = principal(Role.CONSULTANT)
 
-    assert Allow(Role.CRISIS_CELL, Role.CONSULTANT)(caller) is caller
+    assert Allow(Role.CRISIS_CELL, Role.CONSULTANT).check(caller) is caller
 
 
 def test_allow_always_lets_admin_through() -> None:
     admin = principal(Role.ADMIN)
 
-    assert Allow(Role.FUNDER)(admin) is admin
-    assert Allow()(admin) is admin
+    assert Allow(Role.FUNDER).check(admin) is admin
+    assert Allow().check(admin) is admin
 
 
 def test_allow_with_no_roles_is_admin_only() -> None:
     with pytest.raises(HTTPException) as excinfo:
-        Allow()(principal(Role.CRISIS_CELL, Role.CONSULTANT, Role.FUNDER))
+        Allow().check(principal(Role.CRISIS_CELL, Role.CONSULTANT, Role.FUNDER))
 
     assert excinfo.value.status_code == 403
     assert Allow().roles == {Role.ADMIN}
@@ -191,7 +191,7 @@ def test_allow_with_no_roles_is_admin_only() -> None:
 
 def test_allow_refuses_a_token_with_no_role() -> None:
     with pytest.raises(HTTPException) as excinfo:
-        Allow(Role.CRISIS_CELL, Role.CONSULTANT, Role.FUNDER)(principal())
+        Allow(Role.CRISIS_CELL, Role.CONSULTANT, Role.FUNDER).check(principal())
 
     assert excinfo.value.status_code == 403
 
