@@ -193,7 +193,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from shared.settings import ServiceSettings
 
-    settings = ServiceSettings()
+    class TokenSettings(ServiceSettings):
+        needs_database = False
+
+    settings = TokenSettings()
     config = AuthConfig(
         settings.jwt_secret.get_secret_value(),
         algorithm=settings.jwt_algorithm,

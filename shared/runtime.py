@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Protocol, TypeVar
@@ -59,6 +60,7 @@ class ServiceRuntime:
             batch_size=settings.relay_batch_size,
             poll_interval_s=settings.relay_poll_interval_s,
             after_publish=after_publish,
+            retention=timedelta(days=settings.outbox_retention_days),
         )
         self.auth = AuthConfig(
             settings.jwt_secret.get_secret_value(),

@@ -29,6 +29,7 @@ Environment = Literal["development", "test", "production"]
 SHARED_ENV: dict[str, str] = {
     "kafka_bootstrap_servers": "KAFKA_BOOTSTRAP_SERVERS",
     "kafka_topic_prefix": "KAFKA_TOPIC_PREFIX",
+    "kafka_replication_factor": "KAFKA_REPLICATION_FACTOR",
     "environment": "REBOND_ENVIRONMENT",
     "jwt_secret": "REBOND_JWT_SECRET",
     "log_json": "REBOND_LOG_JSON",
@@ -57,6 +58,8 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="REBOND_", extra="ignore", env_file=None)
 
     service_name: ClassVar[str] = "rebond"
+    #: a tool that touches no database (the token minter) is exempt from the URL check
+    needs_database: ClassVar[bool] = True
 
     environment: Environment = "development"
     database_url: str = Field(
@@ -76,6 +79,9 @@ class ServiceSettings(BaseSettings):
     data_dir: str = ".run"
     relay_batch_size: int = Field(default=500, ge=1, le=10_000)
     relay_poll_interval_s: float = Field(default=0.5, gt=0)
+    outbox_retention_days: float = Field(
+        default=7, gt=0, description="sent outbox rows are purged after this long"
+    )
     consumer_max_attempts: int = Field(default=5, ge=1)
     consumer_backoff_s: float = Field(default=0.2, ge=0)
     http_host: str = "127.0.0.1"
@@ -108,7 +114,7 @@ class ServiceSettings(BaseSettings):
                 )
             if len(self.jwt_secret.get_secret_value()) < 32:
                 raise ValueError("the JWT secret must be at least 32 characters")
-        if self.environment == "production" and not self.database_url:
+        if self.environment == "production" and self.needs_database and not self.database_url:
             raise ValueError(
                 "production needs an explicit database URL: the embedded SQLite default"
                 " would give each replica its own database"

@@ -13,6 +13,7 @@ from services.funding.service_layer.handlers import Handlers
 from services.funding.service_layer.matching import Matcher
 from services.funding.service_layer.unit_of_work import FundingUnitOfWork
 from services.funding.settings import FundingSettings
+from shared.db import lock_for_transaction
 from shared.events.catalogue import PROJECTS, SITES
 from shared.messaging.relay import AfterPublish
 from shared.runtime import ServiceRuntime, Worker
@@ -60,6 +61,8 @@ class Funding(ServiceRuntime):
         from services.funding.adapters.seed import load_seed
 
         async with self.uow() as uow:
+            # Two replicas starting together would insert the same schemes.
+            await lock_for_transaction(uow.session, "funding.seed")
             changed = 0
             for scheme in load_seed():
                 changed += await upsert_scheme(uow.session, scheme)

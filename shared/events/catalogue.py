@@ -43,7 +43,7 @@ class Topic:
 SITES = Topic(
     name="rebond.site_registry.sites.v1",
     owner="site_registry",
-    consumers=("campaigns", "detection"),
+    consumers=("campaigns", "detection", "funding"),
     key="site_id (SIRET): every event of one establishment lands on one partition, in order",
     event_types=(sr.SiteRegistered, sr.SiteUpdated, sr.SiteClosed, sr.ClosureAnnounced),
     description=(
@@ -56,7 +56,9 @@ SITES = Topic(
 CAMPAIGNS = Topic(
     name="rebond.campaigns.campaigns.v1",
     owner="campaigns",
-    consumers=("detection",),
+    # No service of ours needs the campaign's life: it is published for the crisis cell's
+    # own tools (dashboards, the préfecture's reporting).
+    consumers=("crisis_cell_dashboards",),
     key="campaign_id: a campaign's launch, plans, visits and closure stay in order",
     event_types=(
         cp.CampaignLaunched,

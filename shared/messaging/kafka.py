@@ -52,11 +52,28 @@ async def ensure_topics(
         if missing:
             # Another service may create it meanwhile: that is the goal anyway.
             with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics(missing)
+                response = await admin.create_topics(missing)
+                _raise_refusals(response)
         await _wait_for_metadata(admin, set(wanted))
     finally:
         await admin.close()
     return sorted(wanted)
+
+
+_TOPIC_ALREADY_EXISTS = 36
+
+
+def _raise_refusals(response: object) -> None:
+    """Say why the broker refused a topic (too many replicas for the cluster, no right to
+    create…) instead of timing out later on "topic not visible"."""
+    refused = []
+    for entry in getattr(response, "topic_errors", None) or ():
+        topic, code = entry[0], entry[1]
+        message = entry[2] if len(entry) > 2 else ""
+        if code not in (0, _TOPIC_ALREADY_EXISTS):
+            refused.append(f"{topic}: error {code} {message or ''}".strip())
+    if refused:
+        raise RuntimeError("the broker refused to create topics: " + "; ".join(refused))
 
 
 async def _wait_for_metadata(admin: AIOKafkaAdminClient, names: set[str]) -> None:

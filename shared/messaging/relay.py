@@ -16,6 +16,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -100,6 +101,7 @@ class OutboxRelay:
         batch_size: int = 500,
         poll_interval_s: float = 0.5,
         after_publish: AfterPublish | None = None,
+        retention: timedelta = timedelta(days=7),
     ) -> None:
         self._session_factory = session_factory
         self._producer_factory = producer_factory
@@ -108,6 +110,8 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._poll = poll_interval_s
         self._after_publish = after_publish
+        self._retention = retention
+        self._next_purge = 0.0
         self._lock = RelayLock(engine, f"rebond-outbox-relay-{service}")
         self._wakeup = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -139,12 +143,22 @@ class OutboxRelay:
                     await self._sleep()
                     continue
                 if await self.publish_pending() == 0:
+                    await self._purge_if_due()
                     await self._sleep()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("outbox relay pass failed; rows stay unsent and are retried")
                 await self._sleep()
+
+    async def _purge_if_due(self) -> None:
+        # Hourly at most, and only by the leader: the outbox is a queue, not an archive.
+        now = time.monotonic()
+        if now >= self._next_purge:
+            self._next_purge = now + 3600
+            purged = await self.purge_sent(self._retention)
+            if purged:
+                log.info("sent outbox rows purged", rows=purged)
 
     async def _sleep(self) -> None:
         with contextlib.suppress(TimeoutError):

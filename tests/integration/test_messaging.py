@@ -293,3 +293,25 @@ async def test_events_of_one_aggregate_arrive_in_order(registry: SiteRegistry) -
     types = [m.headers["ce_type"] for m in sorted(mine, key=lambda m: m.offset)]
     assert types[0] == SiteRegistered.event_type
     assert set(types[1:]) == {SiteUpdated.event_type}
+
+
+async def test_sent_rows_are_purged_after_the_retention_and_unsent_ones_kept(
+    registry: SiteRegistry,
+) -> None:
+    from datetime import timedelta
+
+    import sqlalchemy as sa
+
+    await services.upsert_site(registry.uow, site(siret_for(20)), registry.refs)
+    await registry.relay.publish_pending()
+    await services.upsert_site(registry.uow, site(siret_for(21)), registry.refs)  # unsent
+    async with registry.session_factory() as s:
+        await s.exec(  # the first row was sent ten days ago
+            sa.update(OutboxEvent)
+            .where(OutboxEvent.key == siret_for(20))
+            .values(sent_at=OutboxEvent.created_at - timedelta(days=10))
+        )
+        await s.commit()
+
+    assert await registry.relay.purge_sent(timedelta(days=7)) == 1
+    assert [r.key for r in await outbox_rows(registry)] == [siret_for(21)]

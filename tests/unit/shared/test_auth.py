@@ -389,3 +389,16 @@ def test_no_write_route_is_open_to_consultants_or_funders(registry_app: FastAPI)
     for (method, path), allows in writes.items():
         for allow in allows:
             assert not allow.roles & {Role.CONSULTANT, Role.FUNDER}, f"{method} {path}"
+
+
+def test_minting_in_production_needs_no_database(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secret = "p" * 40
+    monkeypatch.setenv("REBOND_ENVIRONMENT", "production")
+    monkeypatch.setenv("REBOND_JWT_SECRET", secret)
+
+    assert auth.main(["mint", "--role", "admin"]) == 0
+
+    token = capsys.readouterr().out.strip()
+    assert decode_token(AuthConfig(secret), token).roles == {Role.ADMIN}

@@ -152,3 +152,11 @@ def test_client_id_defaults_to_the_service_name() -> None:
 def test_production_refuses_the_embedded_sqlite_default() -> None:
     with pytest.raises(ValidationError, match="explicit database URL"):
         SiteRegistrySettings(environment="production", jwt_secret=STRONG_SECRET)
+
+
+def test_replication_factor_can_be_given_once_for_the_deployment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("KAFKA_REPLICATION_FACTOR", "3")
+
+    assert SiteRegistrySettings().kafka_replication_factor == 3
