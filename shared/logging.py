@@ -40,8 +40,26 @@ def configure_logging(service: str, level: str = "INFO", json: bool | None = Non
         cache_logger_on_first_use=False,
     )
     structlog.contextvars.bind_contextvars(service=service)
-    # Libraries log through the standard library; keep their noise at WARNING.
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    # Libraries (uvicorn, aiokafka, SQLAlchemy) log through the standard library: render
+    # their records with the same processors, so one stream has one format, and keep
+    # their noise at WARNING.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[
+                *processors[:3],
+                structlog.stdlib.add_logger_name,
+                structlog.stdlib.ExtraAdder(),
+            ],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
 
 
 def get_logger(name: str | None = None) -> Any:

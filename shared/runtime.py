@@ -147,6 +147,7 @@ async def serve(app: FastAPI, settings: ServiceSettings) -> None:
             host=settings.http_host,
             port=settings.http_port,
             log_level=settings.log_level.lower(),
+            log_config=None,  # keep our structlog handler: one stream, one format
             access_log=False,  # requests are logged by our middleware, with correlation ids
         )
     )
