@@ -57,30 +57,31 @@ class Detection(ServiceRuntime):
         return (self.relay, self.consumer, self.ledger_consumer)
 
     async def rebuild_ledger(self, *, batch_size: int = 2000) -> ReplayReport:
-        """Drop the ledger's rows and rebuild them from the topics. Safe while the live
-        ledger consumer runs: every write is an idempotent, version-guarded upsert."""
+        """Drop the ledger's rows and rebuild them from the topics, in ONE transaction:
+        readers see the old ledger until the new one commits, never a partial one. Safe
+        while the live ledger consumer runs: every write is an idempotent, version-guarded
+        upsert, so its writes (waiting on ours) land on top of the rebuilt rows."""
+        prefix = self.settings.kafka_topic_prefix
         async with self.uow() as uow:
             await ledger_projection.drop(uow.session)
             await uow.session.exec(
                 delete(InboxMessage).where(col(InboxMessage.consumer) == self.ledger_consumer.name)
             )
-            await uow.commit()
 
-        async def apply(batch: list[Envelope[EventPayload]]) -> None:
-            async with self.uow() as uow:
+            async def apply(batch: list[Envelope[EventPayload]]) -> None:
                 await ledger_projection.apply(
                     uow.session, ledger_projection.relevant(e.payload for e in batch)
                 )
-                await uow.commit()
 
-        prefix = self.settings.kafka_topic_prefix
-        return await replay(
-            self.settings.kafka_bootstrap_servers,
-            [PROJECTS.physical(prefix), SITES.physical(prefix)],
-            event_registry([PROJECTS, SITES]),
-            apply,
-            batch_size=batch_size,
-        )
+            report = await replay(
+                self.settings.kafka_bootstrap_servers,
+                [PROJECTS.physical(prefix), SITES.physical(prefix)],
+                event_registry([PROJECTS, SITES]),
+                apply,
+                batch_size=batch_size,
+            )
+            await uow.commit()
+        return report
 
 
 def bootstrap(
