@@ -53,7 +53,7 @@ class ServiceRuntime:
             engine=self.engine,
             session_factory=self.session_factory,
             producer_factory=partial(
-                make_producer, settings.kafka_bootstrap_servers, settings.client_id() + "-relay"
+                make_producer, settings.kafka_access(), settings.client_id() + "-relay"
             ),
             service=service,
             topic_prefix=settings.kafka_topic_prefix,
@@ -69,7 +69,7 @@ class ServiceRuntime:
         )
 
     def producer(self) -> AIOKafkaProducer:
-        return make_producer(self.settings.kafka_bootstrap_servers, self.settings.client_id())
+        return make_producer(self.settings.kafka_access(), self.settings.client_id())
 
     async def migrate(self) -> None:
         await migrations.upgrade(self.migrations_dir, self.settings.resolved_database_url())
@@ -77,7 +77,7 @@ class ServiceRuntime:
     async def ensure_topics(self) -> list[str]:
         topics = {*topics_owned_by(self.service), *topics_consumed_by(self.service)}
         return await ensure_topics(
-            self.settings.kafka_bootstrap_servers,
+            self.settings.kafka_access(),
             sorted(topics, key=lambda t: t.name),
             prefix=self.settings.kafka_topic_prefix,
             replication_factor=self.settings.kafka_replication_factor,
@@ -102,7 +102,7 @@ class ServiceRuntime:
             handlers=handlers,
             uow_factory=uow_factory,
             registry=event_registry(),
-            bootstrap_servers=s.kafka_bootstrap_servers,
+            bootstrap_servers=s.kafka_access(),
             producer_factory=self.producer,
             topic_prefix=s.kafka_topic_prefix,
             max_attempts=s.consumer_max_attempts,

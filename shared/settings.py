@@ -21,6 +21,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from shared.messaging.kafka import KafkaAccess
+
 DEV_JWT_SECRET = "rebond-development-secret-change-me"
 
 Environment = Literal["development", "test", "production"]
@@ -30,6 +32,11 @@ SHARED_ENV: dict[str, str] = {
     "kafka_bootstrap_servers": "KAFKA_BOOTSTRAP_SERVERS",
     "kafka_topic_prefix": "KAFKA_TOPIC_PREFIX",
     "kafka_replication_factor": "KAFKA_REPLICATION_FACTOR",
+    "kafka_security_protocol": "KAFKA_SECURITY_PROTOCOL",
+    "kafka_sasl_mechanism": "KAFKA_SASL_MECHANISM",
+    "kafka_sasl_username": "KAFKA_SASL_USERNAME",
+    "kafka_sasl_password": "KAFKA_SASL_PASSWORD",
+    "kafka_ssl_cafile": "KAFKA_SSL_CAFILE",
     "environment": "REBOND_ENVIRONMENT",
     "jwt_secret": "REBOND_JWT_SECRET",
     "log_json": "REBOND_LOG_JSON",
@@ -68,6 +75,11 @@ class ServiceSettings(BaseSettings):
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     kafka_topic_prefix: str = ""
     kafka_client_id: str = ""
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: str | None = None
     kafka_replication_factor: int = Field(
         default=1, ge=1, description="for topics a service creates itself (3 in production)"
     )
@@ -125,6 +137,18 @@ class ServiceSettings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{self.data_dir}/{self.service_name}.db"
+
+    def kafka_access(self) -> KafkaAccess:
+        return KafkaAccess(
+            bootstrap_servers=self.kafka_bootstrap_servers,
+            security_protocol=self.kafka_security_protocol,
+            sasl_mechanism=self.kafka_sasl_mechanism,
+            sasl_username=self.kafka_sasl_username,
+            sasl_password=(
+                self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else None
+            ),
+            ssl_cafile=self.kafka_ssl_cafile,
+        )
 
     def client_id(self) -> str:
         return self.kafka_client_id or f"rebond-{self.service_name}"

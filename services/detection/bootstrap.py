@@ -74,7 +74,7 @@ class Detection(ServiceRuntime):
                 )
 
             report = await replay(
-                self.settings.kafka_bootstrap_servers,
+                self.settings.kafka_access(),
                 [PROJECTS.physical(prefix), SITES.physical(prefix)],
                 event_registry([PROJECTS, SITES]),
                 apply,

@@ -27,6 +27,7 @@ from aiokafka.structs import ConsumerRecord
 from shared.events.catalogue import Topic
 from shared.events.envelope import Envelope, EventPayload, MalformedEvent, decode
 from shared.logging import bind_correlation, get_logger
+from shared.messaging.kafka import KafkaAccess, access_of
 from shared.messaging.unit_of_work import SqlUnitOfWork
 
 log = get_logger(__name__)
@@ -79,7 +80,7 @@ class ConsumerRunner(Generic[U]):
         handlers: Mapping[str, Handler[U]],
         uow_factory: Callable[[], U],
         registry: Mapping[str, type[EventPayload]],
-        bootstrap_servers: str,
+        bootstrap_servers: KafkaAccess | str,
         producer_factory: Callable[[], AIOKafkaProducer],
         topic_prefix: str = "",
         max_attempts: int = 5,
@@ -109,7 +110,7 @@ class ConsumerRunner(Generic[U]):
         self._dlq = self._producer_factory()
         await self._dlq.start()
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap,
+            **access_of(self._bootstrap).client_kwargs(),
             group_id=self.name,
             client_id=self.name,
             enable_auto_commit=False,

@@ -5,19 +5,52 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.helpers import create_ssl_context
 
 from shared.events.catalogue import Topic
 
 
-def make_producer(bootstrap_servers: str, client_id: str) -> AIOKafkaProducer:
+@dataclass(frozen=True)
+class KafkaAccess:
+    """How to reach the cluster: its address, and TLS / SASL when it is not on a private
+    network (a funder feed exposed to outside readers, a managed Kafka)."""
+
+    bootstrap_servers: str
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = field(default=None, repr=False)
+    ssl_cafile: str | None = None
+
+    def client_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap_servers,
+            "security_protocol": self.security_protocol,
+        }
+        if "SSL" in self.security_protocol:
+            kwargs["ssl_context"] = create_ssl_context(cafile=self.ssl_cafile)
+        if self.security_protocol.startswith("SASL"):
+            kwargs["sasl_mechanism"] = self.sasl_mechanism or "PLAIN"
+            kwargs["sasl_plain_username"] = self.sasl_username
+            kwargs["sasl_plain_password"] = self.sasl_password
+        return kwargs
+
+
+def access_of(target: KafkaAccess | str) -> KafkaAccess:
+    return target if isinstance(target, KafkaAccess) else KafkaAccess(target)
+
+
+def make_producer(access: KafkaAccess | str, client_id: str) -> AIOKafkaProducer:
     # Idempotence gives acks=all and per-partition order across the producer's retries;
     # without it aiokafka defaults to acks=1 (a leader crash can lose an "acked" event).
     return AIOKafkaProducer(
-        bootstrap_servers=bootstrap_servers,
+        **access_of(access).client_kwargs(),
         client_id=client_id,
         enable_idempotence=True,
         acks="all",
@@ -27,7 +60,7 @@ def make_producer(bootstrap_servers: str, client_id: str) -> AIOKafkaProducer:
 
 
 async def ensure_topics(
-    bootstrap_servers: str,
+    access: KafkaAccess | str,
     topics: Iterable[Topic],
     *,
     prefix: str = "",
@@ -40,7 +73,7 @@ async def ensure_topics(
         wanted[topic.physical(prefix)] = topic.partitions
         if with_dlq:
             wanted[topic.physical_dlq(prefix)] = 1
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    admin = AIOKafkaAdminClient(**access_of(access).client_kwargs())
     await admin.start()
     try:
         existing = set(await admin.list_topics())

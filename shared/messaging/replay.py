@@ -11,6 +11,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from shared.events.envelope import Envelope, EventPayload, MalformedEvent, decode
 from shared.logging import get_logger
+from shared.messaging.kafka import KafkaAccess, access_of
 
 log = get_logger(__name__)
 
@@ -24,7 +25,7 @@ class ReplayReport:
 
 
 async def replay(
-    bootstrap_servers: str,
+    access: KafkaAccess | str,
     topics: Sequence[str],
     registry: Mapping[str, type[EventPayload]],
     on_batch: Callable[[list[Envelope[EventPayload]]], Awaitable[None]],
@@ -37,7 +38,7 @@ async def replay(
     started = time.perf_counter()
     report = ReplayReport()
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers,
+        **access_of(access).client_kwargs(),
         enable_auto_commit=False,
         max_poll_records=batch_size,
         fetch_max_bytes=64 * 1024 * 1024,
