@@ -335,6 +335,7 @@ class LocalKafka:
         *,
         port: int | None = None,
         controller_port: int | None = None,
+        sasl_users: Mapping[str, str] | None = None,
         jars_dir: Path | None = None,
         heap: str = "512m",
         startup_timeout: float = 60.0,
@@ -343,6 +344,9 @@ class LocalKafka:
         self._requested_dir = data_dir.resolve() if data_dir is not None else None
         self._requested_port = port
         self._requested_controller_port = controller_port
+        # Optional SASL/PLAIN listener (user → password), to test clients that authenticate.
+        self._sasl_users = dict(sasl_users or {})
+        self._sasl_port: int | None = None
         self._jars_dir = jars_dir
         self._heap = heap
         self._startup_timeout = startup_timeout
@@ -534,6 +538,34 @@ class LocalKafka:
             chosen.append(candidate)
         return chosen[0], chosen[1]
 
+    @property
+    def sasl_bootstrap_servers(self) -> str:
+        if self._sasl_port is None:
+            raise KafkaLocalError("no SASL listener: start LocalKafka with sasl_users")
+        return f"{HOST}:{self._sasl_port}"
+
+    def _sasl_properties(self, port: int, controller_port: int) -> dict[str, str]:
+        if not self._sasl_users:
+            return {}
+        self._sasl_port = self._sasl_port or free_ports(1)[0]
+        users = " ".join(f'user_{u}="{pw}"' for u, pw in self._sasl_users.items())
+        return {
+            "listeners": (
+                f"PLAINTEXT://{HOST}:{port},CONTROLLER://{HOST}:{controller_port},"
+                f"SASL_PLAINTEXT://{HOST}:{self._sasl_port}"
+            ),
+            "advertised.listeners": (
+                f"PLAINTEXT://{HOST}:{port},SASL_PLAINTEXT://{HOST}:{self._sasl_port}"
+            ),
+            "listener.security.protocol.map": (
+                "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT"
+            ),
+            "sasl.enabled.mechanisms": "PLAIN",
+            "listener.name.sasl_plaintext.plain.sasl.jaas.config": (
+                "org.apache.kafka.common.security.plain.PlainLoginModule required " + users + ";"
+            ),
+        }
+
     def _properties(self, data_dir: Path, port: int, controller_port: int) -> str:
         props = {
             "process.roles": "broker,controller",
@@ -558,6 +590,7 @@ class LocalKafka:
             # More than one partition so that per-key ordering bugs can show up locally.
             "num.partitions": "3",
             "auto.create.topics.enable": "false",
+            **self._sasl_properties(port, controller_port),
             **self._extra,
         }
         lines = ["# Written by shared/infra/kafka_local.py on every start; edits are lost."]
