@@ -30,22 +30,34 @@ from services.site_registry.entrypoints.http import create_app as registry_app
 from services.site_registry.service_layer import services
 from services.site_registry.settings import SiteRegistrySettings
 from shared.runtime import ServiceRuntime
+from shared.settings import ServiceSettings
 from tests.integration.flows import Stack, token
 from tests.support.infra import Broker, Database
 
 TEST_SECRET = "integration-tests-secret-of-at-least-32-chars"
 S = TypeVar("S", bound=ServiceRuntime)
+T = TypeVar("T", bound=ServiceSettings)
 
 
-def registry_settings(broker: Broker, database_url: str, prefix: str) -> SiteRegistrySettings:
-    return SiteRegistrySettings(
+def settings_for(
+    cls: type[T], broker: Broker, database_url: str, prefix: str, **extra: object
+) -> T:
+    """A service's settings for a test: its own database, the session's broker, a
+    per-test topic prefix, fast polling and retries."""
+    return cls(
         environment="test",
         database_url=database_url,
         kafka_bootstrap_servers=broker.bootstrap_servers,
         kafka_topic_prefix=prefix,
         jwt_secret=TEST_SECRET,  # type: ignore[arg-type]
         relay_poll_interval_s=0.05,
+        consumer_backoff_s=0.01,
+        **extra,  # type: ignore[arg-type]
     )
+
+
+def registry_settings(broker: Broker, database_url: str, prefix: str) -> SiteRegistrySettings:
+    return settings_for(SiteRegistrySettings, broker, database_url, prefix)
 
 
 @pytest.fixture
@@ -61,15 +73,7 @@ async def registry(
 
 
 def campaigns_settings(broker: Broker, database_url: str, prefix: str) -> CampaignsSettings:
-    return CampaignsSettings(
-        environment="test",
-        database_url=database_url,
-        kafka_bootstrap_servers=broker.bootstrap_servers,
-        kafka_topic_prefix=prefix,
-        jwt_secret=TEST_SECRET,  # type: ignore[arg-type]
-        relay_poll_interval_s=0.05,
-        consumer_backoff_s=0.01,
-    )
+    return settings_for(CampaignsSettings, broker, database_url, prefix)
 
 
 #: campaigns are launched "today" = a fixed Monday, so agendas are deterministic
@@ -112,15 +116,7 @@ async def detection(
     broker: Broker, database: Database, topic_prefix: str
 ) -> AsyncIterator[Detection]:
     url = await database.create_database(f"test_dt_{uuid.uuid4().hex[:10]}")
-    settings = DetectionSettings(
-        environment="test",
-        database_url=url,
-        kafka_bootstrap_servers=broker.bootstrap_servers,
-        kafka_topic_prefix=topic_prefix,
-        jwt_secret=TEST_SECRET,  # type: ignore[arg-type]
-        relay_poll_interval_s=0.05,
-        consumer_backoff_s=0.01,
-    )
+    settings = settings_for(DetectionSettings, broker, url, topic_prefix)
     async with running(detection_bootstrap(settings, now=lambda: TODAY)) as svc:
         yield svc
 
@@ -133,15 +129,7 @@ FUNDING_TODAY = datetime(2023, 6, 15, 9, 0, tzinfo=UTC)
 @pytest.fixture
 async def funding(broker: Broker, database: Database, topic_prefix: str) -> AsyncIterator[Funding]:
     url = await database.create_database(f"test_fd_{uuid.uuid4().hex[:10]}")
-    settings = FundingSettings(
-        environment="test",
-        database_url=url,
-        kafka_bootstrap_servers=broker.bootstrap_servers,
-        kafka_topic_prefix=topic_prefix,
-        jwt_secret=TEST_SECRET,  # type: ignore[arg-type]
-        relay_poll_interval_s=0.05,
-        consumer_backoff_s=0.01,
-    )
+    settings = settings_for(FundingSettings, broker, url, topic_prefix)
     svc = funding_bootstrap(settings, now=lambda: FUNDING_TODAY)
     async with running(svc):
         await svc.load_seed()
