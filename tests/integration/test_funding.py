@@ -57,27 +57,58 @@ async def test_qualified_project_is_matched_explained_planned_and_funded(
     ademe_funder = token(st.funding.auth, "funder", "ademe-hdf", regions=["32"], org="ADEME")
     listed = (await st.f.get("/funder/projects", headers=ademe_funder)).json()
     assert [p["project_id"] for p in listed] == [project["id"]]
-    application = await st.f.post(
-        "/applications",
-        json={
-            "project_id": project["id"],
-            "scheme_id": ADEME_ECODESIGN,
-            "amount_requested_eur": 300_000,
-        },
-        headers={**ademe_funder, "Idempotency-Key": str(uuid.uuid4())},
-    )
-    assert application.status_code == 201, application.text
-    award = await st.f.post(
-        f"/applications/{application.json()['id']}/award",
-        json={"amount_eur": 250_000, "decided_on": "2023-06-10"},
-        headers=ademe_funder,
-    )
-    assert award.status_code == 200, award.text
-    await st.funding.relay.publish_pending()
+
+    async def apply() -> str:
+        resp = await st.f.post(
+            "/applications",
+            json={
+                "project_id": project["id"],
+                "scheme_id": ADEME_ECODESIGN,
+                "amount_requested_eur": 300_000,
+            },
+            headers={**ademe_funder, "Idempotency-Key": str(uuid.uuid4())},
+        )
+        assert resp.status_code == 201, resp.text
+        return str(resp.json()["id"])
 
     async def stage() -> str:
         resp = await st.d.get(f"/projects/{project['id']}", headers=st.cell)
         return str(resp.json()["stage"])
+
+    # A first application is refused: the project goes back to qualified.
+    first = await apply()
+    await st.funding.relay.publish_pending()
+    await eventually(stage, lambda s: s == "in_funding", what="project in funding")
+    refusal = await st.f.post(
+        f"/applications/{first}/refusal",
+        json={"reason": "envelope exhausted for this round", "decided_on": "2023-06-05"},
+        headers=ademe_funder,
+    )
+    assert refusal.status_code == 200, refusal.text
+    await st.funding.relay.publish_pending()
+    await eventually(stage, lambda s: s == "qualified", what="back to qualified")
+
+    # A second one is granted, then paid in part; overpaying is refused.
+    second = await apply()
+    award = await st.f.post(
+        f"/applications/{second}/award",
+        json={"amount_eur": 250_000, "decided_on": "2023-06-10"},
+        headers=ademe_funder,
+    )
+    assert award.status_code == 200, award.text
+    paid = await st.f.post(
+        f"/applications/{second}/payments",
+        json={"amount_eur": 100_000, "paid_on": "2023-07-01"},
+        headers=ademe_funder,
+    )
+    assert paid.status_code == 200 and paid.json()["amount_paid_eur"] == 100_000
+    too_much = await st.f.post(
+        f"/applications/{second}/payments",
+        json={"amount_eur": 200_000, "paid_on": "2023-08-01"},
+        headers=ademe_funder,
+    )
+    assert too_much.status_code == 409 and "exceed" in too_much.json()["detail"]
+    await st.funding.relay.publish_pending()
 
     await eventually(stage, lambda s: s == "funded", what="project funded in detection")
     await st.detection.relay.publish_pending()

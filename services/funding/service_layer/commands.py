@@ -221,6 +221,17 @@ async def _application(
     return row, await _scheme_for_funder(uow, row.scheme_id, principal)
 
 
+def _decision(row: ApplicationRow, matcher: Matcher) -> dict[str, Any]:
+    """What every decision on an application says: whose, which scheme, when."""
+    return {
+        "project_id": row.project_id,
+        "scheme_id": row.scheme_id,
+        "funder": row.funder,
+        "occurred_at": matcher.now(),
+        "application_id": row.id,
+    }
+
+
 async def grant(
     uow: FundingUnitOfWork,
     application_id: uuid.UUID,
@@ -239,11 +250,7 @@ async def grant(
     row.status, row.amount_granted_eur, row.decided_on = "granted", amount_eur, decided_on
     uow.publish(
         fd.AwardGranted(
-            project_id=row.project_id,
-            scheme_id=row.scheme_id,
-            funder=row.funder,
-            occurred_at=matcher.now(),
-            application_id=row.id,
+            **_decision(row, matcher),
             amount_eur=amount_eur,
             decided_on=decided_on,
         )
@@ -265,11 +272,7 @@ async def refuse(
     row.status, row.refusal_reason, row.decided_on = "refused", reason, decided_on
     uow.publish(
         fd.AwardRefused(
-            project_id=row.project_id,
-            scheme_id=row.scheme_id,
-            funder=row.funder,
-            occurred_at=matcher.now(),
-            application_id=row.id,
+            **_decision(row, matcher),
             decided_on=decided_on,
             reason=reason,
         )
@@ -296,11 +299,7 @@ async def pay(
     row.amount_paid_eur += amount_eur
     uow.publish(
         fd.PaymentMade(
-            project_id=row.project_id,
-            scheme_id=row.scheme_id,
-            funder=row.funder,
-            occurred_at=matcher.now(),
-            application_id=row.id,
+            **_decision(row, matcher),
             amount_eur=amount_eur,
             paid_on=paid_on,
         )
