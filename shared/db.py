@@ -8,15 +8,58 @@ because async code must never lazy-load.
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 SessionFactory = async_sessionmaker[AsyncSession]
+
+
+class NaiveDatetimeError(ValueError):
+    """A datetime without offset reached the database: whose clock it reads is unknown."""
+
+
+class UtcDateTime(sa.types.TypeDecorator[datetime]):
+    """Every timestamp column of every service: stored as UTC, read back timezone-aware.
+
+    PostgreSQL's `timestamptz` already round-trips aware datetimes, but SQLite has no
+    timezone type: SQLAlchemy's `DateTime` drops the offset on write and returns naive
+    values, so code comparing them with `datetime.now(UTC)` breaks only on the embedded
+    default. This type normalises both backends: a naive value is refused on write
+    (never guessed), an aware one is converted to UTC (and stored offset-free on SQLite),
+    and every value read is UTC-aware.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected a datetime, got {type(value).__name__}")
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise NaiveDatetimeError(f"naive datetime {value.isoformat()} refused: give its offset")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)  # SQLite: stored as UTC by process_bind_param
+        return value.astimezone(UTC)
+
+
+def utc_column(*, nullable: bool = False) -> sa.Column[datetime]:
+    """A `UtcDateTime` column (for SQLModel's `sa_column=`)."""
+    return sa.Column(UtcDateTime(), nullable=nullable)
 
 
 def is_sqlite(url: str) -> bool:

@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from shared.db import utc_column
 from shared.errors import DomainError
 from shared.messaging.tables import utcnow
 from shared.messaging.unit_of_work import SqlUnitOfWork
@@ -45,9 +46,7 @@ class IdempotencyRecord(SQLModel, table=True):
     request_hash: str = Field(max_length=64)
     status_code: int
     response: str = Field(sa_column=sa.Column(sa.Text(), nullable=False))
-    created_at: datetime = Field(
-        default_factory=utcnow, sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False)
-    )
+    created_at: datetime = Field(default_factory=utcnow, sa_column=utc_column())
 
 
 def request_hash(method: str, path: str, body: Any) -> str:

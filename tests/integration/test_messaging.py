@@ -21,7 +21,7 @@ from shared.events.catalogue import SITES, event_registry
 from shared.events.envelope import Envelope
 from shared.events.site_registry import SiteRegistered, SiteUpdated
 from shared.messaging.consumer import ConsumerRunner, PermanentError
-from shared.messaging.tables import OutboxEvent
+from shared.messaging.tables import OutboxEvent, utcnow
 from tests.integration.conftest import registry_settings
 from tests.support.infra import Broker
 from tests.support.kafka import read_all
@@ -62,10 +62,15 @@ async def effects(registry: SiteRegistry) -> list[tuple[str, str]]:
 
 @pytest.fixture
 async def effect_table(registry: SiteRegistry) -> SiteRegistry:
+    serial = (
+        "INTEGER PRIMARY KEY AUTOINCREMENT"
+        if registry.engine.dialect.name == "sqlite"
+        else "SERIAL PRIMARY KEY"
+    )
     async with registry.engine.begin() as conn:
         await conn.execute(
             text(
-                "CREATE TABLE test_effects (n SERIAL PRIMARY KEY, event_id TEXT NOT NULL,"
+                f"CREATE TABLE test_effects (n {serial}, event_id TEXT NOT NULL,"
                 " site_id TEXT NOT NULL)"
             )
         )
@@ -309,7 +314,7 @@ async def test_sent_rows_are_purged_after_the_retention_and_unsent_ones_kept(
         await s.exec(  # the first row was sent ten days ago
             sa.update(OutboxEvent)
             .where(OutboxEvent.key == siret_for(20))
-            .values(sent_at=OutboxEvent.created_at - timedelta(days=10))
+            .values(sent_at=utcnow() - timedelta(days=10))
         )
         await s.commit()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -35,6 +36,8 @@ class Database:
     admin_url: str  # SQLAlchemy asyncpg URL of the maintenance database
     description: str
     _stop: Any = field(default=None, repr=False)
+    server: Any = field(default=None, repr=False)  # the LocalPostgres, when we started it
+    backend: str = "postgresql"
 
     def url(self, database: str) -> str:
         return make_url(self.admin_url).set(database=database).render_as_string(hide_password=False)
@@ -57,6 +60,34 @@ class Database:
     def stop(self) -> None:
         if self._stop is not None:
             self._stop()
+
+
+@dataclass
+class SqliteDatabases:
+    """The embedded default of `make run`, as a test backend: each test's "database" is a
+    fresh SQLite file (WAL, as the services open it) in a folder of the test session."""
+
+    folder: Path
+    description: str = field(default="")
+    backend: str = "sqlite"
+
+    def __post_init__(self) -> None:
+        import sqlite3
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.description = (
+            f"SQLite {sqlite3.sqlite_version} (the embedded default: aiosqlite, WAL files"
+            f" in {self.folder})"
+        )
+
+    def url(self, database: str) -> str:
+        return f"sqlite+aiosqlite:///{self.folder / database}.db"
+
+    async def create_database(self, name: str) -> str:
+        return self.url(name)
+
+    def stop(self) -> None:
+        return None
 
 
 def docker_available() -> bool:
@@ -123,4 +154,5 @@ def start_database() -> Database:
         pg.dsn("postgres"),
         f"PostgreSQL {pg.version} (Debian package, local cluster) on port {pg.port}",
         pg.stop,
+        server=pg,
     )

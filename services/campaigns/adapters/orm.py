@@ -8,11 +8,12 @@ from datetime import date, datetime
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
+from shared.db import utc_column
 from shared.messaging.tables import utcnow
 
 
 def _ts(nullable: bool = False) -> sa.Column[datetime]:
-    return sa.Column(sa.DateTime(timezone=True), nullable=nullable)
+    return utc_column(nullable=nullable)
 
 
 class CampaignSiteRow(SQLModel, table=True):

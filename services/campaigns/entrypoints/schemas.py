@@ -4,10 +4,10 @@ short field lists, nulls omitted, dates as ISO strings."""
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import date
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from shared.events.campaigns import Maturity, Obstacle, ProjectKind, RedFlagKind, VisitOutcome
 
@@ -36,7 +36,7 @@ class CampaignSummary(BaseModel):
     uncovered: int
     completed: int
     days_planned: float
-    launched_at: datetime
+    launched_at: AwareDatetime
 
 
 class PlanTarget(BaseModel):
@@ -166,7 +166,7 @@ class SyncItem(_In):
     client_id: uuid.UUID = Field(description="generated on the phone; makes a retry harmless")
     type: Literal["outcome", "survey"]
     visit_id: uuid.UUID
-    recorded_at: datetime = Field(description="when the consultant recorded it, offline")
+    recorded_at: AwareDatetime = Field(description="when the consultant recorded it, offline")
     outcome: OutcomeIn | None = None
     survey: SurveyIn | None = None
 

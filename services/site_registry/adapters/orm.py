@@ -9,6 +9,7 @@ from datetime import date, datetime
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
+from shared.db import utc_column
 from shared.messaging.tables import utcnow
 
 
@@ -71,12 +72,8 @@ class SiteRow(SQLModel, table=True):
     territory_ids: list[str] = Field(default_factory=list, sa_column=sa.Column(sa.JSON()))
     closed_on: date | None = None
     version: int = Field(default=1)
-    created_at: datetime = Field(
-        default_factory=utcnow, sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False)
-    )
-    updated_at: datetime = Field(
-        default_factory=utcnow, sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False)
-    )
+    created_at: datetime = Field(default_factory=utcnow, sa_column=utc_column())
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=utc_column())
 
 
 class ClosureShockRow(SQLModel, table=True):
@@ -90,5 +87,5 @@ class ClosureShockRow(SQLModel, table=True):
     planned_closure_on: date | None = None
     note: str | None = None
     status: str = Field(max_length=20)
-    declared_at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
+    declared_at: datetime = Field(sa_column=utc_column())
     declared_by: str = Field(max_length=200)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import date
 from typing import Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 T = TypeVar("T")
 
@@ -70,7 +70,7 @@ class ClosureShockPublic(BaseModel):
     planned_closure_on: date | None
     note: str | None
     status: str
-    declared_at: datetime
+    declared_at: AwareDatetime
 
 
 class SiteClose(BaseModel):
