@@ -9,20 +9,30 @@ from typing import Any
 
 import fastapi.routing
 import structlog
+from asyncpg.exceptions import InterfaceError as PgInterfaceError
+from asyncpg.exceptions import PostgresError
 from fastapi import FastAPI, Request, status
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth import Allow
 from shared.errors import DomainError
-from shared.logging import bind_correlation, get_logger
+from shared.logging import Throttled, bind_correlation, get_logger
+from shared.transient import describe, is_transient
 
 log = get_logger(__name__)
+_unavailable = Throttled(log)
 
 CORRELATION_HEADER = "X-Correlation-ID"
+RETRY_AFTER_S = 5
+
+
+class NotReadyError(RuntimeError):
+    """A readiness check's answer, safe to show (no host names, no credentials)."""
 
 
 class CorrelationMiddleware:
@@ -94,14 +104,40 @@ def install_common(app: FastAPI, ready_check: Callable[[], Awaitable[None]] | No
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    async def infrastructure_error(request: Request, exc: Exception) -> JSONResponse:
+        # A dependency down is not the caller's fault nor a bug: 503 and when to retry,
+        # logged once per interval rather than once per request.
+        if is_transient(exc):
+            _unavailable.failure(
+                "dependency", "request refused: a dependency is down", error=describe(exc)
+            )
+            return JSONResponse(
+                status_code=503,
+                headers={"Retry-After": str(RETRY_AFTER_S)},
+                content={
+                    "detail": "the service's database is unreachable for now; retry later",
+                    "code": "unavailable",
+                },
+            )
+        log.exception("unhandled error", error=describe(exc))
+        return JSONResponse(
+            status_code=500, content={"detail": "internal error", "code": "internal_error"}
+        )
+
+    for kind in (SQLAlchemyError, OSError, PostgresError, PgInterfaceError):
+        app.add_exception_handler(kind, infrastructure_error)
+
     @app.get("/readyz", tags=["ops"], summary="Readiness: the database answers (no auth)")
     async def readyz() -> JSONResponse:
         if ready_check is not None:
             try:
                 await ready_check()
             except Exception as exc:
+                detail = str(exc) if isinstance(exc, NotReadyError) else type(exc).__name__
                 return JSONResponse(
-                    status_code=503, content={"status": "unavailable", "detail": type(exc).__name__}
+                    status_code=503,
+                    headers={"Retry-After": str(RETRY_AFTER_S)},
+                    content={"status": "unavailable", "detail": detail},
                 )
         return JSONResponse(content={"status": "ready"})
 

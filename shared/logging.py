@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from contextvars import ContextVar
 from typing import Any
 
@@ -44,6 +45,7 @@ def configure_logging(service: str, level: str = "INFO", json: bool | None = Non
     # their records with the same processors, so one stream has one format, and keep
     # their noise at WARNING.
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RepeatFilter())
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[
@@ -70,3 +72,67 @@ def bind_correlation(correlation_id: str | None, causation_id: str | None = None
     correlation_id_var.set(correlation_id)
     causation_id_var.set(causation_id)
     structlog.contextvars.bind_contextvars(correlation_id=correlation_id)
+
+
+class Throttled:
+    """A repeated failure logged once per interval, with how many times it happened.
+
+    During a broker or database outage a relay or consumer fails every fraction of a
+    second; one line per attempt would drown the log (and the disk) while saying nothing
+    new. The first failure of a kind is logged at once, then at most one line per
+    `interval_s` carrying `repeated` (failures since the last line); `recovered` logs
+    the end of the condition with its total.
+    """
+
+    def __init__(self, logger: Any, interval_s: float = 30.0) -> None:
+        self._log = logger
+        self._interval = interval_s
+        self._state: dict[str, list[float]] = {}  # key → [last logged, since last, total]
+
+    def failure(self, key: str, event: str, *, level: str = "warning", **fields: Any) -> None:
+        now = time.monotonic()
+        state = self._state.get(key)
+        if state is None:
+            self._state[key] = [now, 0, 1]
+            getattr(self._log, level)(event, **fields)
+            return
+        state[1] += 1
+        state[2] += 1
+        if now - state[0] >= self._interval:
+            getattr(self._log, level)(event, repeated=int(state[1]), **fields)
+            state[0], state[1] = now, 0
+
+    def recovered(self, key: str, event: str, **fields: Any) -> None:
+        state = self._state.pop(key, None)
+        if state is not None:
+            self._log.info(event, failures=int(state[2]), **fields)
+
+    def failing(self, key: str) -> bool:
+        return key in self._state
+
+
+class RepeatFilter(logging.Filter):
+    """The same idea for libraries' records (aiokafka logs every failed connection
+    attempt): a record whose logger and message template were seen within `interval_s`
+    is dropped and counted; the next one let through says how many were dropped."""
+
+    def __init__(self, interval_s: float = 30.0) -> None:
+        super().__init__()
+        self._interval = interval_s
+        self._seen: dict[tuple[str, str], list[float]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        key = (record.name, str(record.msg))
+        now = time.monotonic()
+        state = self._seen.get(key)
+        if state is not None and now - state[0] < self._interval:
+            state[1] += 1
+            return False
+        if state is not None and state[1]:
+            record.msg = f"{record.msg} (and {int(state[1])} more like it in {self._interval:.0f}s)"
+        self._seen[key] = [now, 0]
+        if len(self._seen) > 1000:  # bounded: templates, not values, are the keys
+            self._seen.clear()
+        return True

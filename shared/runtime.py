@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import timedelta
-from functools import partial
 from pathlib import Path
 from typing import Annotated, Protocol, TypeVar
 
@@ -30,6 +29,9 @@ U = TypeVar("U", bound=SqlUnitOfWork)
 
 
 class Worker(Protocol):
+    #: why the worker cannot make progress now (a dependency down), None when it can
+    problem: str | None
+
     async def run(self) -> None: ...
 
     async def stop(self) -> None: ...
@@ -52,8 +54,10 @@ class ServiceRuntime:
         self.relay = OutboxRelay(
             engine=self.engine,
             session_factory=self.session_factory,
-            producer_factory=partial(
-                make_producer, settings.kafka_access(), settings.client_id() + "-relay"
+            producer_factory=lambda transactional_id: make_producer(
+                settings.kafka_access(),
+                settings.client_id() + "-relay",
+                transactional_id=transactional_id,
             ),
             service=service,
             topic_prefix=settings.kafka_topic_prefix,
@@ -61,6 +65,7 @@ class ServiceRuntime:
             poll_interval_s=settings.relay_poll_interval_s,
             after_publish=after_publish,
             retention=timedelta(days=settings.outbox_retention_days),
+            lease_ttl_s=settings.relay_lease_ttl_s,
         )
         self.auth = AuthConfig(
             settings.jwt_secret.get_secret_value(),
@@ -107,6 +112,8 @@ class ServiceRuntime:
             topic_prefix=s.kafka_topic_prefix,
             max_attempts=s.consumer_max_attempts,
             backoff_s=s.consumer_backoff_s,
+            transient_backoff_s=s.consumer_transient_backoff_s,
+            max_transient_backoff_s=s.consumer_max_transient_backoff_s,
         )
 
     async def aclose(self) -> None:
@@ -165,7 +172,7 @@ def service_app(
     """The HTTP app every service builds the same way: its workers beside the API, the
     runtime and the auth config on `app.state`, correlation ids, readable errors, probes."""
     from shared.db import ping
-    from shared.http import install_common
+    from shared.http import NotReadyError, install_common
 
     app = FastAPI(
         title=title,
@@ -179,6 +186,12 @@ def service_app(
     async def database_answers() -> None:
         async with runtime.session_factory() as session:
             await ping(session)
+        # A consumer paused on an outage is not ready either, even if the database just
+        # came back: it says so until its next message succeeds.
+        problems = [w.problem for w in runtime.workers() if getattr(w, "problem", None)]
+        consumer_problems = [p for p in problems if p and not p.startswith("outbox relay")]
+        if consumer_problems:
+            raise NotReadyError("; ".join(consumer_problems))
 
     install_common(app, ready_check=database_answers)
     app.include_router(router)

@@ -91,11 +91,20 @@ class ServiceSettings(BaseSettings):
     data_dir: str = ".run"
     relay_batch_size: int = Field(default=500, ge=1, le=10_000)
     relay_poll_interval_s: float = Field(default=0.5, gt=0)
+    relay_lease_ttl_s: float = Field(
+        default=10.0, gt=0, description="a hung relay is replaced after this long"
+    )
     outbox_retention_days: float = Field(
         default=7, gt=0, description="sent outbox rows are purged after this long"
     )
     consumer_max_attempts: int = Field(default=5, ge=1)
     consumer_backoff_s: float = Field(default=0.2, ge=0)
+    consumer_transient_backoff_s: float = Field(
+        default=0.5, gt=0, description="first pause after an infrastructure failure"
+    )
+    consumer_max_transient_backoff_s: float = Field(
+        default=30.0, gt=0, description="longest pause between retries during an outage"
+    )
     http_host: str = "127.0.0.1"
     http_port: int = 8000
 

@@ -109,12 +109,24 @@ use.
 and the message's Kafka key binding); all events of one key land on one partition, in \
 the order they happened. Delivery is at least once: deduplicate on `{H_ID}`.
 
+**Transactions.** Rebond publishes in Kafka transactions (one per outbox batch): read \
+with `isolation.level=read_committed`, or a batch aborted after a publisher was fenced \
+may reach you (its events come again, committed, with the same `{H_ID}`).
+
 **No personal data.** Names, phone numbers and e-mail addresses of people never enter an \
-event; payloads forbid unknown fields.
+event; writers send only the properties of the schemas.
+
+**Tolerant readers.** Every channel declares its compatibility (`x-compatibility`); all \
+are FULL_TRANSITIVE within an event type: a newer release may add optional properties \
+to a payload, at any level, without changing its type, so readers must ignore \
+properties they do not know, and skip event types they do not know. The schemas say so \
+(no `additionalProperties: false`). `x-identity` names the payload fields that identify \
+one business fact: a fact re-sent under a new `{H_ID}` has the same identity.
 
 **Versioning.** Event types end with their major version \
 (`rebond.<owner>.<event>.v<N>`). A compatible change (a new optional field) keeps the \
-type; a breaking one is a new type `….v<N+1>`, published alongside the old one until its \
+type; a breaking one (a field removed, renamed, retyped or made required, an enum's \
+values changed) is a new type `….v<N+1>`, published alongside the old one until its \
 consumers have moved. Topic names (`rebond.<owner>.<stream>.v<N>`) change only if their \
 key or partitioning does. A deployment may prefix every topic name \
 (`KAFKA_TOPIC_PREFIX`).
@@ -237,7 +249,7 @@ def check(path: Path) -> bool:
 def _event_message(
     model: type[EventPayload], topic: Topic, component_schemas: dict[str, Any]
 ) -> dict[str, Any]:
-    payload = _hoist_defs(schemas.payload_schema(model), component_schemas)
+    payload = _hoist_defs(schemas.payload_schema(model, topic), component_schemas)
     title = _humanize(model.__name__)
     doc = _docstring(model)
     message: dict[str, Any] = {
@@ -523,6 +535,7 @@ def _topic_channel(topic: Topic, message_ids: Sequence[str]) -> dict[str, Any]:
             f"Owner (sole producer): {topic.owner}. Consumers: {consumers}.\n"
             f"Key: {topic.key}.\n"
             f"Dead-letter topic: `{topic.dlq}`.\n"
+            f"Compatibility: {topic.compatibility}. {topic.compatibility_rule}\n"
             "A deployment may prefix the topic name (`KAFKA_TOPIC_PREFIX`)."
         ),
         "messages": {m: {"$ref": f"#/components/messages/{_escape(m)}"} for m in message_ids},
@@ -533,6 +546,7 @@ def _topic_channel(topic: Topic, message_ids: Sequence[str]) -> dict[str, Any]:
         "x-consumers": list(topic.consumers),
         "x-key": topic.key,
         "x-dlq": topic.dlq,
+        "x-compatibility": topic.compatibility,
     }
 
 

@@ -9,12 +9,12 @@ funders' topics only ever carry the leads whose firm agreed to share them.
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import date
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, Field
 
-from shared.events.envelope import EventPayload
+from shared.events.envelope import EventModel, EventPayload
 from shared.events.site_registry import NAF_PATTERN, SIRET_PATTERN
 
 VisitOutcome = Literal["reached", "declined", "unreachable", "site_closed"]
@@ -34,8 +34,8 @@ Maturity = Literal["idea", "study", "ready", "started"]
 RedFlagKind = Literal["layoffs", "relocation", "closure"]
 
 
-class _Part(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class _Part(EventModel):
+    """A part nested in an event: strict when written, tolerant when read."""
 
 
 class CampaignEvent(EventPayload):
@@ -46,6 +46,7 @@ class CampaignEvent(EventPayload):
 
 class CampaignLaunched(CampaignEvent):
     event_type: ClassVar[str] = "rebond.campaigns.campaign_launched.v1"
+    identity: ClassVar[tuple[str, ...]] = ("campaign_id",)
 
     shock_id: uuid.UUID
     territory_id: str
@@ -56,11 +57,12 @@ class CampaignLaunched(CampaignEvent):
     cost_per_visit_days: float = Field(gt=0)
     starts_on: date
     ends_on: date
-    launched_at: datetime
+    launched_at: AwareDatetime
 
 
 class CampaignReplanned(CampaignEvent):
     event_type: ClassVar[str] = "rebond.campaigns.campaign_replanned.v1"
+    identity: ClassVar[tuple[str, ...]] = ("campaign_id", "plan_version")
 
     plan_version: int = Field(ge=1)
     reason: str = Field(description="what changed: targets, roster, budget, period, sites")
@@ -74,8 +76,9 @@ class CampaignReplanned(CampaignEvent):
 
 class CampaignClosed(CampaignEvent):
     event_type: ClassVar[str] = "rebond.campaigns.campaign_closed.v1"
+    identity: ClassVar[tuple[str, ...]] = ("campaign_id",)
 
-    closed_at: datetime
+    closed_at: AwareDatetime
     visits_completed: int
     visits_cancelled: int
 
@@ -90,6 +93,7 @@ class VisitsScheduled(CampaignEvent):
     """A batch of visits (a whole plan, or what a re-plan changed)."""
 
     event_type: ClassVar[str] = "rebond.campaigns.visits_scheduled.v1"
+    identity: ClassVar[tuple[str, ...]] = ("campaign_id", "plan_version")
 
     plan_version: int = Field(ge=1)
     visits: list[ScheduledVisitItem]
@@ -98,6 +102,7 @@ class VisitsScheduled(CampaignEvent):
 
 class VisitCompleted(CampaignEvent):
     event_type: ClassVar[str] = "rebond.campaigns.visit_completed.v1"
+    identity: ClassVar[tuple[str, ...]] = ("visit_id",)
 
     visit_id: uuid.UUID
     site_id: str = Field(pattern=SIRET_PATTERN)
@@ -133,6 +138,7 @@ class SurveyEvent(EventPayload):
 
 class SurveySubmitted(SurveyEvent):
     event_type: ClassVar[str] = "rebond.campaigns.survey_submitted.v1"
+    identity: ClassVar[tuple[str, ...]] = ("survey_id", "revision")
 
     survey_id: uuid.UUID
     campaign_id: uuid.UUID
@@ -146,15 +152,16 @@ class SurveySubmitted(SurveyEvent):
     headcount: int | None = Field(default=None, ge=0)
     projects: list[ProjectLead]
     red_flags: list[RedFlagItem]
-    submitted_at: datetime
+    submitted_at: AwareDatetime
     revision: int = Field(ge=1, description="1 for the first submission, +1 per resubmission")
 
 
 class RedFlagRaised(SurveyEvent):
     event_type: ClassVar[str] = "rebond.campaigns.red_flag_raised.v1"
+    identity: ClassVar[tuple[str, ...]] = ("survey_id", "flag.kind")
 
     campaign_id: uuid.UUID
     survey_id: uuid.UUID
     territory_id: str
     flag: RedFlagItem
-    raised_at: datetime
+    raised_at: AwareDatetime

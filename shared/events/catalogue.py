@@ -11,12 +11,32 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Final, Literal
 
 from shared.events import campaigns as cp
 from shared.events import detection as dt
 from shared.events import funding as fd
 from shared.events import site_registry as sr
 from shared.events.envelope import EventPayload
+
+#: Compatibility rules, in the Confluent Schema Registry's vocabulary (the one Sentry's
+#: topic catalogue uses too). Every topic here is FULL_TRANSITIVE *within an event type*:
+Compatibility = Literal["FULL_TRANSITIVE", "BACKWARD", "NONE"]
+
+COMPATIBILITY_RULES: Final[dict[str, str]] = {
+    "FULL_TRANSITIVE": (
+        "Within one event type (….vN), any release's reader reads any release's events."
+        " Writers may only add optional fields (with a default); readers ignore fields they"
+        " do not know, at every level, and skip event types of the topic's owner they do"
+        " not know (a newer release's). Removing or renaming a field, changing its type,"
+        " making it required, or changing the values an enum allows is a breaking change:"
+        " a new event type (….vN+1), published beside the old one until every consumer"
+        " has moved. Readers must use isolation.level=read_committed (the relay publishes"
+        " in transactions)."
+    ),
+    "BACKWARD": "new readers read old events; old readers may fail on new ones",
+    "NONE": "no guarantee: readers and writers are deployed together",
+}
 
 
 @dataclass(frozen=True)
@@ -28,6 +48,11 @@ class Topic:
     event_types: tuple[type[EventPayload], ...]
     description: str
     partitions: int = 3
+    compatibility: Compatibility = "FULL_TRANSITIVE"
+
+    @property
+    def compatibility_rule(self) -> str:
+        return COMPATIBILITY_RULES[self.compatibility]
 
     @property
     def dlq(self) -> str:
@@ -97,6 +122,7 @@ PROJECTS = Topic(
         dt.ProjectStageChanged,
         dt.JobsCreated,
         dt.ProjectAbandoned,
+        dt.ProjectMerged,
     ),
     description=(
         "Investment projects from surveys and from the crisis cell, with their whole state:"

@@ -8,10 +8,10 @@ alone. No personal data; `consent_to_share` says whether funders may see the pro
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import date
 from typing import ClassVar, Literal
 
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 
 from shared.events.campaigns import Obstacle, ProjectKind
 from shared.events.envelope import EventPayload
@@ -26,6 +26,7 @@ Source = Literal["survey", "crisis_cell", "funding"]
 
 class ProjectState(EventPayload):
     key_field: ClassVar[str] = "project_id"
+    identity: ClassVar[tuple[str, ...]] = ("project_id", "version")
 
     project_id: uuid.UUID
     version: int = Field(ge=1, description="+1 per change of the project")
@@ -48,7 +49,15 @@ class ProjectState(EventPayload):
     obstacles: list[Obstacle] = Field(default_factory=list)
     consent_to_share: bool
     detected_on: date
-    occurred_at: datetime = Field(description="when this change happened")
+    occurred_at: AwareDatetime = Field(description="when this change happened")
+    possible_duplicate_of: uuid.UUID | None = Field(
+        default=None,
+        description=(
+            "another project this one looks like (same firm and kind in the territory),"
+            " under review by the crisis cell: merged into it, or the flag dismissed."
+            " Added in a compatible release: readers that ignore it count both projects."
+        ),
+    )
 
 
 class ProjectDetected(ProjectState):
@@ -58,7 +67,8 @@ class ProjectDetected(ProjectState):
 
 
 class ProjectUpdated(ProjectState):
-    """Figures changed: a resubmitted survey, a second report merged, an analyst's edit."""
+    """Figures changed (a resubmitted survey, a look-alike merged in, an analyst's edit),
+    or the duplicate flag was raised or dismissed (`changed_fields` says which)."""
 
     event_type: ClassVar[str] = "rebond.detection.project_updated.v1"
 
@@ -89,3 +99,13 @@ class ProjectAbandoned(ProjectState):
 
     previous_stage: Stage
     reason: str = Field(max_length=500, description="why, in business terms")
+
+
+class ProjectMerged(ProjectState):
+    """The crisis cell decided this project is the same as another: it lives on in
+    `merged_into` (which received its figures, leads and reports in a `ProjectUpdated`)
+    and counts no more, anywhere."""
+
+    event_type: ClassVar[str] = "rebond.detection.project_merged.v1"
+
+    merged_into: uuid.UUID

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, model_validator
 
 SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/json"
@@ -33,22 +33,66 @@ H_CONTENT_TYPE = "content-type"
 REQUIRED_HEADERS = (H_SPECVERSION, H_ID, H_SOURCE, H_TYPE, H_TIME, H_SUBJECT)
 
 
-class EventPayload(BaseModel):
-    """Base of every event payload: frozen, strict about unknown fields, versioned by type.
+#: Validation context of a reader: see `EventModel`.
+READER_CONTEXT: Mapping[str, Any] = {"rebond_reader": True}
 
-    `event_type` is the CloudEvents `type`, with the major version at the end
-    (`rebond.site_registry.site_registered.v1`). A breaking change is a new class with a
-    new type (`….v2`); compatible additions (new optional fields) keep the type.
+
+class EventModel(BaseModel):
+    """Base of every event payload and of the parts they nest: **strict writers, tolerant
+    readers**.
+
+    Built in code (a producer), a model forbids unknown fields: a misspelt field fails at
+    once instead of silently vanishing. Validated by a reader (`decode`, with
+    `READER_CONTEXT`), it ignores fields it does not know, at every nesting level: a
+    consumer one release behind reads the events of the next release, which may add
+    optional fields without changing the event type (the catalogue's compatibility rule).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _ignore_unknown_fields_when_reading(cls, data: Any, info: ValidationInfo) -> Any:
+        if isinstance(data, dict) and info.context and info.context.get("rebond_reader"):
+            known = set(cls.model_fields)
+            known.update(f.alias for f in cls.model_fields.values() if f.alias)
+            if not known.issuperset(data):
+                return {k: v for k, v in data.items() if k in known}
+        return data
+
+
+class EventPayload(EventModel):
+    """Base of every event payload: frozen, versioned by type, strict when written and
+    tolerant when read (see `EventModel`).
+
+    `event_type` is the CloudEvents `type`, with the major version at the end
+    (`rebond.site_registry.site_registered.v1`). A breaking change is a new class with a
+    new type (`….v2`); compatible additions (new optional fields) keep the type.
+    `identity` names the fields that make one business fact (a survey's revision, a
+    project's version): two messages with the same identity are the same fact even under
+    two event ids, and a consumer applies it once.
+    """
+
     event_type: ClassVar[str]
     #: name of the field whose value is the Kafka key and the CloudEvents subject
     key_field: ClassVar[str]
+    #: fields whose values identify the business fact (see `business_key`)
+    identity: ClassVar[tuple[str, ...]] = ()
 
     def key(self) -> str:
         return str(getattr(self, self.key_field))
+
+    def business_key(self) -> str | None:
+        """`<event type>:<identity values>`, or None for an event without one."""
+        if not self.identity:
+            return None
+        values = []
+        for path in self.identity:
+            value: Any = self
+            for name in path.split("."):
+                value = getattr(value, name)
+            values.append(value.isoformat() if isinstance(value, datetime) else str(value))
+        return f"{self.event_type}:{':'.join(values)}"
 
 
 P = TypeVar("P", bound=EventPayload)
@@ -56,6 +100,15 @@ P = TypeVar("P", bound=EventPayload)
 
 class MalformedEvent(ValueError):
     """A message that can never be processed: it goes to the dead-letter topic as is."""
+
+
+class UnknownEventType(MalformedEvent):
+    """A `ce_type` this reader does not know. On a topic whose owner may add types (a
+    newer release), the consumer skips it rather than dead-lettering it."""
+
+    def __init__(self, event_type: str) -> None:
+        super().__init__(f"unknown event type {event_type!r}")
+        self.event_type = event_type
 
 
 @dataclass(frozen=True)
@@ -142,7 +195,7 @@ def decode(
     event_type = h[H_TYPE]
     model = registry.get(event_type)
     if model is None:
-        raise MalformedEvent(f"unknown event type {event_type!r}")
+        raise UnknownEventType(event_type)
     try:
         event_id = uuid.UUID(h[H_ID])
     except ValueError as exc:
@@ -160,7 +213,7 @@ def decode(
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise MalformedEvent(f"value is not JSON: {exc}") from exc
     try:
-        payload = model.model_validate(data)
+        payload = model.model_validate(data, context=READER_CONTEXT)
     except ValidationError as exc:
         raise MalformedEvent(f"payload does not match {event_type}: {_short(exc)}") from exc
     if payload.key() != h[H_SUBJECT]:

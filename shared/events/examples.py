@@ -222,6 +222,15 @@ EXAMPLES: dict[type[EventPayload], EventPayload] = {
         previous_stage="qualified",
         reason="the group invested in another plant",
     ),
+    dt.ProjectMerged: dt.ProjectMerged(
+        **{
+            **_PROJECT,
+            "project_id": uuid.UUID("5e4d3c2b-1a09-4f8e-9d7c-6b5a49382716"),
+            "version": 2,
+            "possible_duplicate_of": PROJECT,
+        },
+        merged_into=PROJECT,
+    ),
     fd.MatchProposed: fd.MatchProposed(**_MATCH),
     fd.MatchUpdated: fd.MatchUpdated(**{**_MATCH, "rank": 2}, still_eligible=True),
     fd.ApplicationSubmitted: fd.ApplicationSubmitted(**_FUNDING, amount_requested_eur=400_000),

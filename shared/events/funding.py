@@ -9,13 +9,13 @@ Keyed by project, so one project's matches and decisions stay in order.
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import date
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, Field
 
 from shared.events.campaigns import ProjectKind
-from shared.events.envelope import EventPayload
+from shared.events.envelope import EventModel, EventPayload
 
 AidType = Literal[
     "grant", "loan", "recoverable_advance", "guarantee", "equity", "engineering_support", "other"
@@ -25,11 +25,12 @@ FirmSize = Literal["micro", "sme", "midcap", "large"]
 
 class FundingDecision(EventPayload):
     key_field: ClassVar[str] = "project_id"
+    identity: ClassVar[tuple[str, ...]] = ("application_id", "occurred_at")
 
     project_id: uuid.UUID
     scheme_id: str = Field(description="the funding scheme (catalogue id)")
     funder: str = Field(description="the funding body, e.g. 'Région Hauts-de-France'")
-    occurred_at: datetime
+    occurred_at: AwareDatetime
 
 
 class ApplicationSubmitted(FundingDecision):
@@ -63,10 +64,8 @@ class PaymentMade(FundingDecision):
     paid_on: date
 
 
-class CriterionResult(BaseModel):
+class CriterionResult(EventModel):
     """One eligibility criterion of a scheme, evaluated for one project."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     criterion: str = Field(description="perimeter, beneficiary, naf, kind, amount, dates…")
     status: Literal["pass", "fail", "unknown"]
@@ -75,6 +74,7 @@ class CriterionResult(BaseModel):
 
 class MatchState(EventPayload):
     key_field: ClassVar[str] = "project_id"
+    identity: ClassVar[tuple[str, ...]] = ("project_id", "scheme_id", "occurred_at")
 
     project_id: uuid.UUID
     scheme_id: str
@@ -95,7 +95,7 @@ class MatchState(EventPayload):
     score: float
     planned_amount_eur: int = Field(ge=0, description="this scheme's share of the plan")
     criteria: list[CriterionResult]
-    occurred_at: datetime
+    occurred_at: AwareDatetime
 
 
 class MatchProposed(MatchState):

@@ -38,15 +38,41 @@ def file_name(event_type: str) -> str:
     return f"{event_type}{FILE_SUFFIX}"
 
 
-def payload_schema(model: type[EventPayload]) -> dict[str, Any]:
-    """The JSON Schema (draft 2020-12) of one payload model, as validated by `decode`."""
-    schema = model.model_json_schema()
+READERS_TOLERATE = (
+    "Readers must ignore properties they do not know (a compatible release may add"
+    " optional ones without changing the event type); writers send only the properties"
+    " listed here."
+)
+
+
+def _tolerant(node: Any) -> Any:
+    """The models forbid unknown fields when *written*; the published schema is the
+    readers' contract, so it allows them (no `additionalProperties: false`)."""
+    if isinstance(node, dict):
+        return {
+            k: _tolerant(v)
+            for k, v in node.items()
+            if not (k == "additionalProperties" and v is False)
+        }
+    if isinstance(node, list):
+        return [_tolerant(v) for v in node]
+    return node
+
+
+def payload_schema(model: type[EventPayload], topic: Topic | None = None) -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of one payload model, as readers must read it."""
+    schema: dict[str, Any] = _tolerant(model.model_json_schema())
     schema["$schema"] = JSON_SCHEMA_DIALECT
     schema["$id"] = schema_id(model.event_type)
     schema["title"] = model.__name__
     schema["x-ce-type"] = model.event_type
     # The field whose value is the Kafka key and the `ce_subject` header.
     schema["x-key-field"] = model.key_field
+    # The fields that identify the business fact: the same values twice are one fact.
+    schema["x-identity"] = list(model.identity)
+    schema["x-readers"] = READERS_TOLERATE
+    if topic is not None:
+        schema["x-compatibility"] = topic.compatibility
     return schema
 
 
@@ -57,7 +83,7 @@ def all_schemas(topics: Iterable[Topic] = ALL_TOPICS) -> dict[str, dict[str, Any
         for model in topic.event_types:
             if model.event_type in out:
                 raise ValueError(f"event type {model.event_type} is declared twice")
-            out[model.event_type] = payload_schema(model)
+            out[model.event_type] = payload_schema(model, topic)
     return out
 
 

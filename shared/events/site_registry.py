@@ -11,10 +11,10 @@ free-text note of a closure shock never leaves the registry.
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import date
 from typing import ClassVar, Literal
 
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 
 from shared.events.envelope import EventPayload
 
@@ -30,6 +30,7 @@ class SiteState(EventPayload):
     """The full public state of an establishment, as the registry knows it now."""
 
     key_field: ClassVar[str] = "site_id"
+    identity: ClassVar[tuple[str, ...]] = ("site_id", "version")
 
     site_id: str = Field(pattern=SIRET_PATTERN, description="SIRET of the establishment")
     siren: str = Field(pattern=r"^[0-9]{9}$")
@@ -61,6 +62,7 @@ class SiteUpdated(SiteState):
 class SiteClosed(EventPayload):
     event_type: ClassVar[str] = "rebond.site_registry.site_closed.v1"
     key_field: ClassVar[str] = "site_id"
+    identity: ClassVar[tuple[str, ...]] = ("site_id", "version")
 
     site_id: str = Field(pattern=SIRET_PATTERN)
     siren: str = Field(pattern=r"^[0-9]{9}$")
@@ -74,6 +76,7 @@ class ClosureAnnounced(EventPayload):
 
     event_type: ClassVar[str] = "rebond.site_registry.closure_announced.v1"
     key_field: ClassVar[str] = "site_id"
+    identity: ClassVar[tuple[str, ...]] = ("shock_id",)
 
     shock_id: uuid.UUID = Field(description="id of the closure shock")
     site_id: str = Field(pattern=SIRET_PATTERN)
@@ -85,5 +88,5 @@ class ClosureAnnounced(EventPayload):
     announced_on: date
     planned_closure_on: date | None
     jobs_lost: int = Field(gt=0)
-    declared_at: datetime
+    declared_at: AwareDatetime
     version: int = Field(ge=1, description="the site's version after the announcement")

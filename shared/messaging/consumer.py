@@ -1,19 +1,34 @@
 """The consumer runner: at-least-once delivery turned into exactly-once effects.
 
 For each message: decode the envelope, then in ONE database transaction insert the inbox
-row `(consumer, event id)` and run the handler; commit the database, and only then the
-Kafka offset. A redelivered message finds its inbox row and changes nothing.
+row `(consumer, event id, business key)` and run the handler; commit the database, and
+only then the Kafka offset. A redelivered message (same id), or the same business fact
+re-sent under a new id, finds its inbox row and changes nothing.
 
-A failing handler is retried with exponential backoff; after `max_attempts`, or at once
-for a message that can never succeed (malformed, or a `PermanentError`), the message goes
-to the topic's dead-letter topic with the reason in its headers, and the partition moves
-on. If even the dead-letter write fails, the offset is not committed: nothing is lost.
+Failures are of two kinds, told apart by `shared.transient.is_transient`:
+
+- **Transient** (the database or the broker unreachable, a connection reset, a
+  serialization failure, a lock timeout): the message is not at fault and is never
+  dead-lettered. The runner rewinds to it, pauses its partitions (still polling, so it
+  stays in its group), backs off, and tries again until the dependency returns —
+  reporting itself not ready (`problem`) meanwhile.
+- **The message's** (a `PermanentError`, a message that cannot be decoded, or a handler
+  that keeps failing for another reason after `max_attempts`): the message goes to the
+  topic's dead-letter topic with the reason in its headers, and the partition moves on.
+  If even the dead-letter write fails, that is transient: nothing is committed, nothing
+  is lost.
+
+A message of an event type this reader does not know, on a topic whose owner may add
+types in a newer release (`rebond.<owner>.…`), is skipped, not dead-lettered: tolerant
+readers. Messages can be put back through their handler with `redrive`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
+import time
 import traceback
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -25,10 +40,17 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.structs import ConsumerRecord
 
 from shared.events.catalogue import Topic
-from shared.events.envelope import Envelope, EventPayload, MalformedEvent, decode
-from shared.logging import bind_correlation, get_logger
+from shared.events.envelope import (
+    Envelope,
+    EventPayload,
+    MalformedEvent,
+    UnknownEventType,
+    decode,
+)
+from shared.logging import Throttled, bind_correlation, get_logger
 from shared.messaging.kafka import KafkaAccess, access_of
 from shared.messaging.unit_of_work import SqlUnitOfWork
+from shared.transient import describe, is_transient
 
 log = get_logger(__name__)
 
@@ -49,6 +71,25 @@ DLQ_PARTITION = "dlq_original_partition"
 DLQ_OFFSET = "dlq_original_offset"
 DLQ_ATTEMPTS = "dlq_attempts"
 DLQ_TIME = "dlq_time"
+DLQ_HEADERS = (
+    DLQ_REASON,
+    DLQ_ERROR_TYPE,
+    DLQ_CONSUMER,
+    DLQ_TOPIC,
+    DLQ_PARTITION,
+    DLQ_OFFSET,
+    DLQ_ATTEMPTS,
+    DLQ_TIME,
+)
+
+
+class Outcome(enum.Enum):
+    PROCESSED = "processed"  # the effect committed
+    DUPLICATE = "duplicate"  # already applied (same event id or business key)
+    IGNORED = "ignored"  # not this consumer's business
+    DEAD_LETTERED = "dead_lettered"  # the message's fault: in the DLQ with its reason
+    FAILED = "failed"  # the message's fault, not dead-lettered (a re-drive that failed)
+    TRANSIENT = "transient"  # the infrastructure's fault: not done, to be retried
 
 
 @dataclass
@@ -58,6 +99,7 @@ class ConsumerStats:
     ignored: int = 0
     dead_lettered: int = 0
     retries: int = 0
+    transient_pauses: int = 0
 
 
 class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -65,10 +107,16 @@ class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
         self._runner = runner
 
     async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
-        await self._runner.commit_offsets()
+        with contextlib.suppress(Exception):  # a failed commit only means a redelivery
+            await self._runner.commit_offsets()
 
     async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
         return None
+
+
+def _owner_of(topic_name: str) -> str | None:
+    parts = topic_name.split(".")
+    return parts[1] if len(parts) > 2 and parts[0] == "rebond" else None
 
 
 class ConsumerRunner(Generic[U]):
@@ -86,6 +134,8 @@ class ConsumerRunner(Generic[U]):
         max_attempts: int = 5,
         backoff_s: float = 0.2,
         max_backoff_s: float = 5.0,
+        transient_backoff_s: float = 0.5,
+        max_transient_backoff_s: float = 30.0,
         batch_size: int = 200,
     ) -> None:
         self.name = name
@@ -98,13 +148,25 @@ class ConsumerRunner(Generic[U]):
         self._max_attempts = max_attempts
         self._backoff = backoff_s
         self._max_backoff = max_backoff_s
+        self._transient_backoff = transient_backoff_s
+        self._max_transient_backoff = max_transient_backoff_s
         self._batch_size = batch_size
         self._consumer: AIOKafkaConsumer | None = None
         self._dlq: AIOKafkaProducer | None = None
         self._pending: dict[TopicPartition, int] = {}
         self._stopping = asyncio.Event()
+        self._trouble = Throttled(log)
+        self._transient_since: float | None = None
+        self._pauses = 0  # consecutive pauses: the backoff's exponent
         self.stats = ConsumerStats()
         self.ready = asyncio.Event()
+        #: why this consumer is not making progress (None when it is): readiness says it
+        self.problem: str | None = None
+
+    @property
+    def topics(self) -> Mapping[str, Topic]:
+        """physical topic name → catalogue topic"""
+        return self._topics
 
     async def start(self) -> None:
         self._dlq = self._producer_factory()
@@ -116,6 +178,9 @@ class ConsumerRunner(Generic[U]):
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=self._batch_size,
+            # The relay publishes in transactions: an aborted batch (a fenced, hung relay)
+            # must never reach a handler.
+            isolation_level="read_committed",
         )
         self._consumer.subscribe(list(self._topics), listener=_CommitOnRevoke(self))
         await self._consumer.start()
@@ -126,27 +191,116 @@ class ConsumerRunner(Generic[U]):
             # on_partitions_revoked is not called by stop(): commit first (aiokafka docs).
             with contextlib.suppress(Exception):
                 await self.commit_offsets()
-            await self._consumer.stop()
+            with contextlib.suppress(Exception):
+                await self._consumer.stop()
             self._consumer = None
         if self._dlq is not None:
-            await self._dlq.stop()
+            with contextlib.suppress(Exception):
+                await self._dlq.stop()
             self._dlq = None
 
     async def run(self) -> None:
         if self._consumer is None:
             await self.start()
         assert self._consumer is not None
+        consumer = self._consumer
         while not self._stopping.is_set():
-            batches = await self._consumer.getmany(timeout_ms=200)
-            if self._consumer.assignment():
+            try:
+                batches = await consumer.getmany(timeout_ms=200)
+            except Exception as exc:  # the broker: aiokafka reconnects by itself
+                if self._stopping.is_set():
+                    break
+                self._trouble.failure("poll", "consumer poll failed", error=describe(exc))
+                await asyncio.sleep(min(self._max_transient_backoff, self._transient_backoff))
+                continue
+            if consumer.assignment():
                 self.ready.set()
+            stalled = False
             for tp, records in batches.items():
-                for record in records:
+                if stalled or self._stopping.is_set():
+                    break
+                for index, record in enumerate(records):
                     if self._stopping.is_set():
                         break
-                    await self.process(record)
+                    outcome = await self.process(record)
+                    if outcome is Outcome.TRANSIENT:
+                        self._rewind(batches, tp, index)
+                        stalled = True
+                        break
                     self._pending[tp] = record.offset + 1
+            try:
                 await self.commit_offsets()
+            except Exception as exc:
+                # Not committed means redelivered: the inbox makes that harmless.
+                self._trouble.failure("commit", "offset commit failed", error=describe(exc))
+            if stalled and not self._stopping.is_set():
+                await self._pause_for_backoff()
+
+    def _rewind(
+        self,
+        batches: Mapping[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]],
+        failed_tp: TopicPartition,
+        failed_index: int,
+    ) -> None:
+        """Fetched but not processed records are fetched again after the pause."""
+        assert self._consumer is not None
+        assigned = self._consumer.assignment()
+        after_failure = False  # partitions are processed in the batch's order
+        for tp, records in batches.items():
+            if tp == failed_tp:
+                if tp in assigned:
+                    self._consumer.seek(tp, records[failed_index].offset)
+                after_failure = True
+            elif after_failure and records and tp in assigned:
+                self._consumer.seek(tp, records[0].offset)
+
+    async def _pause_for_backoff(self) -> None:
+        """Pause every partition but keep polling (so the group keeps this member and the
+        heartbeat flows) for the backoff, then resume: the failed message comes again."""
+        assert self._consumer is not None
+        self.stats.transient_pauses += 1
+        self._pauses += 1
+        now = time.monotonic()
+        if self._transient_since is None:
+            self._transient_since = now
+        down_for = now - self._transient_since
+        delay = min(
+            self._max_transient_backoff,
+            self._transient_backoff * 2 ** min(10, self._pauses - 1),
+        )
+        partitions = list(self._consumer.assignment())
+        self._consumer.pause(*partitions)
+        try:
+            deadline = time.monotonic() + delay
+            while not self._stopping.is_set() and time.monotonic() < deadline:
+                remaining = max(0.0, deadline - time.monotonic())
+                await self._consumer.getmany(timeout_ms=int(min(remaining, 1.0) * 1000) or 1)
+        finally:
+            if self._consumer is not None:
+                self._consumer.resume(*self._consumer.assignment())
+        log.debug("consumer resumes after a transient failure", down_for_s=round(down_for, 1))
+
+    def _transient(self, exc: BaseException) -> Outcome:
+        # Shown by /readyz without authentication: the error's type, not its text.
+        self.problem = f"{self.name}: waiting for a dependency ({type(exc).__name__})"
+        self._trouble.failure(
+            "transient",
+            "infrastructure failure: message kept, consumer paused and retrying",
+            error=describe(exc),
+        )
+        return Outcome.TRANSIENT
+
+    def _healthy(self) -> None:
+        if self.problem is not None:
+            since = self._transient_since
+            self._trouble.recovered(
+                "transient",
+                "dependency back: consumer resumed",
+                down_for_s=round(time.monotonic() - since, 1) if since else None,
+            )
+            self.problem = None
+            self._transient_since = None
+            self._pauses = 0
 
     async def commit_offsets(self) -> None:
         if self._consumer is None or not self._pending:
@@ -157,37 +311,59 @@ class ConsumerRunner(Generic[U]):
         if offsets:
             await self._consumer.commit(offsets)
 
-    async def process(self, record: ConsumerRecord[bytes, bytes]) -> None:
-        """Handle one record to its end: effect committed, ignored, or dead-lettered."""
+    def _ignorable(self, exc: UnknownEventType, topic: str) -> bool:
+        """A type of the topic owner's namespace, unknown to this release: a newer
+        producer's (or another major version's), not poison."""
+        catalogue = self._topics.get(topic)
+        owner = catalogue.owner if catalogue is not None else _owner_of(topic)
+        return owner is not None and exc.event_type.startswith(f"rebond.{owner}.")
+
+    async def process(self, record: ConsumerRecord[bytes, bytes]) -> Outcome:
+        """Handle one record to its end: effect committed, ignored, dead-lettered — or
+        TRANSIENT: not done, because the infrastructure failed (retry it later)."""
         structlog.contextvars.bind_contextvars(
             topic=record.topic, partition=record.partition, offset=record.offset
         )
         try:
             envelope = decode(record.headers, record.value, self._registry)
+        except UnknownEventType as exc:
+            if self._ignorable(exc, record.topic):
+                self.stats.ignored += 1
+                self._trouble.failure(
+                    f"unknown-type:{exc.event_type}",
+                    "event type unknown to this release skipped (a newer producer's)",
+                    level="info",
+                    event_type=exc.event_type,
+                )
+                return Outcome.IGNORED
+            return await self._dead_letter_or_wait(record, exc, attempts=1)
         except MalformedEvent as exc:
-            await self._dead_letter(record, exc, attempts=1)
-            return
+            return await self._dead_letter_or_wait(record, exc, attempts=1)
         structlog.contextvars.bind_contextvars(event_id=str(envelope.id), event_type=envelope.type)
         bind_correlation(envelope.correlation_id, str(envelope.id))
         handler = self._handlers.get(envelope.type)
         if handler is None:
             self.stats.ignored += 1  # another consumer's business on a shared topic
-            return
+            return Outcome.IGNORED
         attempt = 0
         while True:
             attempt += 1
             try:
-                await self._apply(handler, envelope, record)
-                return
+                outcome = await self._apply(
+                    handler, envelope, record.topic, record.partition, record.offset
+                )
+                self._healthy()
+                return outcome
             except PermanentError as exc:
-                await self._dead_letter(record, exc, attempts=attempt)
-                return
+                self._healthy()
+                return await self._dead_letter_or_wait(record, exc, attempts=attempt)
             except Exception as exc:
-                if attempt >= self._max_attempts or self._stopping.is_set():
-                    if self._stopping.is_set():
-                        raise  # not dead-lettered, not committed: redelivered after restart
-                    await self._dead_letter(record, exc, attempts=attempt)
-                    return
+                if is_transient(exc):
+                    return self._transient(exc)
+                if self._stopping.is_set():
+                    return Outcome.TRANSIENT  # not dead-lettered, not committed: redelivered
+                if attempt >= self._max_attempts:
+                    return await self._dead_letter_or_wait(record, exc, attempts=attempt)
                 self.stats.retries += 1
                 delay = min(self._max_backoff, self._backoff * 2 ** (attempt - 1))
                 log.warning(
@@ -196,25 +372,67 @@ class ConsumerRunner(Generic[U]):
                 await asyncio.sleep(delay)
 
     async def _apply(
-        self, handler: Handler[U], envelope: Envelope[Any], record: ConsumerRecord[bytes, bytes]
-    ) -> None:
+        self,
+        handler: Handler[U],
+        envelope: Envelope[Any],
+        topic: str,
+        partition: int,
+        offset: int,
+    ) -> Outcome:
         async with self._uow_factory() as uow:
             fresh = await uow.record_inbox(
                 self.name,
                 envelope,
-                topic=self._topics[record.topic].name
-                if record.topic in self._topics
-                else record.topic,
-                partition=record.partition,
-                offset=record.offset,
+                topic=self._topics[topic].name if topic in self._topics else topic,
+                partition=partition,
+                offset=offset,
             )
             if not fresh:
                 self.stats.duplicates += 1
                 log.info("duplicate event ignored")
-                return
+                return Outcome.DUPLICATE
             await handler(uow, envelope)
             await uow.commit()
         self.stats.processed += 1
+        return Outcome.PROCESSED
+
+    async def redrive(
+        self,
+        headers: Sequence[tuple[str, bytes]],
+        value: bytes | None,
+        *,
+        topic: str,
+        partition: int,
+        offset: int,
+    ) -> tuple[Outcome, str]:
+        """Put one dead-lettered message back through its handler (after a fix): applied
+        once only (the inbox), never dead-lettered again; says what happened and why.
+        `topic`, `partition` and `offset` are the message's original place."""
+        try:
+            envelope = decode(headers, value, self._registry)
+        except MalformedEvent as exc:
+            return Outcome.FAILED, str(exc)
+        handler = self._handlers.get(envelope.type)
+        if handler is None:
+            return Outcome.IGNORED, f"{self.name} does not handle {envelope.type}"
+        bind_correlation(envelope.correlation_id, str(envelope.id))
+        try:
+            outcome = await self._apply(handler, envelope, topic, partition, offset)
+        except Exception as exc:
+            if is_transient(exc):
+                return Outcome.TRANSIENT, describe(exc)
+            return Outcome.FAILED, describe(exc)
+        return outcome, "applied" if outcome is Outcome.PROCESSED else "already applied"
+
+    async def _dead_letter_or_wait(
+        self, record: ConsumerRecord[bytes, bytes], exc: BaseException, *, attempts: int
+    ) -> Outcome:
+        try:
+            await self._dead_letter(record, exc, attempts=attempts)
+        except Exception as dlq_exc:
+            # The dead-letter topic is unreachable: keep the message, as for any outage.
+            return self._transient(dlq_exc)
+        return Outcome.DEAD_LETTERED
 
     async def _dead_letter(
         self, record: ConsumerRecord[bytes, bytes], exc: BaseException, *, attempts: int

@@ -46,9 +46,13 @@ def access_of(target: KafkaAccess | str) -> KafkaAccess:
     return target if isinstance(target, KafkaAccess) else KafkaAccess(target)
 
 
-def make_producer(access: KafkaAccess | str, client_id: str) -> AIOKafkaProducer:
+def make_producer(
+    access: KafkaAccess | str, client_id: str, *, transactional_id: str | None = None
+) -> AIOKafkaProducer:
     # Idempotence gives acks=all and per-partition order across the producer's retries;
     # without it aiokafka defaults to acks=1 (a leader crash can lose an "acked" event).
+    # A transactional id (the relay's) adds fencing: the broker lets only the newest
+    # producer of that id write.
     return AIOKafkaProducer(
         **access_of(access).client_kwargs(),
         client_id=client_id,
@@ -56,6 +60,7 @@ def make_producer(access: KafkaAccess | str, client_id: str) -> AIOKafkaProducer
         acks="all",
         linger_ms=5,
         request_timeout_ms=30_000,
+        transactional_id=transactional_id,
     )
 
 

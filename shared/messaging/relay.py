@@ -1,92 +1,45 @@
 """The outbox relay: publishes committed outbox rows to Kafka, in order, at least once.
 
-- One active relay per service database: it must hold a lock first (a PostgreSQL
-  advisory lock held by a dedicated connection, or a file lock beside the SQLite file),
-  because two relays would interleave rows and break per-key order. Standby relays keep
-  trying and take over when the holder dies (its connection, hence its lock, goes away).
-- A row is marked sent only after the broker acknowledged it (idempotent producer,
-  acks=all, key = aggregate id). A crash between the ack and the mark re-publishes the
-  row: consumers deduplicate on the event id (inbox).
+- **One publisher per service database**, really: the relay publishes only while it
+  holds the database lease (`lease.py`: renewed before every batch, taken over only after
+  it expired, with a fencing token), so a process that lost it stops at once and a hung
+  holder is replaced within `lease_ttl_s`. The Kafka side is fenced too: every process
+  of a service uses the same transactional id, so the new leader's producer fences the
+  old one's, and a batch the old one was sending when it hung is aborted by the broker
+  instead of interleaving with the new leader's.
+- **A batch is one Kafka transaction** (idempotent producer, acks=all, key = aggregate
+  id): all its rows become visible to `read_committed` readers together, or none do. Rows
+  are marked sent only after the commit. A crash between the commit and the mark
+  re-publishes the rows: consumers deduplicate on the event id (inbox).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
-import hashlib
-import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
-from pathlib import Path
-from typing import Any
 
 import sqlalchemy as sa
 from aiokafka import AIOKafkaProducer
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 
 from shared.db import SessionFactory
-from shared.logging import get_logger
+from shared.logging import Throttled, get_logger
+from shared.messaging.lease import Lease
 from shared.messaging.tables import OutboxEvent, utcnow
+from shared.transient import describe
 
 log = get_logger(__name__)
 
 AfterPublish = Callable[[Sequence[OutboxEvent]], Awaitable[None]]
+ProducerFactory = Callable[[str], AIOKafkaProducer]  # transactional id → producer
 
 
-class RelayLock:
-    """Leadership among the relays of one service database."""
-
-    def __init__(self, engine: AsyncEngine, name: str) -> None:
-        self._engine = engine
-        self._name = name
-        self._conn: AsyncConnection | None = None
-        self._fd: int | None = None
-
-    @property
-    def held(self) -> bool:
-        return self._conn is not None or self._fd is not None
-
-    async def try_acquire(self) -> bool:
-        if self.held:
-            return True
-        url = self._engine.url
-        if url.get_backend_name() == "postgresql":
-            key = int.from_bytes(
-                hashlib.sha256(self._name.encode()).digest()[:8], "big", signed=True
-            )
-            conn = await self._engine.connect()
-            got = (
-                await conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key})
-            ).scalar()
-            await conn.commit()
-            if got:
-                self._conn = conn
-                return True
-            await conn.close()
-            return False
-        database = make_url(str(url)).database or "memory"
-        path = Path(f"{database}.{self._name}.lock")
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return False
-        self._fd = fd
-        return True
-
-    async def release(self) -> None:
-        if self._conn is not None:
-            with contextlib.suppress(Exception):
-                await self._conn.close()  # closing the session releases the advisory lock
-            self._conn = None
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+class LeaseLost(RuntimeError):
+    """Another process took over the outbox: this one must not publish."""
 
 
 class OutboxRelay:
@@ -95,13 +48,14 @@ class OutboxRelay:
         *,
         engine: AsyncEngine,
         session_factory: SessionFactory,
-        producer_factory: Callable[[], AIOKafkaProducer],
+        producer_factory: ProducerFactory,
         service: str,
         topic_prefix: str = "",
         batch_size: int = 500,
         poll_interval_s: float = 0.5,
         after_publish: AfterPublish | None = None,
         retention: timedelta = timedelta(days=7),
+        lease_ttl_s: float = 10.0,
     ) -> None:
         self._session_factory = session_factory
         self._producer_factory = producer_factory
@@ -112,9 +66,18 @@ class OutboxRelay:
         self._after_publish = after_publish
         self._retention = retention
         self._next_purge = 0.0
-        self._lock = RelayLock(engine, f"rebond-outbox-relay-{service}")
+        self.lease = Lease(
+            engine, f"{topic_prefix}rebond-outbox-relay-{service}", ttl_s=lease_ttl_s
+        )
+        # The same for every process of the service (and per deployment prefix): the
+        # broker lets one producer of a transactional id live, the newest.
+        self.transactional_id = f"{topic_prefix}rebond-relay-{service}"
+        self._renewed_at = 0.0
         self._wakeup = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._publishing = asyncio.Lock()  # run() and a direct publish_pending() in-process
+        self._trouble = Throttled(log)
+        self.problem: str | None = None
         self.published = 0
 
     def notify(self) -> None:
@@ -122,34 +85,58 @@ class OutboxRelay:
         self._wakeup.set()
 
     async def start(self) -> None:
-        if self._producer is None:
-            self._producer = self._producer_factory()
-            await self._producer.start()
+        """Nothing to open before leadership: a standby must not create the transactional
+        producer, which would fence the leader's."""
 
     async def stop(self) -> None:
         self._stopping.set()
         self._wakeup.set()
-        if self._producer is not None:
-            await self._producer.stop()
-            self._producer = None
-        await self._lock.release()
+        # Not under `_publishing`: a batch stuck on an unreachable broker must not hold the
+        # shutdown; stopping its producer fails the batch, whose rows stay unsent.
+        await self._drop_producer()
+        with contextlib.suppress(Exception):
+            await self.lease.release()
 
     async def run(self) -> None:
-        """Publish until stopped. Errors are logged and retried: the rows stay unsent."""
-        await self.start()
+        """Publish until stopped. Failures are logged (once per interval) and retried: the
+        rows stay unsent."""
         while not self._stopping.is_set():
             try:
-                if not await self._lock.try_acquire():
+                if not await self._lead():
                     await self._sleep()
                     continue
                 if await self.publish_pending() == 0:
                     await self._purge_if_due()
                     await self._sleep()
+                if self.problem is not None:
+                    self._trouble.recovered("relay", "outbox relay recovered")
+                    self.problem = None
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("outbox relay pass failed; rows stay unsent and are retried")
+            except Exception as exc:
+                self.problem = f"outbox relay: {describe(exc)}"
+                self._trouble.failure(
+                    "relay",
+                    "outbox relay pass failed; rows stay unsent and are retried",
+                    error=describe(exc),
+                )
                 await self._sleep()
+
+    async def _lead(self) -> bool:
+        """Hold the lease (renewing it when a third of its life has passed)."""
+        now = time.monotonic()
+        if self.lease.held and now - self._renewed_at < self.lease.ttl_s / 3:
+            return True
+        held_before = self.lease.held
+        if await self.lease.acquire_or_renew():
+            self._renewed_at = now
+            if not held_before:
+                log.info("outbox relay leads", lease_token=self.lease.token)
+            return True
+        if held_before:
+            log.warning("outbox relay lost its lease; another process publishes")
+        await self._drop_producer()
+        return False
 
     async def _purge_if_due(self) -> None:
         # Hourly at most, and only by the leader: the outbox is a queue, not an archive.
@@ -166,55 +153,73 @@ class OutboxRelay:
         self._wakeup.clear()
 
     async def publish_pending(self) -> int:
-        """One pass: publish the oldest unsent rows, mark the acknowledged ones sent."""
-        if not await self._lock.try_acquire():
-            return 0
-        await self.start()
-        assert self._producer is not None
+        """Publish the unsent rows, oldest first, batch by batch; 0 when not the leader."""
         total = 0
-        while True:
-            async with self._session_factory() as session:
-                rows = (
-                    await session.exec(
-                        select(OutboxEvent)
-                        .where(col(OutboxEvent.sent_at).is_(None))
-                        .order_by(col(OutboxEvent.id))
-                        .limit(self._batch_size)
-                    )
-                ).all()
-            if not rows:
-                return total
-            acked = await self._send(rows)
-            if self._after_publish is not None:
-                await self._after_publish(acked)
-            await self._mark_sent([r.id for r in acked if r.id is not None])
-            total += len(acked)
-            self.published += len(acked)
-            if len(acked) < len(rows):
-                return total  # the rest failed: retried on the next pass, in order
+        async with self._publishing:
+            while not self._stopping.is_set():
+                # Checked before every batch: a lost lease stops publishing at once.
+                if not await self.lease.acquire_or_renew():
+                    await self._drop_producer()
+                    return total
+                self._renewed_at = time.monotonic()
+                async with self._session_factory() as session:
+                    rows = (
+                        await session.exec(
+                            select(OutboxEvent)
+                            .where(col(OutboxEvent.sent_at).is_(None))
+                            .order_by(col(OutboxEvent.id))
+                            .limit(self._batch_size)
+                        )
+                    ).all()
+                if not rows:
+                    return total
+                await self._send(rows)
+                if self._after_publish is not None:
+                    await self._after_publish(rows)
+                await self._mark_sent([r.id for r in rows if r.id is not None])
+                total += len(rows)
+                self.published += len(rows)
+        return total
 
-    async def _send(self, rows: Sequence[OutboxEvent]) -> list[OutboxEvent]:
-        assert self._producer is not None
-        futures: list[asyncio.Future[Any]] = []
-        for row in rows:
-            futures.append(
-                await self._producer.send(
+    async def _ensure_producer(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            producer = self._producer_factory(self.transactional_id)
+            try:
+                await producer.start()  # init_transactions: fences any older producer
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await producer.stop()
+                raise
+            self._producer = producer
+        return self._producer
+
+    async def _drop_producer(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            with contextlib.suppress(Exception):
+                await producer.stop()
+
+    async def _send(self, rows: Sequence[OutboxEvent]) -> None:
+        """One transaction: every row acknowledged and committed, or the batch aborted."""
+        producer = await self._ensure_producer()
+        try:
+            await producer.begin_transaction()
+            futures = [
+                await producer.send(
                     self._prefix + row.topic,
                     value=row.payload.encode(),
                     key=row.key.encode(),
                     headers=[(k, v.encode()) for k, v in row.headers],
                 )
-            )
-        results = await asyncio.gather(*futures, return_exceptions=True)
-        # Only the prefix of acknowledged rows counts: marking a later row while an
-        # earlier one of the same key failed would let the earlier one overtake it.
-        acked: list[OutboxEvent] = []
-        for row, result in zip(rows, results, strict=True):
-            if isinstance(result, BaseException):
-                log.warning("outbox publish failed", event_id=str(row.event_id), error=str(result))
-                break
-            acked.append(row)
-        return acked
+                for row in rows
+            ]
+            await asyncio.gather(*futures)
+            await producer.commit_transaction()
+        except BaseException:
+            # Aborted rows are invisible to read_committed readers and stay unsent here.
+            # A producer that failed mid-transaction (fenced, timed out) is not reused.
+            await self._drop_producer()
+            raise
 
     async def _mark_sent(self, ids: list[int]) -> None:
         if not ids:

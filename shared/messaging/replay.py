@@ -43,6 +43,7 @@ async def replay(
         max_poll_records=batch_size,
         fetch_max_bytes=64 * 1024 * 1024,
         max_partition_fetch_bytes=16 * 1024 * 1024,
+        isolation_level="read_committed",  # never an aborted relay batch
     )
     await consumer.start()
     try:

@@ -7,6 +7,7 @@ published if and only if the change it describes was committed.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any, Protocol, Self
@@ -18,7 +19,7 @@ from shared.db import SessionFactory
 from shared.events.catalogue import topic_of
 from shared.events.envelope import Envelope, EventPayload
 from shared.logging import causation_id_var, correlation_id_var
-from shared.messaging.tables import InboxMessage, OutboxEvent, utcnow
+from shared.messaging.tables import BUSINESS_KEY_MAX, InboxMessage, OutboxEvent, utcnow
 
 
 class RecordsEvents(Protocol):
@@ -118,10 +119,12 @@ class SqlUnitOfWork:
     async def record_inbox(
         self, consumer: str, envelope: Envelope[Any], *, topic: str, partition: int, offset: int
     ) -> bool:
-        """Insert the inbox row; False when this consumer already processed the event."""
+        """Insert the inbox row; False when this consumer already processed the event —
+        the same event id, or the same business fact under another id."""
         values = {
             "consumer": consumer,
             "event_id": envelope.id,
+            "business_key": _bounded(envelope.payload.business_key()),
             "event_type": envelope.type,
             "topic": topic,
             "partition": partition,
@@ -133,6 +136,13 @@ class SqlUnitOfWork:
         stmt = insert(InboxMessage).values(**values).on_conflict_do_nothing()
         result = await self.session.exec(stmt)
         return bool(getattr(result, "rowcount", 0))
+
+
+def _bounded(business_key: str | None) -> str | None:
+    # Keys are readable when they fit; a longer one (a long scheme id) is hashed whole.
+    if business_key is None or len(business_key) <= BUSINESS_KEY_MAX:
+        return business_key
+    return "sha256:" + hashlib.sha256(business_key.encode()).hexdigest()
 
 
 def _outbox_row(envelope: Envelope[EventPayload]) -> OutboxEvent:

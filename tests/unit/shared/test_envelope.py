@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from shared.events.campaigns import ProjectLead, SurveySubmitted
 from shared.events.catalogue import event_registry
 from shared.events.envelope import (
     CONTENT_TYPE,
@@ -27,6 +28,7 @@ from shared.events.envelope import (
     Envelope,
     EventPayload,
     MalformedEvent,
+    UnknownEventType,
     decode,
 )
 from shared.events.site_registry import ClosureAnnounced, SiteClosed
@@ -263,15 +265,35 @@ def test_decode_names_the_field_that_fails_validation() -> None:
     assert "site_id" not in reason
 
 
-def test_decode_refuses_a_field_the_contract_does_not_know() -> None:
-    sent = Envelope.new(site_closed(), source="site_registry")
+def test_decode_ignores_fields_a_newer_release_added_at_every_level() -> None:
+    from shared.events.examples import EXAMPLES
+
+    sent = Envelope.new(EXAMPLES[SurveySubmitted], source="campaigns")
     body = json.loads(sent.value())
-    body["declared_by"] = "someone@example.org"
+    body["weather_at_visit"] = "sunny"  # a new optional field of a later release
+    body["projects"][0]["hectares_wanted"] = 2.5  # and one in a nested part
 
-    reason = decode_reason(sent.headers(), json.dumps(body).encode())
+    received = decode(sent.headers(), json.dumps(body).encode(), event_registry())
 
-    assert "declared_by" in reason
-    assert "Extra inputs are not permitted" in reason
+    assert received.payload == EXAMPLES[SurveySubmitted]
+    assert not hasattr(received.payload, "weather_at_visit")
+
+
+def test_a_writer_still_cannot_send_a_field_the_contract_does_not_know() -> None:
+    from shared.events.examples import EXAMPLES
+
+    lead = EXAMPLES[SurveySubmitted].projects[0].model_dump()
+    with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
+        ProjectLead(**lead, contact_email="someone@example.org")
+
+
+def test_an_unknown_event_type_is_told_apart_from_other_malformed_messages() -> None:
+    sent = Envelope.new(site_closed(), source="site_registry")
+    headers = replace_header(sent.headers(), H_TYPE, b"rebond.site_registry.site_split.v1")
+
+    with pytest.raises(UnknownEventType) as caught:
+        decode(headers, sent.value(), event_registry())
+    assert caught.value.event_type == "rebond.site_registry.site_split.v1"
 
 
 def test_decode_refuses_a_subject_that_is_not_the_key_field() -> None:
