@@ -4,6 +4,7 @@ PostgreSQL. Funders' decisions are published as the funding service will publish
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import date
@@ -291,3 +292,138 @@ async def test_bethune_reference_case_is_fully_compensated_half_and_half(stack: 
     assert report.events >= 12 * 6  # detected, qualified, funded, launched, jobs (+ updates)
     rebuilt = await stack.ledger(shock_id)
     assert rebuilt == ledger
+
+
+FAURECIA_A, FAURECIA_B = "07150239700020", "07150239700061"  # one firm, two real plants
+
+
+async def resend_with_a_new_id(stack: Stack, topic: str, site_id: str) -> None:
+    """A producer bug or a hand re-send: the same survey revision under a new ce_id."""
+    from aiokafka import AIOKafkaProducer
+
+    from tests.support.kafka import read_all
+
+    bootstrap = stack.detection.settings.kafka_bootstrap_servers
+    original = next(
+        m
+        for m in await read_all(bootstrap, topic)
+        if m.key == site_id.encode() and m.headers["ce_type"].endswith("survey_submitted.v1")
+    )
+    headers = {**original.headers, "ce_id": str(uuid.uuid4())}
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            topic,
+            original.value,
+            key=original.key,
+            headers=[(k, v.encode()) for k, v in headers.items()],
+        )
+    finally:
+        await producer.stop()
+
+
+async def test_lookalikes_are_flagged_then_merged_or_dismissed(stack: Stack) -> None:
+    """Two plants of one firm report a new line each: two projects, the second flagged,
+    both counted, 14 jobs under review. The crisis cell merges them: counted once. An
+    exogenous project declared twice: flagged, then dismissed. A re-sent survey event
+    with a new id changes nothing, timeline included."""
+    from shared.events.catalogue import SURVEYS
+
+    shock_id = await stack.shock()
+    campaign = await eventually(
+        lambda: stack.c.get("/campaigns", headers=stack.cell),
+        lambda r: r.status_code == 200 and len(r.json()) == 1,
+        what="the campaign",
+    )
+    plan = (
+        await stack.c.get(f"/campaigns/{campaign.json()[0]['id']}/plan", headers=stack.cell)
+    ).json()
+    visit = {t["site_id"]: t for t in plan["targets"] if t["site_id"] in (FAURECIA_A, FAURECIA_B)}
+    line_a, line_b = lead("new_line", 20), lead("new_line", 14)
+    for site, leads in ((FAURECIA_A, [line_a]), (FAURECIA_B, [line_b])):
+        await stack.survey(visit[site]["visit_id"], visit[site]["consultant_id"], leads)
+
+    projects = await eventually(stack.projects, lambda p: len(p) == 2, what="two projects")
+    a = next(p for p in projects if p["site_id"] == FAURECIA_A)
+    b = next(p for p in projects if p["site_id"] == FAURECIA_B)
+    assert a["possible_duplicate_of"] is None
+    assert b["possible_duplicate_of"] == a["id"]
+    assert "another site" in b["duplicate_reason"] and "071502397" in b["duplicate_reason"]
+    assert (a["jobs_planned"], b["jobs_planned"]) == (20, 14)  # nothing merged by the code
+    flagged = await stack.projects(under_review="true")
+    assert [p["id"] for p in flagged] == [b["id"]]
+    ledger = await eventually(
+        lambda: stack.ledger(shock_id),
+        lambda led: led["total"]["detected"] == 34,
+        what="both counted in the ledger",
+    )
+    assert ledger["total"]["jobs_under_review"] == 14
+    assert ledger["total"]["projects_under_review"] == 1
+
+    # The same survey revision re-sent under a new event id: one fact, applied once.
+    timeline_of_b = f"/projects/{b['id']}/timeline"
+    timeline_before = (await stack.d.get(timeline_of_b, headers=stack.cell)).json()
+    duplicates = stack.detection.consumer.stats.duplicates
+    await resend_with_a_new_id(
+        stack, SURVEYS.physical(stack.detection.settings.kafka_topic_prefix), FAURECIA_B
+    )
+    await eventually(
+        lambda: asyncio.sleep(0, stack.detection.consumer.stats.duplicates),
+        lambda n: n > duplicates,
+        what="the re-sent survey seen as a duplicate",
+    )
+    timeline_after = (await stack.d.get(timeline_of_b, headers=stack.cell)).json()
+    assert timeline_after == timeline_before
+    assert len(await stack.projects()) == 2
+
+    # An exogenous project declared twice (no Idempotency-Key): flagged, then dismissed.
+    body = {
+        "territory_id": "ti-3205",
+        "shock_id": shock_id,
+        "firm_name": "Blackstar",
+        "kind": "new_site",
+        "description": "Industrial tyre retreading plant looking for a site",
+        "jobs_planned": 50,
+        "consent_to_share": True,
+    }
+    first = await stack.post("/projects/exogenous", body)
+    resp = await stack.d.post("/projects/exogenous", json=body, headers=stack.cell)
+    assert resp.status_code == 201, resp.text
+    second = resp.json()
+    assert second["possible_duplicate_of"] == first["id"]
+    assert "declared by the crisis cell" in second["duplicate_reason"]
+    cleared = await stack.post(f"/projects/{second['id']}/not-a-duplicate", {"note": "two sites"})
+    assert cleared["possible_duplicate_of"] is None
+
+    # The crisis cell merges the look-alike: counted once, timelines and leads joined.
+    survivor = await stack.post(f"/projects/{b['id']}/merge", {})
+    assert survivor["id"] == a["id"]
+    # Both surveys carry the test clock's instant: no report is newer, the survivor's
+    # figures stay (a newer one would win, as the domain tests show).
+    assert survivor["jobs_planned"] == 20
+    ledger = await eventually(
+        lambda: stack.ledger(shock_id),
+        lambda led: led["total"]["detected"] == 20 + 50 + 50,
+        what="the merged project counted once",
+    )
+    assert ledger["total"]["jobs_under_review"] == 0
+    assert ledger["total"]["projects"] == 3
+    assert b["id"] not in {p["id"] for p in await stack.projects()}
+    gone = (await stack.d.get(f"/projects/{b['id']}", headers=stack.cell)).json()
+    assert gone["merged_into"] == a["id"]
+    timeline = (await stack.d.get(f"/projects/{a['id']}/timeline", headers=stack.cell)).json()
+    references = [t["reference"] for t in timeline if t["kind"] == "report"]
+    assert any(r.startswith(f"from project {b['id']}: survey") for r in references)
+    again = await stack.d.post(f"/projects/{b['id']}/merge", json={}, headers=stack.cell)
+    assert again.status_code == 409 and "merged into" in again.json()["detail"]
+
+    # Plant B's survey resubmitted with the same lead: it now updates the survivor.
+    line_b["jobs_to_create"] = 16
+    await stack.survey(visit[FAURECIA_B]["visit_id"], visit[FAURECIA_B]["consultant_id"], [line_b])
+    await eventually(
+        lambda: stack.ledger(shock_id),
+        lambda led: led["total"]["detected"] == 16 + 50 + 50,
+        what="the resubmission applied to the survivor",
+    )
+    assert len(await stack.projects()) == 3

@@ -17,6 +17,7 @@ from services.campaigns.domain.planning import Plan, PlanningRules, Target, make
 from shared.errors import Conflict, DomainError, NotFound
 from shared.events import campaigns as ev
 from shared.events.envelope import EventPayload
+from shared.timestamps import require_aware
 
 PARIS = ZoneInfo("Europe/Paris")  # visits happen in France: their dates are French dates
 
@@ -154,6 +155,7 @@ class Campaign:
         now: datetime,
         campaign_id: uuid.UUID | None = None,
     ) -> Campaign:
+        now = require_aware(now, "now")
         campaign = cls(
             id=campaign_id or uuid.uuid4(),
             shock_id=shock_id,
@@ -333,6 +335,8 @@ class Campaign:
         added = 0
         for site in sites:
             if site.site_id == self.closing_site_id:
+                if not manual:
+                    continue  # the closing site reopened in the registry: still not a target
                 raise InvalidCampaignChange(f"{site.site_id} is the closing site itself")
             current = self.targets.get(site.site_id)
             if current is not None and current.active:
@@ -408,6 +412,7 @@ class Campaign:
         self._replan("terms changed", today=today, keep_assignments=True)
 
     def close(self, *, now: datetime) -> None:
+        now = require_aware(now, "now")
         self._require_active()
         cancelled = 0
         for visit in self.visits.values():
@@ -492,6 +497,7 @@ class Campaign:
         acting_for_others: bool = False,
         survey_id: uuid.UUID | None = None,
     ) -> Survey:
+        now = require_aware(now, "now")
         self._require_active()
         visit = self.visit_by_id(visit_id)
         if visit.status is VisitStatus.CANCELLED:

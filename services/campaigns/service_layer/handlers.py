@@ -20,6 +20,8 @@ from shared.logging import get_logger
 
 log = get_logger(__name__)
 
+_LATEST_START = date(9000, 1, 1)
+
 
 @dataclass(frozen=True)
 class LaunchDefaults:
@@ -123,7 +125,9 @@ class SiteEventHandlers:
             if s.site_id != shock.site_id
         ]
         today = self._clock.today()
-        starts_on = next_working_day(max(shock.announced_on, today))
+        # The registry refuses announcements more than a year ahead; an older event from
+        # before that rule still launches a campaign rather than overflowing the calendar.
+        starts_on = next_working_day(min(max(shock.announced_on, today), _LATEST_START))
         d = self._defaults
         campaign = Campaign.launch(
             shock_id=shock.shock_id,

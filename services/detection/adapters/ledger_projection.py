@@ -46,6 +46,9 @@ def project_values(event: dt.ProjectState) -> dict[str, Any]:
         # later event does not move it.
         "qualified_on": day if event.stage in QUALIFIED_OR_LATER else None,
         "funded_on": day if event.stage in FUNDED_OR_LATER else None,
+        # Readers of events from before the duplicate flag find None: not under review.
+        "under_review": event.possible_duplicate_of is not None,
+        "merged_into": event.merged_into if isinstance(event, dt.ProjectMerged) else None,
     }
 
 
@@ -116,6 +119,9 @@ def _project_upsert(insert: Any) -> Any:
             "detected_on": excluded.detected_on,
             "qualified_on": sa.func.coalesce(table.c.qualified_on, excluded.qualified_on),
             "funded_on": sa.func.coalesce(table.c.funded_on, excluded.funded_on),
+            "under_review": excluded.under_review,
+            # A merge is final: no later version of the project exists to undo it.
+            "merged_into": sa.func.coalesce(table.c.merged_into, excluded.merged_into),
         },
         where=table.c.version < excluded.version,
     )

@@ -10,11 +10,12 @@ from datetime import date, datetime
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
+from shared.db import utc_column
 from shared.messaging.tables import utcnow
 
 
 def _ts(nullable: bool = False) -> sa.Column[datetime]:
-    return sa.Column(sa.DateTime(timezone=True), nullable=nullable)
+    return utc_column(nullable=nullable)
 
 
 def _json(nullable: bool = False) -> sa.Column[object]:
@@ -79,6 +80,9 @@ class ProjectRow(SQLModel, table=True):
     land_needs_ha: float | None = None
     detected_on: date
     abandoned_reason: str | None = None
+    possible_duplicate_of: uuid.UUID | None = Field(default=None, index=True)
+    duplicate_reason: str | None = None
+    merged_into: uuid.UUID | None = None
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
 
 
@@ -144,6 +148,8 @@ class LedgerProjectRow(SQLModel, table=True):
     detected_on: date
     qualified_on: date | None = None
     funded_on: date | None = None
+    under_review: bool = Field(default=False, description="flagged as a possible duplicate")
+    merged_into: uuid.UUID | None = Field(default=None, description="counted there, not here")
 
 
 class LedgerJobEntryRow(SQLModel, table=True):

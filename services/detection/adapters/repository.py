@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 from sqlmodel import col, select
+from sqlmodel import delete as sa_delete
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.detection.adapters.orm import (
@@ -44,6 +45,9 @@ _PROJECT_FIELDS = (
     "land_needs_ha",
     "detected_on",
     "abandoned_reason",
+    "possible_duplicate_of",
+    "duplicate_reason",
+    "merged_into",
     "version",
 )
 
@@ -138,6 +142,9 @@ class ProjectRepository:
             land_needs_ha=row.land_needs_ha,
             abandoned_reason=row.abandoned_reason,
             jobs_complete=row.jobs_complete,
+            possible_duplicate_of=row.possible_duplicate_of,
+            duplicate_reason=row.duplicate_reason,
+            merged_into=row.merged_into,
             reports=[
                 Report(
                     source=r.source,
@@ -158,8 +165,20 @@ class ProjectRepository:
         for project in self._seen.values():
             self._sync_row(project)
         # Without ORM relationships, the flush does not order inserts by foreign key:
-        # project rows first, then what points at them.
+        # project rows first, then what points at them. Leads that moved to another
+        # project (a merge) are deleted before they are inserted again there.
         await self._session.flush()
+        moved = {
+            lead_id
+            for project in self._seen.values()
+            for lead_id in self._leads_saved[project.id] - project.lead_ids
+        }
+        if moved:
+            await self._session.exec(
+                sa_delete(ProjectLeadRow).where(col(ProjectLeadRow.lead_id).in_(moved))
+            )
+            for project in self._seen.values():
+                self._leads_saved[project.id] &= project.lead_ids
         for project in self._seen.values():
             self._sync_children(project)
 
@@ -216,6 +235,8 @@ _HISTORY_DETAIL = frozenset(
         "complete",
         "reason",
         "source",
+        "possible_duplicate_of",
+        "merged_into",
     }
 )
 

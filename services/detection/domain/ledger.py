@@ -5,6 +5,11 @@ the project events). Rules:
 
 * **Which projects.** Those of the shock's territory detected on or after the
   announcement date: earlier projects were not found by the rebond.
+* **Merged projects count nowhere**: the crisis cell decided they were another project
+  reported twice, and that project counts their jobs. **Projects under review** (flagged
+  as a possible duplicate, not yet merged or cleared) count in full, and are also
+  counted apart — ``projects_under_review``, ``jobs_under_review`` (their planned jobs)
+  — so the cell sees how much of the pipeline may be counted twice.
 * **Abandoned projects count nowhere**, not even in the months before they were
   abandoned (the rows hold the current state, and a series that later drops would read
   as jobs destroyed). They appear only as an ``abandoned`` count and their planned jobs
@@ -66,6 +71,8 @@ class LedgerProject:
     qualified_on: date | None  # first day the project reached qualified or later
     funded_on: date | None  # first day it reached funded, launched or jobs_created
     job_entries: tuple[tuple[date, int], ...]  # (created_on, jobs_added)
+    under_review: bool = False  # flagged as a possible duplicate of another project
+    merged_into: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +95,8 @@ def ledger(
     for p in sorted(projects, key=lambda p: str(p.project_id)):
         if p.territory_id != shock.territory_id or p.detected_on < shock.announced_on:
             continue
+        if p.merged_into is not None:
+            continue
         if p.origin not in ORIGINS:
             raise ValueError(f"project {p.project_id} has unknown origin {p.origin!r}")
         stage = Stage(p.stage)
@@ -99,6 +108,9 @@ def ledger(
                 continue
             bucket["projects"] += 1
             bucket["detected"] += p.jobs_planned
+            if p.under_review:
+                bucket["projects_under_review"] += 1
+                bucket["jobs_under_review"] += p.jobs_planned
             if reached(stage, Stage.QUALIFIED):
                 bucket["qualified"] += p.jobs_planned
             if reached(stage, Stage.FUNDED):
@@ -137,7 +149,17 @@ def ledger_csv_rows(result: dict[str, Any]) -> list[list[str]]:
 
 
 def _empty_bucket() -> dict[str, int]:
-    return dict.fromkeys(("projects", *BUCKETS, "abandoned", "jobs_abandoned"), 0)
+    return dict.fromkeys(
+        (
+            "projects",
+            *BUCKETS,
+            "abandoned",
+            "jobs_abandoned",
+            "projects_under_review",
+            "jobs_under_review",
+        ),
+        0,
+    )
 
 
 def _ratio(part: int, whole: int) -> float | None:

@@ -1,18 +1,18 @@
-"""Deduplication: is a newly reported project one we already track?
+"""Look-alikes: does a newly reported project look like one we already track?
 
-The rule: **one firm has one live project of a given kind in a territory.** Two reports
-are the same project when they are in the same territory, of the same kind, and from the
-same firm — the same SIREN when both reports have one, otherwise the same normalised
-firm name when both have one. Without either, nothing proves it is the same firm, so
-they are different projects (a duplicate is cheaper to merge by hand than two firms'
-projects wrongly fused).
+A report becomes the same project as an earlier one only through its **lead id** (a
+resubmitted survey: the caller checks that first). Anything else that merely *looks*
+the same is flagged, never merged: two plants of one firm often do have two projects of
+one kind, and merging them silently lost jobs from the ledger. The crisis cell decides.
+
+Two reports look alike when they are in the same territory, of the same kind, and from
+the same firm — the same SIREN when both reports have one, otherwise the same normalised
+firm name when both have one. Without either, nothing suggests it is the same firm, so
+no flag is raised.
 
 Two SIRENs that differ mean two firms, even under one name (homonyms are common among
 small firms): the name is only the fallback for reports without a SIREN, typically an
 exogenous project declared by the crisis cell before the firm is registered.
-
-A resubmitted survey is matched earlier, by its lead id (the caller does that); this
-rule catches the same project reported by another visit or another source.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Final
 
-__all__ = ["LEGAL_FORMS", "ProjectKey", "normalise_name", "same_project"]
+__all__ = ["LEGAL_FORMS", "ProjectKey", "lookalike_reason", "normalise_name", "same_project"]
 
 #: Words that say how a firm is organised, not which firm it is.
 LEGAL_FORMS: Final = frozenset({"sa", "sas", "sarl", "sasu", "eurl", "groupe", "france"})
@@ -38,6 +38,7 @@ class ProjectKey:
     kind: str
     territory_id: str
     firm_name: str | None
+    site_id: str | None = None  # where it was reported (None: declared by the crisis cell)
 
 
 def normalise_name(name: str | None) -> str | None:
@@ -63,3 +64,21 @@ def same_project(a: ProjectKey, b: ProjectKey) -> bool:
         return a.siren == b.siren
     name_a, name_b = normalise_name(a.firm_name), normalise_name(b.firm_name)
     return name_a is not None and name_a == name_b
+
+
+def lookalike_reason(existing: ProjectKey, new: ProjectKey) -> str | None:
+    """Why ``new`` may be the same project as ``existing``, readably; None if it is not."""
+    if not same_project(existing, new):
+        return None
+    if existing.siren and new.siren:
+        firm = f"the same firm (SIREN {new.siren})"
+    else:
+        firm = f"the same firm name ({normalise_name(new.firm_name)!r})"
+    where = ""
+    if new.site_id and existing.site_id and new.site_id != existing.site_id:
+        where = f", reported at another site ({new.site_id}; the other at {existing.site_id})"
+    elif new.site_id and new.site_id == existing.site_id:
+        where = f", reported at the same site ({new.site_id}) under another lead"
+    elif new.site_id is None:
+        where = ", declared by the crisis cell"
+    return f"{firm} and the same kind ({new.kind}) in {new.territory_id}{where}"

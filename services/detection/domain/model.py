@@ -23,6 +23,11 @@ Choices the rules below rely on:
 * **Abandoned projects take no figures.** A report on an abandoned project (a resubmitted
   survey matched by lead id) is kept in history but changes nothing and records no
   event: reviving a project means detecting it again.
+* **Only a lead id updates a project by itself.** A report that merely looks like an
+  existing project (same firm and kind in the territory, from another site, visit or
+  source) becomes a project of its own, flagged ``possible_duplicate_of`` with the
+  reason: two plants of one firm often do have two projects of one kind, and the crisis
+  cell, not the code, decides. It then merges them (``absorb``) or dismisses the flag.
 * **Jobs are recorded from funded, launched or jobs_created** (the stage table's edges
   into ``jobs_created``). The total never decreases; it may exceed ``jobs_planned``
   (reality beats plans) and ``jobs_planned`` stays the plan.
@@ -45,6 +50,7 @@ from shared.events import detection as ev
 from shared.events.campaigns import Maturity, Obstacle, ProjectKind
 from shared.events.envelope import EventPayload
 from shared.events.site_registry import NAF_PATTERN
+from shared.timestamps import require_aware
 
 __all__ = [
     "FIGURE_FIELDS",
@@ -93,6 +99,9 @@ class Report:
     reported_at: datetime
     figures: dict[str, object] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self.reported_at = require_aware(self.reported_at, "reported_at")
+
 
 @dataclass
 class Project:
@@ -122,6 +131,9 @@ class Project:
     land_needs_ha: float | None = None
     abandoned_reason: str | None = None
     jobs_complete: bool = False
+    possible_duplicate_of: uuid.UUID | None = None  # under the crisis cell's review
+    duplicate_reason: str | None = None
+    merged_into: uuid.UUID | None = None  # final: this project lives on in another
     reports: list[Report] = field(default_factory=list)
     events: list[EventPayload] = field(default_factory=list, repr=False, compare=False)
 
@@ -154,8 +166,13 @@ class Project:
         detected_on: date | None = None,
         lead_id: uuid.UUID | None = None,
         project_id: uuid.UUID | None = None,
+        looks_like: tuple[uuid.UUID, str] | None = None,
     ) -> Project:
-        """A new project, from its first report (the event's ``source`` is the report's)."""
+        """A new project, from its first report (the event's ``source`` is the report's).
+
+        ``looks_like`` — (project id, reason) — flags it as a possible duplicate of an
+        existing project: it is detected all the same, and the crisis cell decides.
+        """
         _check_source(report.source)
         if origin not in _ORIGINS:
             raise InvalidProjectChange(f"origin must be endogenous or exogenous, got {origin!r}")
@@ -200,6 +217,8 @@ class Project:
             consent_to_share=consent_to_share,
             detected_on=detected_on or report.reported_at.date(),
             land_needs_ha=land_needs_ha,
+            possible_duplicate_of=looks_like[0] if looks_like else None,
+            duplicate_reason=looks_like[1] if looks_like else None,
         )
         if lead_id is not None:
             project.lead_ids.add(lead_id)
@@ -233,6 +252,7 @@ class Project:
         ``report.figures``.
         """
         _check_source(report.source)
+        self._require_not_merged()
         figures = _check_figures(
             description=description,
             jobs_planned=jobs_planned,
@@ -269,6 +289,7 @@ class Project:
         reference: str = "corrected while qualifying",
     ) -> list[str]:
         """Qualify a detected project, with the analyst's corrections; returns them."""
+        self._require_not_merged()
         if self.stage not in (Stage.DETECTED, Stage.ABANDONED):
             raise AlreadyQualified(
                 f"project {self.id} is already past qualification (stage {self.stage});"
@@ -303,6 +324,7 @@ class Project:
         events need. ``reason`` stays in the project's reports, not in the event.
         """
         _check_source(source)
+        self._require_not_merged()
         if stage is self.stage:
             return False
         check_transition(self.stage, stage)
@@ -339,6 +361,7 @@ class Project:
     ) -> bool:
         """Record the total of jobs created so far; False when it repeats the last report."""
         _check_source(source)
+        self._require_not_merged()
         check_transition(self.stage, Stage.JOBS_CREATED)
         if jobs_created_total < self.jobs_created:
             raise InvalidProjectChange(
@@ -378,6 +401,7 @@ class Project:
     def abandon(self, reason: str, *, now: datetime, source: str = "crisis_cell") -> None:
         """Abandon the project; the reason, in business terms, travels in the event."""
         _check_source(source)
+        self._require_not_merged()
         reason = reason.strip()
         if not reason:
             raise InvalidProjectChange("say why the project is abandoned: the reason is empty")
@@ -399,16 +423,110 @@ class Project:
         self.abandoned_reason = reason
         self._record(ev.ProjectAbandoned, now, previous_stage=previous.value, reason=reason)
 
+    # --- look-alikes: the crisis cell merges them or dismisses the flag -----------------
+
+    def dismiss_duplicate(self, *, now: datetime, by: str, note: str | None = None) -> bool:
+        """Not the same project after all; False when no flag was raised (a retry)."""
+        self._require_not_merged()
+        if self.possible_duplicate_of is None:
+            return False
+        figures: dict[str, object] = {"dismissed_duplicate_of": str(self.possible_duplicate_of)}
+        if note:
+            figures["note"] = note
+        self.reports.append(
+            Report(
+                source="crisis_cell",
+                reference=f"not a duplicate of project {self.possible_duplicate_of} ({by})",
+                reported_at=now,
+                figures=figures,
+            )
+        )
+        self.possible_duplicate_of = None
+        self.duplicate_reason = None
+        self._record(
+            ev.ProjectUpdated, now, source="crisis_cell", changed_fields=["possible_duplicate_of"]
+        )
+        return True
+
+    def absorb(self, other: Project, *, now: datetime, by: str) -> list[str]:
+        """Merge ``other`` (the same project, reported twice) into this one.
+
+        This project keeps its id, stage and ``hidden``; it takes ``other``'s leads (its
+        future revisions come here) and reports (the timelines are joined), and
+        ``other``'s figures where they are newer (the usual rule). ``other`` records
+        ``ProjectMerged`` and counts nowhere from then on. Returns the figures changed.
+        """
+        if other.id == self.id:
+            raise InvalidProjectChange("a project cannot be merged into itself")
+        self._require_not_merged()
+        other._require_not_merged()
+        if other.territory_id != self.territory_id:
+            raise InvalidProjectChange(
+                f"projects {other.id} and {self.id} are in different territories"
+            )
+        if not self.live:
+            raise InvalidProjectChange(
+                f"project {self.id} is over (stage {self.stage}): nothing can be merged into it"
+            )
+        if other.stage not in (Stage.DETECTED, Stage.QUALIFIED) or other.jobs_created:
+            raise Conflict(
+                f"project {other.id} is already {other.stage}: merge {self.id} into it instead,"
+                " so that its funding and jobs stay where they are"
+            )
+        mine, theirs = self._figures_as_of(), other._figures_as_of()
+        changed: list[str] = []
+        if theirs is not None and (mine is None or theirs > mine):
+            for name in FIGURE_FIELDS:
+                value = getattr(other, name)
+                if value is not None and getattr(self, name) != value:
+                    setattr(self, name, value)
+                    changed.append(name)
+        self.lead_ids |= other.lead_ids
+        other.lead_ids = set()
+        for report in other.reports:
+            self.reports.append(
+                replace(report, reference=f"from project {other.id}: {report.reference}")
+            )
+        self.reports.append(
+            Report(
+                source="crisis_cell",
+                reference=f"project {other.id} merged in ({by})",
+                reported_at=now,
+                figures={"merged_from": str(other.id)},
+            )
+        )
+        if self.possible_duplicate_of == other.id:
+            self.possible_duplicate_of = None
+            self.duplicate_reason = None
+        other.reports.append(
+            Report(
+                source="crisis_cell",
+                reference=f"merged into project {self.id} ({by})",
+                reported_at=now,
+                figures={"merged_into": str(self.id)},
+            )
+        )
+        other.merged_into = self.id
+        other._record(ev.ProjectMerged, now, merged_into=self.id)
+        self._record(
+            ev.ProjectUpdated, now, source="crisis_cell", changed_fields=[*changed, "merged"]
+        )
+        return changed
+
     # --- reading ------------------------------------------------------------------------
 
     @property
     def live(self) -> bool:
-        """Whether new reports about this firm and kind should merge into this project.
+        """Whether new reports about this firm and kind may be the same project.
 
-        An abandoned project, or one that created all its jobs, is over: the same firm's
-        next project of that kind is a new project.
+        An abandoned project, one that created all its jobs, or one merged into another,
+        is over: the same firm's next project of that kind is a new one, with no flag.
         """
-        return self.stage is not Stage.ABANDONED and not self.jobs_complete
+        return (
+            self.stage is not Stage.ABANDONED
+            and not self.jobs_complete
+            and self.merged_into is None
+        )
 
     def key(self) -> ProjectKey:
         return ProjectKey(
@@ -416,6 +534,7 @@ class Project:
             kind=self.kind,
             territory_id=self.territory_id,
             firm_name=self.firm_name,
+            site_id=self.site_id,
         )
 
     def priority(self) -> SupportPriority:
@@ -429,6 +548,10 @@ class Project:
 
     # --- internals ----------------------------------------------------------------------
 
+    def _require_not_merged(self) -> None:
+        if self.merged_into is not None:
+            raise Conflict(f"project {self.id} was merged into project {self.merged_into}")
+
     def _figures_as_of(self) -> datetime | None:
         dates = [r.reported_at for r in self.reports if any(k in r.figures for k in FIGURE_FIELDS)]
         return max(dates, default=None)
@@ -438,6 +561,7 @@ class Project:
         self.events.append(event(**self._state(now), **extra))
 
     def _state(self, now: datetime) -> dict[str, object]:
+        now = require_aware(now, "now")
         # Deliberately no description and no reports: events carry no free text but the
         # abandonment reason, and no person.
         return {
@@ -463,6 +587,7 @@ class Project:
             "consent_to_share": self.consent_to_share,
             "detected_on": self.detected_on,
             "occurred_at": now,
+            "possible_duplicate_of": self.possible_duplicate_of,
         }
 
 

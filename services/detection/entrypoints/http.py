@@ -74,6 +74,9 @@ def _project_body(project: Project) -> dict[str, Any]:
         "land_needs_ha": project.land_needs_ha,
         "detected_on": project.detected_on,
         "abandoned_reason": project.abandoned_reason,
+        "possible_duplicate_of": project.possible_duplicate_of,
+        "duplicate_reason": project.duplicate_reason,
+        "merged_into": project.merged_into,
         "priority": priority.score,
         "priority_reasons": list(priority.reasons),
     }
@@ -115,6 +118,9 @@ async def list_projects(
     origin: Annotated[str | None, Query(pattern="^(endogenous|exogenous)$")] = None,
     kind: str | None = None,
     hidden: bool | None = None,
+    under_review: Annotated[
+        bool | None, Query(description="true: the look-alikes waiting for the cell's decision")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: str | None = None,
 ) -> dict[str, Any]:
@@ -131,6 +137,7 @@ async def list_projects(
         origin=origin,
         kind=kind,
         hidden=hidden,
+        under_review=under_review,
     )
     items, next_cursor = await views.list_projects(session, flt, limit=limit, cursor=cursor)
     return {"items": items, "next_cursor": next_cursor}
@@ -306,6 +313,48 @@ async def post_abandon(
 ) -> JSONResponse:
     async def op(uow: DetectionUnitOfWork) -> tuple[int, Project]:
         return 200, await commands.abandon(uow, project_id, principal, svc.clock, body.reason)
+
+    return await _run(svc, principal, key, request, body, op)
+
+
+@router.post(
+    "/projects/{project_id}/merge",
+    response_model=s.ProjectOut,
+    tags=["projects"],
+    summary="Merge a look-alike into the project it duplicates; returns that one (crisis cell)",
+)
+async def post_merge(
+    project_id: uuid.UUID,
+    body: s.MergeIn,
+    request: Request,
+    principal: CrisisCell,
+    svc: Service,
+    key: IdemKey = None,
+) -> JSONResponse:
+    async def op(uow: DetectionUnitOfWork) -> tuple[int, Project]:
+        return 200, await commands.merge(uow, project_id, principal, svc.clock, body.into)
+
+    return await _run(svc, principal, key, request, body, op)
+
+
+@router.post(
+    "/projects/{project_id}/not-a-duplicate",
+    response_model=s.ProjectOut,
+    tags=["projects"],
+    summary="Dismiss a look-alike flag: two different projects after all (crisis cell)",
+)
+async def post_not_a_duplicate(
+    project_id: uuid.UUID,
+    body: s.DismissDuplicateIn,
+    request: Request,
+    principal: CrisisCell,
+    svc: Service,
+    key: IdemKey = None,
+) -> JSONResponse:
+    async def op(uow: DetectionUnitOfWork) -> tuple[int, Project]:
+        return 200, await commands.dismiss_duplicate(
+            uow, project_id, principal, svc.clock, body.note
+        )
 
     return await _run(svc, principal, key, request, body, op)
 

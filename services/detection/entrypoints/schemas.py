@@ -10,6 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.events.campaigns import Maturity, ProjectKind
 
+#: An upper bound no real project reaches (a thousand billion euros): what the API
+#: accepts, every consumer's columns hold.
+MAX_EUR = 10**12
+
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -24,8 +28,8 @@ class ExogenousIn(_In):
     kind: ProjectKind = "new_site"
     description: str = Field(min_length=3, max_length=2000)
     jobs_planned: int = Field(ge=0, le=100_000)
-    capex_eur: int | None = Field(default=None, ge=0)
-    funding_need_eur: int | None = Field(default=None, ge=0)
+    capex_eur: int | None = Field(default=None, ge=0, le=MAX_EUR)
+    funding_need_eur: int | None = Field(default=None, ge=0, le=MAX_EUR)
     land_needs_ha: float | None = Field(default=None, ge=0, le=10_000)
     maturity: Maturity | None = None
     known_to_public_actors: bool = True
@@ -34,7 +38,7 @@ class ExogenousIn(_In):
 
 class QualifyIn(_In):
     jobs_planned: int | None = Field(default=None, ge=0, le=100_000)
-    capex_eur: int | None = Field(default=None, ge=0)
+    capex_eur: int | None = Field(default=None, ge=0, le=MAX_EUR)
 
 
 class StageIn(_In):
@@ -50,6 +54,18 @@ class JobsIn(_In):
 
 class AbandonIn(_In):
     reason: str = Field(min_length=3, max_length=500)
+
+
+class DismissDuplicateIn(_In):
+    note: str | None = Field(default=None, max_length=500, description="why they differ")
+
+
+class MergeIn(_In):
+    into: uuid.UUID | None = Field(
+        default=None,
+        description="the project that remains; default: the one this project is flagged as"
+        " a possible duplicate of",
+    )
 
 
 class ProjectOut(BaseModel):
@@ -78,6 +94,13 @@ class ProjectOut(BaseModel):
     land_needs_ha: float | None
     detected_on: date
     abandoned_reason: str | None
+    possible_duplicate_of: uuid.UUID | None = Field(
+        default=None, description="under review: this project may be that one, reported twice"
+    )
+    duplicate_reason: str | None = Field(default=None, description="why it looks the same")
+    merged_into: uuid.UUID | None = Field(
+        default=None, description="merged by the crisis cell: counted in that project"
+    )
     priority: float
     priority_reasons: list[str]
 

@@ -11,7 +11,7 @@ from typing import Any
 from services.detection.domain.matching import ProjectKey
 from services.detection.domain.model import Project, Report
 from services.detection.domain.stages import Stage
-from services.detection.service_layer.handlers import Clock, find_project, origin_of
+from services.detection.service_layer.handlers import Clock, find_lookalike, origin_of
 from services.detection.service_layer.unit_of_work import DetectionUnitOfWork
 from shared.auth import Principal
 from shared.errors import DomainError, NotFound
@@ -57,7 +57,8 @@ class ExogenousProject:
 async def declare_exogenous(
     uow: DetectionUnitOfWork, data: ExogenousProject, principal: Principal, clock: Clock
 ) -> tuple[Project, bool]:
-    """A firm from outside looking for a location. Returns (project, created)."""
+    """A firm from outside looking for a location. Returns (project, created): always a
+    new project — flagged when it looks like one already known."""
     if not principal.can_see_territory(data.territory_id):
         raise OutOfScope(f"territory {data.territory_id} is outside your token's territories")
     if data.shock_id is not None:
@@ -82,10 +83,6 @@ async def declare_exogenous(
     key = ProjectKey(
         siren=data.siren, kind=data.kind, territory_id=data.territory_id, firm_name=data.firm_name
     )
-    existing = await find_project(uow, None, key)
-    if existing is not None:
-        existing.merge_report(report, now=now, **figures)
-        return existing, False
     project = Project.detect(
         territory_id=data.territory_id,
         origin=await origin_of(uow, data.siren, data.territory_id),
@@ -98,6 +95,9 @@ async def declare_exogenous(
         firm_name=data.firm_name,
         naf_code=data.naf_code,
         detected_on=clock.today(),
+        # Declared again (without the Idempotency-Key of the first declaration) or the
+        # same firm's project already found by a survey: flagged, for the cell to decide.
+        looks_like=await find_lookalike(uow, key),
         **figures,
     )
     uow.projects.add(project)
@@ -162,3 +162,36 @@ async def abandon(
     project = await load_project(uow, project_id, principal)
     project.abandon(reason, now=clock.now())
     return project
+
+
+async def dismiss_duplicate(
+    uow: DetectionUnitOfWork,
+    project_id: uuid.UUID,
+    principal: Principal,
+    clock: Clock,
+    note: str | None,
+) -> Project:
+    project = await load_project(uow, project_id, principal)
+    project.dismiss_duplicate(now=clock.now(), by=principal.subject, note=note)
+    return project
+
+
+async def merge(
+    uow: DetectionUnitOfWork,
+    project_id: uuid.UUID,
+    principal: Principal,
+    clock: Clock,
+    into: uuid.UUID | None,
+) -> Project:
+    """Merge a project into the one it duplicates (its flag's, or `into`); returns the
+    project that remains."""
+    absorbed = await load_project(uow, project_id, principal)
+    target = into or absorbed.possible_duplicate_of
+    if target is None:
+        raise NotFound(
+            f"project {project_id} is flagged as the duplicate of no project: say which"
+            " project to merge it into (`into`)"
+        )
+    survivor = await load_project(uow, target, principal)
+    survivor.absorb(absorbed, now=clock.now(), by=principal.subject)
+    return survivor

@@ -11,7 +11,7 @@ from typing import Any
 
 from services.detection.adapters import ledger_projection
 from services.detection.adapters.orm import DetectionSiteRow, ShockRow
-from services.detection.domain.matching import ProjectKey, same_project
+from services.detection.domain.matching import ProjectKey, lookalike_reason
 from services.detection.domain.model import Project, Report
 from services.detection.domain.stages import IllegalTransition, Stage
 from services.detection.service_layer.unit_of_work import DetectionUnitOfWork
@@ -43,18 +43,13 @@ async def origin_of(uow: DetectionUnitOfWork, siren: str | None, territory_id: s
     return "exogenous"
 
 
-async def find_project(
-    uow: DetectionUnitOfWork, lead_id: uuid.UUID | None, key: ProjectKey
-) -> Project | None:
-    """The project a report is about: by its lead id first (a resubmitted survey), then by
-    the firm and the kind (the same project reported by another visit or source)."""
-    if lead_id is not None:
-        project = await uow.projects.by_lead(lead_id)
-        if project is not None:
-            return project
+async def find_lookalike(uow: DetectionUnitOfWork, key: ProjectKey) -> tuple[uuid.UUID, str] | None:
+    """A live project the report looks like (same firm and kind in the territory), with
+    the reason: the new project is flagged with it, never merged into it."""
     for candidate in await uow.projects.live_of(key.territory_id, key.kind):
-        if same_project(candidate.key(), key):
-            return candidate
+        reason = lookalike_reason(candidate.key(), key)
+        if reason is not None:
+            return candidate.id, f"{reason}: possibly project {candidate.id}"
     return None
 
 
@@ -133,13 +128,8 @@ class MainHandlers:
                 "obstacles": list(lead.obstacles),
                 "consent_to_share": lead.consent_to_share,
             }
-            key = ProjectKey(
-                siren=survey.siren,
-                kind=lead.kind,
-                territory_id=survey.territory_id,
-                firm_name=firm_name,
-            )
-            project = await find_project(uow, lead.lead_id, key)
+            # Only the lead id (a resubmission: revision 2 or later) updates a project.
+            project = await uow.projects.by_lead(lead.lead_id)
             if project is not None:
                 project.merge_report(
                     report,
@@ -149,6 +139,13 @@ class MainHandlers:
                     **figures,
                 )
                 continue
+            key = ProjectKey(
+                siren=survey.siren,
+                kind=lead.kind,
+                territory_id=survey.territory_id,
+                firm_name=firm_name,
+                site_id=survey.site_id,
+            )
             uow.projects.add(
                 Project.detect(
                     territory_id=survey.territory_id,
@@ -165,6 +162,7 @@ class MainHandlers:
                     naf_code=survey.naf_code,
                     detected_on=survey.submitted_at.date(),
                     lead_id=lead.lead_id,
+                    looks_like=await find_lookalike(uow, key),
                     **figures,
                 )
             )
@@ -176,6 +174,11 @@ class MainHandlers:
         project = await uow.projects.get(decision.project_id)
         if project is None:
             raise PermanentError(f"funding decision on unknown project {decision.project_id}")
+        if project.merged_into is not None:
+            raise PermanentError(
+                f"funding decision on project {project.id}, merged into {project.merged_into}:"
+                " the funder must decide on that project"
+            )
         target = {
             fd.ApplicationSubmitted: Stage.IN_FUNDING,
             fd.AwardGranted: Stage.FUNDED,
@@ -214,6 +217,7 @@ class LedgerHandlers:
                 dt.ProjectStageChanged,
                 dt.JobsCreated,
                 dt.ProjectAbandoned,
+                dt.ProjectMerged,
                 sr.ClosureAnnounced,
             )
         ]

@@ -40,11 +40,18 @@ class ProjectFilter:
     origin: str | None = None
     kind: str | None = None
     hidden: bool | None = None
+    under_review: bool | None = None
 
 
 def _where(query: Any, flt: ProjectFilter) -> Any:
+    # A merged project lives on in the one it was merged into: listing and counting it
+    # too would count it twice (it stays readable by id, with `merged_into`).
+    query = query.where(col(ProjectRow.merged_into).is_(None))
     if flt.territory_ids is not None:
         query = query.where(col(ProjectRow.territory_id).in_(flt.territory_ids))
+    if flt.under_review is not None:
+        flagged = col(ProjectRow.possible_duplicate_of)
+        query = query.where(flagged.is_not(None) if flt.under_review else flagged.is_(None))
     for name in ("campaign_id", "shock_id", "stage", "origin", "kind", "hidden"):
         value = getattr(flt, name)
         if value is not None:
@@ -109,6 +116,8 @@ async def stats(session: AsyncSession, flt: ProjectFilter) -> dict[str, Any]:
         "hidden_share": round(hidden / len(live), 4) if live else None,
         "jobs_planned": sum(r.jobs_planned for r in live),
         "jobs_created": sum(r.jobs_created for r in rows),
+        "under_review": sum(1 for r in live if r.possible_duplicate_of is not None),
+        "jobs_under_review": sum(r.jobs_planned for r in live if r.possible_duplicate_of),
         "by_stage": dict(sorted(Counter(r.stage for r in rows).items())),
         "by_origin": dict(sorted(Counter(r.origin for r in live).items())),
         "by_kind": dict(sorted(Counter(r.kind for r in live).items())),
@@ -190,6 +199,8 @@ async def shock_ledger(
             qualified_on=r.qualified_on,
             funded_on=r.funded_on,
             job_entries=tuple(sorted(entries.get(r.project_id, []))),
+            under_review=r.under_review,
+            merged_into=r.merged_into,
         )
         for r in rows
     ]

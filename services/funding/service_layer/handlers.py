@@ -22,7 +22,12 @@ PROJECT_EVENTS = (
     dt.ProjectStageChanged,
     dt.JobsCreated,
     dt.ProjectAbandoned,
+    dt.ProjectMerged,
 )
+
+#: The funding projection's stage of a project merged into another: matched no more
+#: (not in MATCHABLE), its proposals withdrawn; the project it was merged into carries on.
+MERGED = "merged"
 
 
 class Handlers:
@@ -70,7 +75,7 @@ class Handlers:
             "firm_name": p.firm_name,
             "naf_code": p.naf_code,
             "kind": p.kind,
-            "stage": p.stage,
+            "stage": MERGED if isinstance(p, dt.ProjectMerged) else p.stage,
             "origin": p.origin,
             "jobs_planned": p.jobs_planned,
             "capex_eur": p.capex_eur,

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field, fields
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from enum import StrEnum
+from typing import Final
 
 from shared.errors import Conflict, DomainError
 from shared.events.envelope import EventPayload
@@ -20,6 +21,7 @@ from shared.events.site_registry import (
     SiteState,
     SiteUpdated,
 )
+from shared.timestamps import require_aware
 
 
 class SiteStatus(StrEnum):
@@ -33,6 +35,19 @@ class SiteSource(StrEnum):
     IREP = "irep"
     GENERATED = "generated"
     MANUAL = "manual"
+
+
+#: Plausible windows for a closure shock, checked where it enters so that every consumer
+#: can process what the registry accepted (a campaign needs a real calendar, the ledger
+#: a count that fits its columns). The earliest date covers the Territoires d'industrie's
+#: history (2018) with margin; an announcement is dated at most a year ahead (a closure
+#: announced for a set date), a closure at most ten years after its announcement.
+EARLIEST_ANNOUNCEMENT: Final = date(2000, 1, 1)
+ANNOUNCEMENT_AHEAD: Final = timedelta(days=366)
+CLOSURE_HORIZON: Final = timedelta(days=3653)
+#: The largest French industrial sites employ about 10,000 people; a shock ten times
+#: larger is a typing error, not a closure.
+MAX_JOBS_LOST: Final = 100_000
 
 
 class ShockStatus(StrEnum):
@@ -146,11 +161,28 @@ class Site:
                 f"site {self.siret} already has an open closure shock ({open_shock.id},"
                 f" announced on {open_shock.announced_on.isoformat()})"
             )
+        declared_at = require_aware(declared_at, "declared_at")
         if jobs_lost <= 0:
             raise InvalidShock(f"jobs_lost must be a positive number of jobs, got {jobs_lost}")
+        if jobs_lost > MAX_JOBS_LOST:
+            raise InvalidShock(
+                f"jobs_lost {jobs_lost} is more than any French site employs"
+                f" (at most {MAX_JOBS_LOST:,})"
+            )
+        latest = declared_at.date() + ANNOUNCEMENT_AHEAD
+        if not EARLIEST_ANNOUNCEMENT <= announced_on <= latest:
+            raise InvalidShock(
+                f"announced_on {announced_on} is outside {EARLIEST_ANNOUNCEMENT} …"
+                f" {latest} (a year from today at most)"
+            )
         if planned_closure_on is not None and planned_closure_on < announced_on:
             raise InvalidShock(
                 f"planned_closure_on ({planned_closure_on}) is before announced_on ({announced_on})"
+            )
+        if planned_closure_on is not None and planned_closure_on > announced_on + CLOSURE_HORIZON:
+            raise InvalidShock(
+                f"planned_closure_on {planned_closure_on} is more than ten years after the"
+                f" announcement ({announced_on})"
             )
         shock = ClosureShock(
             id=shock_id or uuid.uuid4(),

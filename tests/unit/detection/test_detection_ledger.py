@@ -107,6 +107,8 @@ def test_buckets_per_origin_and_total(result: dict[str, Any]) -> None:
         "qualified_rate": 0.5444,
         "funded_rate": 0.5,
         "created_rate": 0.5,
+        "projects_under_review": 0,
+        "jobs_under_review": 0,
     }
     assert result["exogenous"] == {
         "projects": 3,
@@ -120,6 +122,8 @@ def test_buckets_per_origin_and_total(result: dict[str, Any]) -> None:
         "qualified_rate": 0.5,
         "funded_rate": 0.5,
         "created_rate": 0.5,
+        "projects_under_review": 0,
+        "jobs_under_review": 0,
     }
     total = result["total"]
     assert {k: total[k] for k in ("projects", *BUCKETS, "abandoned", "jobs_abandoned")} == {
@@ -133,6 +137,29 @@ def test_buckets_per_origin_and_total(result: dict[str, Any]) -> None:
     }
     assert total["detected_rate"] == 1.1333
     assert total["created_rate"] == result["compensation_rate"]
+
+
+def test_look_alikes_count_in_full_and_apart_until_merged() -> None:
+    import dataclasses
+
+    original = row(20, "endogenous", "detected", 12, D(2021, 3, 1))
+    flagged = dataclasses.replace(
+        row(21, "endogenous", "detected", 14, D(2021, 3, 8)), under_review=True
+    )
+    merged = dataclasses.replace(
+        row(22, "exogenous", "qualified", 30, D(2021, 4, 1), D(2021, 4, 2)),
+        merged_into=uuid.UUID(int=20),
+    )
+
+    before = ledger(SHOCK, [original, flagged])
+    assert before["total"]["detected"] == 26  # both counted while the cell decides…
+    assert before["total"]["projects_under_review"] == 1
+    assert before["endogenous"]["jobs_under_review"] == 14  # …and what may be counted twice
+    after = ledger(SHOCK, [original, merged])
+    assert after["total"]["detected"] == 12  # a merged project counts nowhere
+    assert after["total"]["projects"] == 1
+    assert after["exogenous"]["qualified"] == 0
+    assert after["series"][-1]["total"]["detected"] == 12
 
 
 def test_monthly_series_is_cumulative_and_monotonic(result: dict[str, Any]) -> None:

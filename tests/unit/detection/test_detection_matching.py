@@ -1,10 +1,15 @@
-"""Deduplication: name normalisation and the same-project rule."""
+"""Look-alikes: name normalisation, the look-alike rule and its readable reason."""
 
 from __future__ import annotations
 
 import pytest
 
-from services.detection.domain.matching import ProjectKey, normalise_name, same_project
+from services.detection.domain.matching import (
+    ProjectKey,
+    lookalike_reason,
+    normalise_name,
+    same_project,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -83,3 +88,16 @@ def test_symmetric() -> None:
     for a in keys:
         for b in keys:
             assert same_project(a, b) == same_project(b, a)
+
+
+def test_the_reason_names_the_firm_the_kind_and_the_two_sites() -> None:
+    plant_a = ProjectKey("900000000", "new_line", TI, "Acme", site_id="90000000000011")
+    plant_b = ProjectKey("900000000", "new_line", TI, "Acme", site_id="90000000000029")
+    reason = lookalike_reason(plant_a, plant_b)
+    assert reason is not None
+    assert "SIREN 900000000" in reason and "new_line" in reason
+    assert "another site (90000000000029; the other at 90000000000011)" in reason
+    declared = ProjectKey(None, "new_line", TI, "ACME S.A.S.")
+    assert "firm name ('acme')" in (lookalike_reason(plant_a, declared) or "")
+    assert "declared by the crisis cell" in (lookalike_reason(plant_a, declared) or "")
+    assert lookalike_reason(plant_a, ProjectKey("900000001", "new_line", TI, "Acme")) is None

@@ -114,6 +114,7 @@ def test_detect_records_the_whole_state_without_the_description() -> None:
         "consent_to_share": True,
         "detected_on": "2021-04-06",
         "occurred_at": "2021-04-06T09:00:00Z",
+        "possible_duplicate_of": None,
         "source": "survey",
     }
     assert "Dupont" not in event.model_dump_json()
@@ -502,3 +503,87 @@ def test_key_priority_and_live() -> None:
     priority = p.priority()
     assert priority.reasons[0] == "12 jobs planned: +25.6"
     assert priority.reasons[-1] == "unknown to public actors when detected: +5.0"
+
+
+# --------------------------------------------------------------------- look-alikes
+
+
+def lookalike(of: Project, **change: Any) -> Project:
+    return detect(
+        lead_id=uuid.uuid4(),
+        site_id="90000000000029",
+        jobs_planned=14,
+        looks_like=(of.id, "the same firm (SIREN 900000000) and the same kind"),
+        **change,
+    )
+
+
+def test_a_lookalike_is_its_own_project_flagged_with_the_reason() -> None:
+    first = detect()
+    second = lookalike(first)
+    assert second.id != first.id
+    assert second.possible_duplicate_of == first.id
+    assert "SIREN 900000000" in (second.duplicate_reason or "")
+    [event] = second.events
+    assert event.possible_duplicate_of == first.id  # the ledger hears of it
+    assert first.jobs_planned == 12 and second.jobs_planned == 14  # nothing merged
+
+
+def test_dismissing_the_flag_records_one_event_and_is_idempotent() -> None:
+    second = lookalike(detect())
+    second.events.clear()
+    assert second.dismiss_duplicate(now=at(1), by="cell-1", note="two plants") is True
+    assert second.possible_duplicate_of is None
+    [event] = second.events
+    assert isinstance(event, ev.ProjectUpdated)
+    assert event.changed_fields == ["possible_duplicate_of"]
+    assert event.possible_duplicate_of is None
+    assert second.dismiss_duplicate(now=at(2), by="cell-1") is False
+    assert "two plants" in str(second.reports[-1].figures)
+
+
+def test_absorb_joins_leads_reports_and_newer_figures_and_ends_the_other() -> None:
+    first = detect()
+    second = lookalike(first, report=Report("survey", "survey s-2 rev 1", at(1)))
+    first.events.clear()
+    second.events.clear()
+
+    changed = first.absorb(second, now=at(2), by="cell-1")
+
+    assert "jobs_planned" in changed and first.jobs_planned == 14  # the newer report wins
+    assert second.lead_ids == set() and len(first.lead_ids) == 2
+    assert any("from project" in r.reference and "s-2" in r.reference for r in first.reports)
+    assert second.merged_into == first.id and not second.live
+    [merged] = second.events
+    assert isinstance(merged, ev.ProjectMerged) and merged.merged_into == first.id
+    [updated] = first.events
+    assert isinstance(updated, ev.ProjectUpdated) and "merged" in updated.changed_fields
+    with pytest.raises(Conflict, match="merged into"):
+        second.qualify(now=at(3))
+    with pytest.raises(Conflict, match="merged into"):
+        first.absorb(second, now=at(3), by="cell-1")
+
+
+def test_absorb_keeps_newer_figures_of_the_survivor() -> None:
+    first = detect(report=Report("survey", "survey s-1 rev 2", at(5)))
+    second = lookalike(first, report=Report("survey", "survey s-2 rev 1", at(1)))
+    assert first.absorb(second, now=at(6), by="cell-1") == []
+    assert first.jobs_planned == 12
+
+
+def test_a_project_already_funded_is_not_absorbed_into_a_detected_one() -> None:
+    first = detect()
+    second = lookalike(first)
+    second.qualify(now=at(1))
+    second.move_to(Stage.FUNDED, now=at(2))
+    with pytest.raises(Conflict, match=r"merge .* into it instead"):
+        first.absorb(second, now=at(3), by="cell-1")
+    with pytest.raises(InvalidProjectChange, match="itself"):
+        first.absorb(first, now=at(3), by="cell-1")
+
+
+def test_a_naive_datetime_is_refused_at_the_edge() -> None:
+    from datetime import datetime as dt_
+
+    with pytest.raises(DomainError, match="no UTC offset"):
+        detect(report=Report("survey", "survey s-1 rev 1", dt_(2021, 4, 6, 9, 0)))
