@@ -5,7 +5,7 @@ SHELL := /bin/bash
 UV := python3 -m uv
 PYTEST_ARGS ?=
 
-.PHONY: help setup run test lint typecheck unit integration e2e bench schemas demo clean
+.PHONY: help setup run test lint typecheck unit integration e2e faults soak bench schemas demo clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -35,6 +35,18 @@ integration: setup ## tests on the real broker and database
 
 e2e: setup ## whole services as processes, black-box
 	@REBOND_ALLOW_APT_INSTALL=1 $(UV) run --locked pytest tests/e2e $(PYTEST_ARGS)
+
+faults: setup ## the fault suite alone: real processes killed, brokers and databases stopped
+	@REBOND_ALLOW_APT_INSTALL=1 $(UV) run --locked pytest tests/faults $(PYTEST_ARGS)
+
+SOAK_ROUNDS ?= 3
+SOAK_SCALE ?= 3
+soak: setup ## the fault suite, longer: bigger bursts (SOAK_SCALE), several rounds (SOAK_ROUNDS)
+	@for round in $$(seq 1 $(SOAK_ROUNDS)); do \
+	  echo "[soak] round $$round of $(SOAK_ROUNDS), scale $(SOAK_SCALE)"; \
+	  FAULT_SCALE=$(SOAK_SCALE) REBOND_ALLOW_APT_INSTALL=1 $(UV) run --locked pytest tests/faults $(PYTEST_ARGS) || exit 1; \
+	  cp bench-results/faults.md bench-results/soak-round-$$round.md; \
+	done
 
 bench: setup ## benchmarks; print their figures (never assertions)
 	@REBOND_ALLOW_APT_INSTALL=1 $(UV) run --locked python -m tests.bench

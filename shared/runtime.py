@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -22,6 +24,7 @@ from shared.events.catalogue import Topic, event_registry, topics_consumed_by, t
 from shared.messaging.consumer import ConsumerRunner, Handler
 from shared.messaging.kafka import ensure_topics, make_producer
 from shared.messaging.relay import AfterPublish, OutboxRelay
+from shared.messaging.tables import OutboxEvent
 from shared.messaging.unit_of_work import SqlUnitOfWork
 from shared.settings import ServiceSettings
 
@@ -49,6 +52,8 @@ class ServiceRuntime:
         self.service = service
         self.settings = settings
         self.migrations_dir = migrations_dir
+        if settings.chaos_kill_after_publish:
+            after_publish = _killed_after(settings.chaos_kill_after_publish, after_publish)
         self.engine = create_engine(settings.resolved_database_url())
         self.session_factory = create_session_factory(self.engine)
         self.relay = OutboxRelay(
@@ -114,11 +119,28 @@ class ServiceRuntime:
             backoff_s=s.consumer_backoff_s,
             transient_backoff_s=s.consumer_transient_backoff_s,
             max_transient_backoff_s=s.consumer_max_transient_backoff_s,
+            session_timeout_ms=s.consumer_session_timeout_ms,
+            max_poll_interval_ms=s.consumer_max_poll_interval_ms,
         )
 
     async def aclose(self) -> None:
         await self.relay.stop()
         await self.engine.dispose()
+
+
+def _killed_after(batches: int, then: AfterPublish | None) -> AfterPublish:
+    """The fault suite's relay crash: SIGKILL between the broker's commit and the mark."""
+    seen = 0
+
+    async def after_publish(rows: Sequence[OutboxEvent]) -> None:
+        nonlocal seen
+        if then is not None:
+            await then(rows)
+        seen += 1
+        if seen >= batches:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return after_publish
 
 
 def workers_lifespan(

@@ -105,6 +105,21 @@ class ServiceSettings(BaseSettings):
     consumer_max_transient_backoff_s: float = Field(
         default=30.0, gt=0, description="longest pause between retries during an outage"
     )
+    consumer_session_timeout_ms: int = Field(
+        default=10_000, ge=1000, description="a silent member leaves its group after this"
+    )
+    consumer_max_poll_interval_ms: int = Field(
+        default=300_000, ge=1000, description="a member that stops polling leaves its group"
+    )
+    chaos_kill_after_publish: int = Field(
+        default=0,
+        ge=0,
+        description=(
+            "fault suite only: the relay SIGKILLs its own process once the broker has"
+            " committed this many batches, before marking the last one sent (0: never);"
+            " refused in production"
+        ),
+    )
     http_host: str = "127.0.0.1"
     http_port: int = 8000
 
@@ -135,6 +150,10 @@ class ServiceSettings(BaseSettings):
                 )
             if len(self.jwt_secret.get_secret_value()) < 32:
                 raise ValueError("the JWT secret must be at least 32 characters")
+        if self.environment == "production" and self.chaos_kill_after_publish:
+            raise ValueError(
+                "chaos_kill_after_publish is a fault-suite setting, not for production"
+            )
         if self.environment == "production" and self.needs_database and not self.database_url:
             raise ValueError(
                 "production needs an explicit database URL: the embedded SQLite default"

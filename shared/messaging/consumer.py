@@ -137,6 +137,8 @@ class ConsumerRunner(Generic[U]):
         transient_backoff_s: float = 0.5,
         max_transient_backoff_s: float = 30.0,
         batch_size: int = 200,
+        session_timeout_ms: int = 10_000,
+        max_poll_interval_ms: int = 300_000,
     ) -> None:
         self.name = name
         self._topics = {t.physical(topic_prefix): t for t in topics}
@@ -151,6 +153,8 @@ class ConsumerRunner(Generic[U]):
         self._transient_backoff = transient_backoff_s
         self._max_transient_backoff = max_transient_backoff_s
         self._batch_size = batch_size
+        self._session_timeout_ms = session_timeout_ms
+        self._max_poll_interval_ms = max_poll_interval_ms
         self._consumer: AIOKafkaConsumer | None = None
         self._dlq: AIOKafkaProducer | None = None
         self._pending: dict[TopicPartition, int] = {}
@@ -178,6 +182,9 @@ class ConsumerRunner(Generic[U]):
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=self._batch_size,
+            session_timeout_ms=self._session_timeout_ms,
+            heartbeat_interval_ms=max(1000, self._session_timeout_ms // 3),
+            max_poll_interval_ms=self._max_poll_interval_ms,
             # The relay publishes in transactions: an aborted batch (a fenced, hung relay)
             # must never reach a handler.
             isolation_level="read_committed",
@@ -219,6 +226,7 @@ class ConsumerRunner(Generic[U]):
             for tp, records in batches.items():
                 if stalled or self._stopping.is_set():
                     break
+                done = 0
                 for index, record in enumerate(records):
                     if self._stopping.is_set():
                         break
@@ -228,6 +236,12 @@ class ConsumerRunner(Generic[U]):
                         stalled = True
                         break
                     self._pending[tp] = record.offset + 1
+                    done += 1
+                if records and done == len(records):
+                    # Past the transaction markers too, so that a caught-up group shows no
+                    # lag (position is where this fetch ended, markers skipped).
+                    with contextlib.suppress(Exception):
+                        self._pending[tp] = max(self._pending[tp], await consumer.position(tp))
             try:
                 await self.commit_offsets()
             except Exception as exc:

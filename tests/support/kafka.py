@@ -1,5 +1,6 @@
 """Reading topics the way an outside client would: a plain aiokafka consumer, no project
-code, from the beginning of the topic."""
+code, from the beginning of the topic, with `isolation_level="read_committed"` as the
+AsyncAPI document asks of every reader (the relay publishes in transactions)."""
 
 from __future__ import annotations
 
@@ -41,6 +42,7 @@ async def read_topic(
         group_id=f"test-reader-{uuid.uuid4().hex}",
         auto_offset_reset="earliest",
         enable_auto_commit=False,
+        isolation_level="read_committed",
     )
     await consumer.start()
     messages: list[Message] = []
@@ -63,7 +65,9 @@ async def read_topic(
 async def read_all(bootstrap: str, topic: str, *, timeout: float = 30.0) -> list[Message]:
     """Everything on `topic` now: reads up to the end offsets taken when called. With the
     outbox drained first, this proves an absence without sleeping."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed"
+    )
     await consumer.start()
     try:
         cluster = await consumer._client.fetch_all_metadata()
@@ -85,3 +89,29 @@ async def read_all(bootstrap: str, topic: str, *, timeout: float = 30.0) -> list
         return sorted(messages, key=lambda m: (m.partition, m.offset))
     finally:
         await consumer.stop()
+
+
+async def lag(bootstrap: str, group: str, topics: list[str]) -> int:
+    """Messages of `topics` not yet committed by `group` (read_committed end offsets: a
+    caught-up group has no lag, transaction markers included)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed")
+    await admin.start()
+    await consumer.start()
+    try:
+        committed = {
+            tp: meta.offset for tp, meta in (await admin.list_consumer_group_offsets(group)).items()
+        }
+        cluster = await consumer._client.fetch_all_metadata()
+        tps = [
+            TopicPartition(t, p)
+            for t in topics
+            for p in sorted(cluster.partitions_for_topic(t) or ())
+        ]
+        ends = await consumer.end_offsets(tps) if tps else {}
+        return sum(max(0, end - max(0, committed.get(tp, 0))) for tp, end in ends.items())
+    finally:
+        await consumer.stop()
+        await admin.close()
