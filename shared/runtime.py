@@ -23,8 +23,7 @@ from shared.db import create_engine, create_session_factory
 from shared.events.catalogue import Topic, event_registry, topics_consumed_by, topics_owned_by
 from shared.messaging.consumer import ConsumerRunner, Handler
 from shared.messaging.kafka import ensure_topics, make_producer
-from shared.messaging.relay import AfterPublish, OutboxRelay
-from shared.messaging.tables import OutboxEvent
+from shared.messaging.relay import AfterPublish, OutboxRelay, PendingEvent
 from shared.messaging.unit_of_work import SqlUnitOfWork
 from shared.settings import ServiceSettings
 
@@ -132,7 +131,7 @@ def _killed_after(batches: int, then: AfterPublish | None) -> AfterPublish:
     """The fault suite's relay crash: SIGKILL between the broker's commit and the mark."""
     seen = 0
 
-    async def after_publish(rows: Sequence[OutboxEvent]) -> None:
+    async def after_publish(rows: Sequence[PendingEvent]) -> None:
         nonlocal seen
         if then is not None:
             await then(rows)

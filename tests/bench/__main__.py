@@ -7,13 +7,20 @@ import argparse
 import json
 from pathlib import Path
 
-from tests.bench import bench_campaigns, bench_ledger, bench_matching, bench_sirene_import
+from tests.bench import (
+    bench_campaigns,
+    bench_ledger,
+    bench_matching,
+    bench_relay,
+    bench_sirene_import,
+)
 
 BENCHMARKS = {
     "sirene-import": bench_sirene_import.run,
     "campaigns": bench_campaigns.run,
     "ledger": bench_ledger.run,
     "matching": bench_matching.run,
+    "relay": bench_relay.run,
 }
 
 
