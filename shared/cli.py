@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
+import logging
+import socket
 import sys
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any, TypeVar
 
 from aiokafka.errors import KafkaError
@@ -96,34 +99,123 @@ def service_main(
                 await worker.stop()
             await runtime.aclose()
 
+    return run_command(run, settings, long_running=args.command in ("serve", "relay", "consume"))
+
+
+# --- the error path: a dependency down is one line on stderr, a bug a traceback ----------
+
+
+def run_command(
+    main: Callable[[], Coroutine[Any, Any, int]],
+    settings: ServiceSettings,
+    *,
+    long_running: bool = False,
+) -> int:
+    """Run a command's coroutine; a broker or database that cannot be reached ends it
+    with one `error: …` line on stderr and exit code 2, Ctrl-C with 130, anything else
+    with its traceback. A one-off job (not `long_running`: those log as they go) holds
+    aiokafka's line per failed connection attempt: the error line says it once."""
+    held = _ConnectionLogs(hold=not long_running)
     try:
-        return asyncio.run(run())
+        with held:
+            return asyncio.run(main())
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
-        line = unreachable(exc, settings)
+        line = unreachable(exc, settings, held.records)
         if line is None:
+            held.release()
             raise
         print(f"error: {line}", file=sys.stderr)
         return 2
 
 
-def unreachable(exc: BaseException, settings: ServiceSettings) -> str | None:
+def unreachable(
+    exc: BaseException, settings: ServiceSettings, logged: Sequence[logging.LogRecord] = ()
+) -> str | None:
     """One readable line for a dependency that cannot be reached, or None (a real bug:
-    let its traceback show)."""
+    let its traceback show). `logged`: the client library's records of the failed
+    attempts, whose errors say why (aiokafka's own exception does not)."""
     if not is_transient(exc):
         return None
-    chain = describe(exc)
-    text = f"{chain} {exc.__cause__!r}" if exc.__cause__ else chain
-    if isinstance(exc, KafkaError) or "Kafka" in text or "broker" in text.lower():
+    errors = [*_causes(exc)]
+    errors += [arg for record in logged for arg in record.args or () if isinstance(arg, OSError)]
+    text = " ".join(repr(e) for e in _causes(exc))
+    why = _why(errors) or describe(exc)
+    if any(isinstance(e, KafkaError) for e in errors) or "kafka" in text.lower():
         return (
-            f"cannot reach the Kafka broker at {settings.kafka_bootstrap_servers}"
-            f" ({describe(exc)}). Is `make run` running? Otherwise set KAFKA_BOOTSTRAP_SERVERS."
+            f"cannot reach the Kafka broker at {settings.kafka_bootstrap_servers} ({why})."
+            " Start `make run` (commands run beside it find its broker by themselves)"
+            " or set KAFKA_BOOTSTRAP_SERVERS."
         )
-    return (
-        f"cannot reach the database {make_url(settings.resolved_database_url()).render_as_string()}"
-        f" ({describe(exc)}). Check the service's *_DATABASE_URL."
-    )
+    prefix = str(settings.model_config.get("env_prefix") or "").upper()
+    where = f"{prefix}DATABASE_URL" if settings.database_url else f"{prefix}DATA_DIR"
+    url = make_url(settings.resolved_database_url()).render_as_string()  # password hidden
+    return f"cannot reach the database {url} ({why}). Check {where}."
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        current = todo.pop()
+        if current is None or any(current is e for e in seen):
+            continue
+        seen.append(current)
+        todo += [current.__cause__, current.__context__, getattr(current, "orig", None)]
+    return seen
+
+
+def _why(errors: Sequence[BaseException]) -> str | None:
+    if any(isinstance(e, socket.gaierror) for e in errors):
+        return "its host name does not resolve"
+    if any(
+        isinstance(e, ConnectionRefusedError) or getattr(e, "errno", None) == errno.ECONNREFUSED
+        for e in errors
+    ):
+        return "connection refused: nothing listens there"
+    if any(isinstance(e, TimeoutError) for e in errors):
+        return "no answer in time"
+    return None
+
+
+class _ConnectionLogs(logging.Filter):
+    """While a one-off command runs, hold aiokafka's "Unable connect to …" records; shown
+    afterwards if it succeeds or fails otherwise, dropped when the error line says it."""
+
+    def __init__(self, *, hold: bool) -> None:
+        super().__init__()
+        self._hold = hold
+        self._handlers: list[logging.Handler] = []
+        self.records: list[logging.LogRecord] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("aiokafka") and str(record.msg).startswith("Unable "):
+            self.records.append(record)
+            return False
+        return True
+
+    def __enter__(self) -> _ConnectionLogs:
+        if self._hold:
+            self._handlers = list(logging.getLogger().handlers)
+            for handler in self._handlers:
+                handler.addFilter(self)
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        for handler in self._handlers:
+            handler.removeFilter(self)
+        if exc_type is None:
+            self.release()
+
+    def release(self) -> None:
+        records, self.records = self.records, []
+        for record in records:
+            for handler in self._handlers:
+                handler.handle(record)
+
+
+# --- end of the error path ----------------------------------------------------------
 
 
 async def _redrive(runtime: ServiceRuntime, args: argparse.Namespace) -> int:

@@ -3,14 +3,29 @@
 Each service subclasses `ServiceSettings` with its own `env_prefix` (`SITE_REGISTRY_`,
 `CAMPAIGNS_`…). A few values are the same for the whole deployment and may also be given
 once, unprefixed: `KAFKA_BOOTSTRAP_SERVERS`, `KAFKA_TOPIC_PREFIX`, `REBOND_ENVIRONMENT`,
-`REBOND_JWT_SECRET`. The prefixed variable wins over the shared one.
+`REBOND_JWT_SECRET`, `REBOND_DATA_DIR`. The prefixed variable wins over the shared one.
 
-Nothing is read at import time: settings are built in `bootstrap` and injected.
+Precedence, highest first:
+
+1. arguments given to the constructor (tests);
+2. the service's own variables (`SITE_REGISTRY_KAFKA_BOOTSTRAP_SERVERS`…);
+3. the deployment-wide variables above;
+4. in `development` only, a running `make run` (`shared/localrun.py`): while it runs,
+   `<data dir>/local-run.json` gives `kafka_bootstrap_servers` (with its
+   `kafka_topic_prefix`, unless a variable names the broker) and `data_dir`, so the
+   commands run beside it (`import-sirene`, `rebuild-ledger`, `redrive`) find its broker
+   and SQLite files by themselves. The file is looked for in the data dir the variables
+   name, else in the checkout's `.run/`, and counts only while its writer is alive;
+5. the defaults below (`127.0.0.1:9092`, `.run`).
+
+Nothing is read at import time: settings are built in `bootstrap` and injected. Building
+them reads the environment and, in development, that one file — nothing else.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, SecretStr, model_validator
@@ -21,6 +36,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from shared import localrun
 from shared.messaging.kafka import KafkaAccess
 
 DEV_JWT_SECRET = "rebond-development-secret-change-me"
@@ -40,6 +56,7 @@ SHARED_ENV: dict[str, str] = {
     "environment": "REBOND_ENVIRONMENT",
     "jwt_secret": "REBOND_JWT_SECRET",
     "log_json": "REBOND_LOG_JSON",
+    "data_dir": "REBOND_DATA_DIR",
 }
 
 
@@ -57,6 +74,51 @@ class _SharedEnvSource(PydanticBaseSettingsSource):
             if value is not None:
                 values[key] = value
         return values
+
+
+# --- a running `make run` (lowest priority; see the module docstring) -----------------
+
+
+class _LocalRunSource(PydanticBaseSettingsSource):
+    """The broker and data dir of a running `make run`, for what no other source gives.
+
+    `explicit` are the higher-priority sources (constructor, environment): what they give
+    is never overridden, and their `environment` and `data_dir` say whether and where to
+    look. Outside development nothing is read: a stray file must never redirect a
+    deployed service or a test."""
+
+    def __init__(
+        self, settings_cls: type[BaseSettings], *explicit: PydanticBaseSettingsSource
+    ) -> None:
+        super().__init__(settings_cls)
+        self._explicit = explicit
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # everything is decided in __call__
+
+    def __call__(self) -> dict[str, Any]:
+        given: dict[str, Any] = {}
+        for source in reversed(self._explicit):  # lowest first: the highest wins
+            given.update({k: v for k, v in source().items() if v is not None})
+        if str(given.get("environment", "development")) != "development":
+            return {}
+        folder = given.get("data_dir")
+        run = localrun.read(str(folder) if folder else None)
+        if run is None:
+            return {}
+        values: dict[str, Any] = {}
+        if "kafka_bootstrap_servers" not in given:
+            values["kafka_bootstrap_servers"] = run.bootstrap_servers
+            # The prefix belongs to that broker's topics: not taken for another broker.
+            if "kafka_topic_prefix" not in given:
+                values["kafka_topic_prefix"] = run.topic_prefix
+        default_dir = self.settings_cls.model_fields["data_dir"].default
+        if "data_dir" not in given and Path(run.data_dir).resolve() != Path(default_dir).resolve():
+            values["data_dir"] = run.data_dir  # `.run` of the checkout, seen from elsewhere
+        return values
+
+
+# --- end of the `make run` source ------------------------------------------------------
 
 
 class ServiceSettings(BaseSettings):
@@ -132,12 +194,14 @@ class ServiceSettings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
+        shared_env = _SharedEnvSource(settings_cls)
         return (
             init_settings,
             env_settings,
-            _SharedEnvSource(settings_cls),
+            shared_env,
             dotenv_settings,
             file_secret_settings,
+            _LocalRunSource(settings_cls, init_settings, env_settings, shared_env),
         )
 
     @model_validator(mode="after")

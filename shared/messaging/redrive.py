@@ -93,8 +93,8 @@ async def redrive(
         enable_auto_commit=False,
         isolation_level="read_committed",
     )
-    await consumer.start()
     try:
+        await consumer.start()
         cluster = await consumer._client.fetch_all_metadata()
         tps = [
             TopicPartition(t, p)

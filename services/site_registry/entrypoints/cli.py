@@ -11,7 +11,6 @@ import-sirene  stream an INSEE StockEtablissement file into the registry
 from __future__ import annotations
 
 import argparse
-import asyncio
 import csv
 import json
 import sys
@@ -23,6 +22,7 @@ from services.site_registry.adapters.sirene import open_sirene
 from services.site_registry.bootstrap import SiteRegistry, bootstrap
 from services.site_registry.domain.model import SiteSource
 from services.site_registry.service_layer import services
+from shared.cli import run_command
 from shared.logging import configure_logging, get_logger
 from shared.runtime import serve
 
@@ -153,4 +153,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             await registry.aclose()
 
-    return asyncio.run(run())
+    return run_command(run, registry.settings, long_running=args.command in ("serve", "relay"))
