@@ -28,7 +28,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shared.logging import get_logger
 from shared.messaging.tables import RelayLease as LeaseRow
+
+log = get_logger(__name__)
 
 
 def _db_now(dialect: str) -> sa.ColumnElement[float]:
@@ -93,6 +96,11 @@ class Lease:
                 )
                 if renewed.rowcount == 1:
                     return True
+                log.warning(
+                    "outbox relay lost its lease; another process publishes",
+                    lease=self.name,
+                    token=self.token,
+                )
                 self.token = None  # someone took over: we are no longer the publisher
             # Under READ COMMITTED, two standbys racing here serialize on the row lock and
             # the second re-checks `expires_at` after the first committed: one wins.

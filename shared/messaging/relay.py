@@ -155,14 +155,12 @@ class OutboxRelay:
         now = time.monotonic()
         if self.lease.held and now - self._renewed_at < self.lease.ttl_s / 3:
             return True
-        held_before = self.lease.held
+        held_before = self.lease.held  # losing it is logged by the lease itself
         if await self.lease.acquire_or_renew():
             self._renewed_at = now
             if not held_before:
                 log.info("outbox relay leads", lease_token=self.lease.token)
             return True
-        if held_before:
-            log.warning("outbox relay lost its lease; another process publishes")
         await self._drop_producer()
         return False
 
