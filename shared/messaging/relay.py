@@ -71,6 +71,7 @@ class OutboxRelay:
         retention: timedelta = timedelta(days=7),
         lease_ttl_s: float = 10.0,
     ) -> None:
+        self._engine = engine
         self._session_factory = session_factory
         self._producer_factory = producer_factory
         self._producer: AIOKafkaProducer | None = None
@@ -188,8 +189,8 @@ class OutboxRelay:
                     await self._drop_producer()
                     return total
                 self._renewed_at = time.monotonic()
-                async with self._session_factory() as session:
-                    result = await session.execute(self._pending_query)
+                async with self._engine.connect() as conn:
+                    result = await conn.execute(self._pending_query)
                     rows: Sequence[PendingEvent] = result.all()
                 if not rows:
                     return total
