@@ -14,12 +14,11 @@ happened to each message.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from shared.events.envelope import H_ID, H_TYPE
 from shared.messaging.consumer import (
@@ -32,7 +31,8 @@ from shared.messaging.consumer import (
     ConsumerRunner,
     Outcome,
 )
-from shared.messaging.kafka import KafkaAccess, access_of
+from shared.messaging.kafka import KafkaAccess
+from shared.messaging.replay import records_to_end
 
 
 @dataclass(frozen=True)
@@ -88,43 +88,18 @@ async def redrive(
     by_name = {r.name: r for r in runners}
     dlq_topics = sorted({f"{physical}.dlq" for r in runners for physical in r.topics})
     wanted = set(event_ids)
-    consumer = AIOKafkaConsumer(
-        **access_of(access).client_kwargs(),
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-    )
-    try:
-        await consumer.start()
-        cluster = await consumer._client.fetch_all_metadata()
-        tps = [
-            TopicPartition(t, p)
-            for t in dlq_topics
-            for p in sorted(cluster.partitions_for_topic(t) or ())
-        ]
-        if not tps:
-            return report
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        remaining = {tp for tp in tps if ends[tp] > 0}
-        while remaining and report.stopped is None:
-            batches = await consumer.getmany(*remaining, timeout_ms=500)
-            for tp, records in batches.items():
-                for record in records:
-                    if record.offset >= ends[tp] or report.stopped is not None:
-                        continue
-                    line = await _one(record, by_name, wanted, dry_run)
-                    if line is None:
-                        continue
-                    if line.outcome == "stopped":
-                        report.stopped = line.detail
-                        continue
-                    report.lines.append(line)
-            for tp in list(remaining):
-                if await consumer.position(tp) >= ends[tp]:
-                    remaining.discard(tp)
-    finally:
-        await consumer.stop()
+    async with contextlib.aclosing(records_to_end(access, dlq_topics)) as records:
+        async for batch in records:
+            for record in batch:
+                line = await _one(record, by_name, wanted, dry_run)
+                if line is None:
+                    continue
+                if line.outcome == "stopped":  # a dependency is down: stop, say so
+                    report.stopped = line.detail
+                    break
+                report.lines.append(line)
+            if report.stopped is not None:
+                break
     report.seconds = time.perf_counter() - started
     return report
 

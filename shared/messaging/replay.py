@@ -3,11 +3,13 @@ how a projection is rebuilt from the events it was built from."""
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import ConsumerRecord
 
 from shared.events.envelope import Envelope, EventPayload, MalformedEvent, decode
 from shared.logging import get_logger
@@ -24,6 +26,51 @@ class ReplayReport:
     seconds: float = 0.0
 
 
+async def records_to_end(
+    access: KafkaAccess | str, topics: Sequence[str], *, batch_size: int = 2000
+) -> AsyncGenerator[list[ConsumerRecord[bytes, bytes]], None]:
+    """Every committed record of `topics`, from the beginning up to the end offsets taken
+    at the start, in batches (partition order kept within a batch). No consumer group is
+    joined: nothing is committed, nobody's partitions are taken."""
+    consumer = AIOKafkaConsumer(
+        **access_of(access).client_kwargs(),
+        enable_auto_commit=False,
+        max_poll_records=batch_size,
+        fetch_max_bytes=64 * 1024 * 1024,
+        max_partition_fetch_bytes=16 * 1024 * 1024,
+        isolation_level="read_committed",  # never an aborted relay batch
+    )
+    try:
+        await consumer.start()
+        cluster = await consumer._client.fetch_all_metadata()
+        tps = [
+            TopicPartition(topic, p)
+            for topic in topics
+            for p in sorted(cluster.partitions_for_topic(topic) or ())
+        ]
+        if not tps:
+            return
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        remaining = {tp for tp in tps if ends[tp] > 0}
+        while remaining:
+            batches = await consumer.getmany(*remaining, timeout_ms=500, max_records=batch_size)
+            records = [
+                record
+                for tp, batch in batches.items()
+                for record in batch
+                if record.offset < ends[tp]
+            ]
+            if records:
+                yield records
+            for tp in list(remaining):
+                if await consumer.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
+    finally:
+        await consumer.stop()
+
+
 async def replay(
     access: KafkaAccess | str,
     topics: Sequence[str],
@@ -37,47 +84,17 @@ async def replay(
     counted and skipped: they already went to a dead-letter topic when first consumed."""
     started = time.perf_counter()
     report = ReplayReport()
-    consumer = AIOKafkaConsumer(
-        **access_of(access).client_kwargs(),
-        enable_auto_commit=False,
-        max_poll_records=batch_size,
-        fetch_max_bytes=64 * 1024 * 1024,
-        max_partition_fetch_bytes=16 * 1024 * 1024,
-        isolation_level="read_committed",  # never an aborted relay batch
-    )
-    await consumer.start()
-    try:
-        cluster = await consumer._client.fetch_all_metadata()
-        tps = [
-            TopicPartition(topic, p)
-            for topic in topics
-            for p in sorted(cluster.partitions_for_topic(topic) or ())
-        ]
-        if not tps:
-            return report
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        remaining = {tp for tp in tps if ends[tp] > 0}
-        while remaining:
-            batches = await consumer.getmany(*remaining, timeout_ms=500, max_records=batch_size)
+    async with contextlib.aclosing(records_to_end(access, topics, batch_size=batch_size)) as it:
+        async for records in it:
             envelopes: list[Envelope[EventPayload]] = []
-            for tp, records in batches.items():
-                for record in records:
-                    if record.offset >= ends[tp]:
-                        continue
-                    report.messages += 1
-                    try:
-                        envelopes.append(decode(record.headers, record.value, registry))
-                    except MalformedEvent:
-                        report.malformed += 1
+            for record in records:
+                report.messages += 1
+                try:
+                    envelopes.append(decode(record.headers, record.value, registry))
+                except MalformedEvent:
+                    report.malformed += 1
             if envelopes:
                 report.events += len(envelopes)
                 await on_batch(envelopes)
-            for tp in list(remaining):
-                if await consumer.position(tp) >= ends[tp]:
-                    remaining.discard(tp)
-    finally:
-        await consumer.stop()
     report.seconds = time.perf_counter() - started
     return report
