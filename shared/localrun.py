@@ -25,6 +25,8 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from shared.infra._process import pid_alive as process_alive
+
 __all__ = [
     "DATA_DIR_VAR",
     "FILE_NAME",
@@ -81,20 +83,12 @@ def process_start(pid: int) -> int | None:
 
 
 def pid_alive(pid: int, start: int | None = None) -> bool:
-    """True while `pid` runs (and, when `start` is given and /proc tells, started then)."""
-    if pid <= 0:
+    """True while `pid` runs (and, when `start` is given and /proc tells, started then:
+    a pid reused by another program is not the writer)."""
+    if pid <= 0 or not process_alive(pid):
         return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # someone else's process: it exists
     now = process_start(pid)
-    if now is None:
-        # Without /proc (macOS) trust kill(0); with it, the process is a zombie or gone.
-        return not Path("/proc/self/stat").exists()
-    return start is None or now == start
+    return start is None or now is None or now == start
 
 
 def read(data_dir: str | Path | None = None) -> LocalRun | None:

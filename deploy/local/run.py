@@ -34,7 +34,6 @@ import fcntl
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -119,8 +118,10 @@ def already_running(data_dir: Path, holder: str) -> str:
 
 def check_ports(wanted: dict[int, str]) -> None:
     """Refuse when one of the ports (port → host) is taken, saying by whom."""
+    from shared.infra._process import port_is_free
+
     for port, host in wanted.items():
-        if port_is_free(host, port):
+        if port_is_free(port, host):
             continue
         low, high = min(wanted), max(wanted)
         raise Refused(
@@ -128,17 +129,6 @@ def check_ports(wanted: dict[int, str]) -> None:
             f" {low}-{high}: stop that program, or move them"
             " (`uv run python deploy/local/run.py --port-offset 100`)"
         )
-
-
-def port_is_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        # As uvicorn does: a port in TIME_WAIT after a stop is free.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 def holder_of(port: int) -> str:
