@@ -42,6 +42,7 @@ import httpx
 from shared.auth import AuthConfig, mint_token
 from shared.events.catalogue import ALL_TOPICS, PROJECTS, SURVEYS
 from tests.support.kafka import read_all
+from tests.support.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "fault-suite-secret-of-at-least-32-characters"
@@ -71,18 +72,24 @@ async def until(
     interval: float = 0.2,
     what: str = "condition",
 ) -> T:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
+    """`eventually`, for services that are being killed: a probe that cannot reach them
+    yet (connection refused, a 5xx mid-restart) is one more try, not a failure."""
+
+    async def tolerant() -> T | BaseException:
         try:
-            last = await probe()
-            if ok(last):
-                return last
+            return await probe()
         except (httpx.HTTPError, OSError, asyncpg.PostgresError) as exc:
-            last = exc
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout}s; last: {last!r}"[:3000])
-        await asyncio.sleep(interval)
+            return exc
+
+    result = await eventually(
+        tolerant,
+        lambda v: not isinstance(v, BaseException) and ok(v),
+        timeout=timeout,
+        interval=interval,
+        what=what,
+    )
+    assert not isinstance(result, BaseException)
+    return result
 
 
 # --- processes ---------------------------------------------------------------------------

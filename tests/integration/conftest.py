@@ -11,6 +11,7 @@ from typing import TypeVar
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from services.campaigns.bootstrap import Campaigns
 from services.campaigns.bootstrap import bootstrap as campaigns_bootstrap
@@ -70,6 +71,24 @@ async def registry(
     await reg.load_reference_data()
     yield reg
     await reg.aclose()
+
+
+@pytest.fixture
+async def effect_table(registry: SiteRegistry) -> SiteRegistry:
+    """The registry, with a table the messaging tests' handlers write their effects to."""
+    serial = (
+        "INTEGER PRIMARY KEY AUTOINCREMENT"
+        if registry.engine.dialect.name == "sqlite"
+        else "SERIAL PRIMARY KEY"
+    )
+    async with registry.engine.begin() as conn:
+        await conn.execute(
+            text(
+                f"CREATE TABLE test_effects (n {serial}, event_id TEXT NOT NULL,"
+                " site_id TEXT NOT NULL)"
+            )
+        )
+    return registry
 
 
 def campaigns_settings(broker: Broker, database_url: str, prefix: str) -> CampaignsSettings:

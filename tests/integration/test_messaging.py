@@ -60,23 +60,6 @@ async def effects(registry: SiteRegistry) -> list[tuple[str, str]]:
         return [(r[0], r[1]) for r in rows]
 
 
-@pytest.fixture
-async def effect_table(registry: SiteRegistry) -> SiteRegistry:
-    serial = (
-        "INTEGER PRIMARY KEY AUTOINCREMENT"
-        if registry.engine.dialect.name == "sqlite"
-        else "SERIAL PRIMARY KEY"
-    )
-    async with registry.engine.begin() as conn:
-        await conn.execute(
-            text(
-                f"CREATE TABLE test_effects (n {serial}, event_id TEXT NOT NULL,"
-                " site_id TEXT NOT NULL)"
-            )
-        )
-    return registry
-
-
 async def record_effect(uow: SiteRegistryUnitOfWork, env: Envelope[SiteRegistered]) -> None:
     await uow.session.execute(
         text("INSERT INTO test_effects (event_id, site_id) VALUES (:e, :s)"),

@@ -48,23 +48,6 @@ from tests.support.waiting import eventually
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-async def effect_table(registry: SiteRegistry) -> SiteRegistry:
-    serial = (
-        "INTEGER PRIMARY KEY AUTOINCREMENT"
-        if registry.engine.dialect.name == "sqlite"
-        else "SERIAL PRIMARY KEY"
-    )
-    async with registry.engine.begin() as conn:
-        await conn.execute(
-            sa.text(
-                f"CREATE TABLE test_effects (n {serial}, event_id TEXT NOT NULL,"
-                " site_id TEXT NOT NULL)"
-            )
-        )
-    return registry
-
-
 async def publish_sites(registry: SiteRegistry, *numbers: int) -> None:
     from services.site_registry.service_layer import services
 
