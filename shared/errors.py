@@ -1,7 +1,7 @@
 """Domain errors: commands the domain refuses, with a message a person can read.
 
 Pure Python (no web framework here) so that every service's `domain/` can raise them;
-`shared.http` maps them to HTTP statuses.
+`shared.http` turns them into one problem-details body (RFC 9457) with the status below.
 """
 
 from __future__ import annotations
@@ -24,3 +24,17 @@ class NotFound(DomainError):
 class Conflict(DomainError):
     status_code = 409
     code = "conflict"
+
+
+class OutOfScope(DomainError):
+    """The caller's token does not cover the territory (or region) the command touches."""
+
+    status_code = 403
+    code = "out_of_scope"
+
+
+class BadCursor(DomainError):
+    """A page cursor this API did not hand out (or one from another listing)."""
+
+    status_code = 400
+    code = "bad_cursor"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
+from http import HTTPStatus
 from typing import Any
 
 import fastapi.routing
@@ -16,7 +17,10 @@ from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from pydantic import BaseModel
+from pydantic import Field as PydanticField
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth import Allow
@@ -75,18 +79,91 @@ class CorrelationMiddleware:
             )
 
 
+class InvalidField(BaseModel):
+    field: str = PydanticField(description="dotted path of the field in the request")
+    message: str
+
+
+class Problem(BaseModel):
+    """Every error of every service (RFC 9457 problem details, `application/problem+json`).
+
+    `detail` is one readable sentence; `code` is stable, for programs; a 422 lists every
+    invalid field in `errors`."""
+
+    type: str = PydanticField(description="`urn:rebond:problem:<code>`")
+    title: str = PydanticField(description="the HTTP status's phrase")
+    status: int
+    detail: str
+    code: str
+    instance: str | None = PydanticField(None, description="the request's path")
+    errors: list[InvalidField] | None = None
+
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+def problem(
+    status_code: int,
+    code: str,
+    detail: str,
+    *,
+    request: Request | None = None,
+    errors: list[dict[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": f"urn:rebond:problem:{code}",
+        "title": _phrase(status_code),
+        "status": status_code,
+        "detail": detail,
+        "code": code,
+        "instance": request.url.path if request is not None else None,
+    }
+    if errors is not None:
+        body["errors"] = errors
+    return JSONResponse(
+        status_code=status_code, content=body, headers=headers, media_type=PROBLEM_MEDIA_TYPE
+    )
+
+
+def _phrase(status_code: int) -> str:
+    try:
+        return HTTPStatus(status_code).phrase
+    except ValueError:
+        return "Error"
+
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+}
+
+
 def install_common(app: FastAPI, ready_check: Callable[[], Awaitable[None]] | None = None) -> None:
     app.add_middleware(CorrelationMiddleware)
 
     @app.exception_handler(DomainError)
-    async def domain_error(_request: Request, exc: DomainError) -> JSONResponse:
+    async def domain_error(request: Request, exc: DomainError) -> JSONResponse:
         log.info("command refused", code=exc.code, reason=exc.message)
-        return JSONResponse(
-            status_code=exc.status_code, content={"detail": exc.message, "code": exc.code}
+        return problem(exc.status_code, exc.code, exc.message, request=request)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(exc.status_code, "error")
+        detail = exc.detail if isinstance(exc.detail, str) else _phrase(exc.status_code)
+        return problem(
+            exc.status_code, code, detail, request=request, headers=getattr(exc, "headers", None)
         )
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
             {
                 "field": ".".join(str(p) for p in err["loc"] if p != "body"),
@@ -95,9 +172,12 @@ def install_common(app: FastAPI, ready_check: Callable[[], Awaitable[None]] | No
             for err in exc.errors()
         ]
         summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-        return JSONResponse(
-            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
-            content={"detail": summary, "code": "invalid_input", "errors": errors},
+        return problem(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            "invalid_input",
+            summary,
+            request=request,
+            errors=errors,
         )
 
     @app.get("/healthz", tags=["ops"], summary="Liveness (no authentication)")
@@ -111,18 +191,15 @@ def install_common(app: FastAPI, ready_check: Callable[[], Awaitable[None]] | No
             _unavailable.failure(
                 "dependency", "request refused: a dependency is down", error=describe(exc)
             )
-            return JSONResponse(
-                status_code=503,
+            return problem(
+                503,
+                "unavailable",
+                "the service's database is unreachable for now; retry later",
+                request=request,
                 headers={"Retry-After": str(RETRY_AFTER_S)},
-                content={
-                    "detail": "the service's database is unreachable for now; retry later",
-                    "code": "unavailable",
-                },
             )
         log.exception("unhandled error", error=describe(exc))
-        return JSONResponse(
-            status_code=500, content={"detail": "internal error", "code": "internal_error"}
-        )
+        return problem(500, "internal_error", "internal error", request=request)
 
     for kind in (SQLAlchemyError, OSError, PostgresError, PgInterfaceError):
         app.add_exception_handler(kind, infrastructure_error)
@@ -167,20 +244,64 @@ def allows_of(dependant: Dependant) -> Iterator[Allow]:
         yield from allows_of(dep)
 
 
+_ERROR_WHY = {
+    400: "a malformed request (a page cursor this API did not hand out)",
+    401: "no token, or one that is expired, badly signed or for another audience",
+    403: "the token's role or scope does not cover this",
+    404: "no such resource in the caller's scope",
+    409: "the request conflicts with the resource's current state",
+    422: "invalid input (every invalid field in `errors`) or a command the domain refuses",
+    503: "a dependency (the database) is unreachable for now: retry after `Retry-After`",
+}
+
+
+def _errors_of(path: str, method: str, operation: dict[str, Any], guarded: bool) -> list[int]:
+    codes = [503]
+    params = {p.get("name") for p in operation.get("parameters", [])}
+    if guarded:
+        codes += [401, 403]
+    if "{" in path:
+        codes.append(404)
+    if "cursor" in params:
+        codes.append(400)
+    if method in ("post", "put", "patch", "delete"):
+        codes.append(409)
+    if params or "requestBody" in operation or method != "get":
+        codes.append(422)
+    return sorted(codes)
+
+
 def install_role_docs(app: FastAPI) -> None:
-    """Add `x-roles` (who may call it) to each operation of the OpenAPI document."""
+    """Complete each operation of the OpenAPI document: `x-roles` (who may call it) and
+    the error responses it can give, all as `Problem` (FastAPI documents only its own
+    422 shape, which is not the one the handlers above send)."""
     base_openapi = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is not None:
             return app.openapi_schema
         schema = base_openapi()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for name in ("HTTPValidationError", "ValidationError"):
+            components.pop(name, None)
+        problem_schema = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(problem_schema.pop("$defs", {}))
+        components["Problem"] = problem_schema
+        problem_ref = {"$ref": "#/components/schemas/Problem"}
         for path, methods, dependant in api_routes(app):
             roles = sorted({r.value for allow in allows_of(dependant) for r in allow.roles})
             for method in methods:
                 operation = schema.get("paths", {}).get(path, {}).get(method.lower())
-                if operation is not None and roles:
+                if operation is None:
+                    continue
+                if roles:
                     operation["x-roles"] = roles
+                responses = operation.setdefault("responses", {})
+                for code in _errors_of(path, method.lower(), operation, bool(roles)):
+                    responses[str(code)] = {
+                        "description": _ERROR_WHY[code],
+                        "content": {PROBLEM_MEDIA_TYPE: {"schema": problem_ref}},
+                    }
         app.openapi_schema = schema
         return schema
 

@@ -15,20 +15,12 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from fastapi import Request
-from fastapi.encoders import jsonable_encoder
-from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.db import utc_column
 from shared.errors import DomainError
 from shared.messaging.tables import utcnow
-from shared.messaging.unit_of_work import SqlUnitOfWork
-
-U = TypeVar("U", bound=SqlUnitOfWork)
-Action = Callable[[U], Awaitable[tuple[int, Any]]]
 
 HEADER = "Idempotency-Key"
 
@@ -82,51 +74,35 @@ def remember(
     )
 
 
-def create_idempotency_table(op: Any) -> None:
-    op.create_table(
-        "idempotency_keys",
-        sa.Column("principal", sa.String(200), primary_key=True),
-        sa.Column("key", sa.String(200), primary_key=True),
-        sa.Column("request_hash", sa.String(64), nullable=False),
-        sa.Column("status_code", sa.Integer(), nullable=False),
-        sa.Column("response", sa.Text(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    )
+# --- transitional: the services' routes move to shared.command_bus; removed after -----
 
 
-def fingerprint(request: Request, body: Any) -> str:
+def fingerprint(request: Any, body: Any) -> str:
+    from fastapi.encoders import jsonable_encoder
+
     return request_hash(request.method, request.url.path, jsonable_encoder(body))
 
 
+_U = TypeVar("_U")
+Action = Callable[[_U], Awaitable[tuple[int, Any]]]
+
+
 async def run_command(
-    uow_factory: Callable[[], U],
-    principal: str,
-    key: str | None,
-    request_fingerprint: str,
-    action: Action[U],
-) -> JSONResponse:
-    """Run `action` in one unit of work; with a key, store its answer in the same commit
-    and replay it for any retry (header `Idempotent-Replayed: true`)."""
-    for attempt in (1, 2):
-        async with uow_factory() as uow:
-            if key is not None:
-                stored = await lookup(uow.session, principal, key, request_fingerprint)
-                if stored is not None:
-                    code, body = stored
-                    return JSONResponse(
-                        status_code=code, content=body, headers={"Idempotent-Replayed": "true"}
-                    )
-            code, body = await action(uow)
-            body = jsonable_encoder(body)
-            if key is not None:
-                remember(uow.session, principal, key, request_fingerprint, code, body)
-            try:
-                await uow.commit()
-            except IntegrityError:
-                # The same key committed concurrently (a retry racing its original): the
-                # second pass finds it and replays its answer.
-                if key is None or attempt == 2:
-                    raise
-                continue
-        return JSONResponse(status_code=code, content=body)
-    raise AssertionError("unreachable")
+    uow_factory: Any, principal: str, key: str | None, request_fingerprint: str, action: Any
+) -> Any:
+    from shared.auth import Principal, Role
+    from shared.command_bus import CommandBus
+
+    async def adapted(uow: Any) -> Any:
+        code, body = await action(uow)
+        return _Coded(code, body)
+
+    bus: CommandBus[Any] = CommandBus(uow_factory, None, key)
+    who = Principal(subject=principal, roles=frozenset({Role.ADMIN}))
+    answer = await bus.execute(who, key, request_fingerprint, adapted)
+    return answer.response()
+
+
+class _Coded:
+    def __init__(self, code: int, body: Any) -> None:
+        self.code, self.body = code, body

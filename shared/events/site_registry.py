@@ -90,3 +90,11 @@ class ClosureAnnounced(EventPayload):
     jobs_lost: int = Field(gt=0)
     declared_at: AwareDatetime
     version: int = Field(ge=1, description="the site's version after the announcement")
+
+    @property
+    def primary_territory_id(self) -> str | None:
+        """The one territory that owns the shock: its crisis cell runs the campaign, its
+        ledger counts the shock, and projects declared for the shock must be in it. The
+        first of `territory_ids` (which the registry lists sorted); None outside every
+        territory. Decided here once, for every consumer."""
+        return self.territory_ids[0] if self.territory_ids else None

@@ -1,7 +1,9 @@
-"""The two infrastructure tables every service database has: outbox and inbox.
+"""The infrastructure tables every service database has: outbox, inbox, relay lease.
 
-They are created by each service's first Alembic migration (`create_messaging_tables`),
-so that a service's own migrations own its whole schema.
+These are the models the code reads and writes. The DDL that creates them is history,
+kept in `shared.migration_ops` and called from each service's migrations (so that a
+service's own migrations own its whole schema); the drift test
+(`tests/integration/test_migration_drift.py`) checks that both agree.
 """
 
 from __future__ import annotations
@@ -24,6 +26,16 @@ class OutboxEvent(SQLModel, table=True):
     as the state change it describes. `id` gives the publication order."""
 
     __tablename__ = "outbox_events"
+    # The relay only ever scans unsent rows: a partial index keeps that scan small while
+    # sent rows wait for the retention purge.
+    __table_args__ = (
+        sa.Index(
+            "ix_outbox_unsent",
+            "id",
+            postgresql_where=sa.text("sent_at IS NULL"),
+            sqlite_where=sa.text("sent_at IS NULL"),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     event_id: uuid.UUID = Field(sa_column=sa.Column(sa.Uuid(), nullable=False, unique=True))
@@ -56,7 +68,7 @@ class InboxMessage(SQLModel, table=True):
     event_type: str = Field(max_length=200)
     topic: str = Field(max_length=249)
     partition: int
-    offset: int
+    offset: int = Field(sa_column=sa.Column(sa.BigInteger(), nullable=False))
     processed_at: datetime = Field(default_factory=utcnow, sa_column=utc_column())
 
 
@@ -73,81 +85,3 @@ class RelayLease(SQLModel, table=True):
     holder: str = Field(max_length=200)
     token: int = Field(sa_column=sa.Column(sa.BigInteger(), nullable=False))
     expires_at: float
-
-
-def create_messaging_tables(op: object) -> None:
-    """Called from each service's initial migration (`op` is alembic.op)."""
-    from alembic import op as alembic_op
-
-    assert op is alembic_op
-    alembic_op.create_table(
-        "outbox_events",
-        sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
-        sa.Column("event_id", sa.Uuid(), nullable=False, unique=True),
-        sa.Column("topic", sa.String(249), nullable=False),
-        sa.Column("key", sa.String(200), nullable=False),
-        sa.Column("event_type", sa.String(200), nullable=False),
-        sa.Column("headers", sa.JSON(), nullable=False),
-        sa.Column("payload", sa.Text(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
-    )
-    # The relay only ever scans unsent rows: a partial index keeps that scan small while
-    # sent rows wait for the retention purge.
-    alembic_op.create_index(
-        "ix_outbox_unsent",
-        "outbox_events",
-        ["id"],
-        postgresql_where=sa.text("sent_at IS NULL"),
-        sqlite_where=sa.text("sent_at IS NULL"),
-    )
-    alembic_op.create_table(
-        "inbox_messages",
-        sa.Column("consumer", sa.String(200), primary_key=True),
-        sa.Column("event_id", sa.Uuid(), primary_key=True),
-        sa.Column("event_type", sa.String(200), nullable=False),
-        sa.Column("topic", sa.String(249), nullable=False),
-        sa.Column("partition", sa.Integer(), nullable=False),
-        sa.Column("offset", sa.BigInteger(), nullable=False),
-        sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False),
-    )
-
-
-def upgrade_messaging_tables_0002(op: object) -> None:
-    """Inbox business keys and the relay lease (each service's migration 0002)."""
-    from alembic import op as alembic_op
-
-    assert op is alembic_op
-    with alembic_op.batch_alter_table("inbox_messages") as batch:
-        batch.add_column(sa.Column("business_key", sa.String(BUSINESS_KEY_MAX), nullable=True))
-    # NULLs are distinct in a unique index on both backends: events without a business
-    # key are deduplicated by their id alone.
-    alembic_op.create_index(
-        "ux_inbox_business_key", "inbox_messages", ["consumer", "business_key"], unique=True
-    )
-    alembic_op.create_table(
-        "relay_leases",
-        sa.Column("name", sa.String(200), primary_key=True),
-        sa.Column("holder", sa.String(200), nullable=False),
-        sa.Column("token", sa.BigInteger(), nullable=False),
-        sa.Column("expires_at", sa.Float(), nullable=False),
-    )
-
-
-def downgrade_messaging_tables_0002(op: object) -> None:
-    from alembic import op as alembic_op
-
-    assert op is alembic_op
-    alembic_op.drop_table("relay_leases")
-    alembic_op.drop_index("ux_inbox_business_key", table_name="inbox_messages")
-    with alembic_op.batch_alter_table("inbox_messages") as batch:
-        batch.drop_column("business_key")
-
-
-def drop_messaging_tables(op: object) -> None:
-    from alembic import op as alembic_op
-
-    assert op is alembic_op
-    alembic_op.drop_table("inbox_messages")
-    alembic_op.drop_index("ix_outbox_unsent", table_name="outbox_events")
-    alembic_op.drop_table("outbox_events")

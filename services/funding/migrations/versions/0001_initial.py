@@ -9,8 +9,7 @@ Create Date: 2026-11-22
 import sqlalchemy as sa
 from alembic import op
 
-from shared.idempotency import create_idempotency_table
-from shared.messaging.tables import create_messaging_tables, drop_messaging_tables
+from shared.migration_ops import create_idempotency_table, create_messaging_tables, drop_messaging_tables
 
 revision = "0001"
 down_revision = None

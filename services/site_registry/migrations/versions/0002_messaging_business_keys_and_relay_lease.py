@@ -8,7 +8,7 @@ Create Date: 2026-12-01
 
 from alembic import op
 
-from shared.messaging.tables import downgrade_messaging_tables_0002, upgrade_messaging_tables_0002
+from shared.migration_ops import downgrade_messaging_tables_0002, upgrade_messaging_tables_0002
 
 revision = "0002"
 down_revision = "0001"
