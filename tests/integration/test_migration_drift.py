@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import SQLModel
 
 from shared import migrations
-from shared.messaging.tables import InboxMessage, OutboxEvent, RelayLease
 from shared.idempotency import IdempotencyRecord
+from shared.messaging.tables import InboxMessage, OutboxEvent, RelayLease
 
 SERVICES = ("site_registry", "campaigns", "detection", "funding")
 SHARED_TABLES = {
@@ -48,8 +48,8 @@ def _diff(connection: sa.Connection, metadata: sa.MetaData) -> list[Any]:
         opts={
             "compare_type": True,
             "compare_server_default": False,
-            "include_object": lambda obj, name, kind, reflected, compare_to: not (
-                kind == "table" and name == "alembic_version"
+            "include_object": lambda obj, name, kind, reflected, compare_to: (
+                not (kind == "table" and name == "alembic_version")
             ),
         },
     )
