@@ -196,6 +196,7 @@ class Stack:
 
     @property
     def runtimes(self) -> tuple[ServiceRuntime, ...]:
+        """The stack's services, producers first (their relays publish before consumers)."""
         return (self.registry, self.campaigns, self.detection)
 
     def consultant(self, sub: str) -> Headers:
@@ -249,6 +250,7 @@ class Stack:
         return cast(list[Project], list(resp.json()["items"]))
 
     async def ledger(self, shock_id: str) -> Ledger:
+        """The shock's ledger now (detection knows the shock once it consumed it)."""
         resp = await self.d.get(f"/shocks/{shock_id}/ledger", headers=self.cell)
         assert resp.status_code == 200, resp.text
         return cast(Ledger, resp.json())
