@@ -196,7 +196,7 @@ class Stack:
 
     @property
     def runtimes(self) -> tuple[ServiceRuntime, ...]:
-        """The stack's services, producers first (their relays publish before consumers)."""
+        """The stack's services: the relays and consumer groups `drained` waits on."""
         return (self.registry, self.campaigns, self.detection)
 
     def consultant(self, sub: str) -> Headers:
