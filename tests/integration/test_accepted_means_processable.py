@@ -178,15 +178,15 @@ async def op_campaign_change(w: World, data: st.DataObject) -> httpx.Response:
     kind = data.draw(st.sampled_from(["terms", "consultants", "targets", "replan"]))
     sites = [pick(data, w.sites) for _ in range(data.draw(st.integers(1, 3)))]
     if kind == "terms":
-        body = w.body(data, "TermsChange", ends_on=maybe(data, dates_near_today()))
+        body = w.body(data, "TermsIn", ends_on=maybe(data, dates_near_today()))
         return await w.st.c.patch(f"/campaigns/{campaign}/terms", json=body, headers=w.cell)
     if kind == "consultants":
-        body = w.body(data, "RosterChange")
+        body = w.body(data, "RosterIn")
         return await w.st.c.post(f"/campaigns/{campaign}/consultants", json=body, headers=w.cell)
     if kind == "targets":
         body = w.body(
             data,
-            "TargetsAdd",
+            "TargetsIn",
             site_ids=sites,
         )
         return await w.st.c.post(f"/campaigns/{campaign}/targets", json=body, headers=w.cell)

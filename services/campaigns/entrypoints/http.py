@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from datetime import date, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response, status
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Response, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import JSONResponse
@@ -31,7 +31,7 @@ from shared.clock import Clock
 from shared.command_bus import Action, CommandBus, Created, command_bus
 from shared.errors import DomainError
 from shared.idempotency import request_hash
-from shared.runtime import SessionDep, service_app
+from shared.runtime import ClockDep, SessionDep, service_app
 
 CrisisCell = Annotated[Principal, Depends(Allow(Role.CRISIS_CELL))]
 CrisisOrConsultant = Annotated[Principal, Depends(Allow(Role.CRISIS_CELL, Role.CONSULTANT))]
@@ -39,13 +39,6 @@ Consultant = Annotated[Principal, Depends(Allow(Role.CONSULTANT, Role.CRISIS_CEL
 Bus = Annotated[CommandBus[CampaignsUnitOfWork], Depends(command_bus)]
 Session = SessionDep
 
-
-async def _clock(request: Request) -> Clock:
-    clock: Clock = request.app.state.runtime.clock
-    return clock
-
-
-ClockDep = Annotated[Clock, Depends(_clock)]
 
 router = APIRouter()
 
