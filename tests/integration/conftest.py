@@ -28,7 +28,7 @@ from services.funding.settings import FundingSettings
 from services.site_registry.bootstrap import SiteRegistry, bootstrap
 from services.site_registry.entrypoints.cli import demo_sites
 from services.site_registry.entrypoints.http import create_app as registry_app
-from services.site_registry.service_layer import services
+from services.site_registry.service_layer import batch_jobs
 from services.site_registry.settings import SiteRegistrySettings
 from shared.runtime import ServiceRuntime
 from shared.settings import ServiceSettings
@@ -159,7 +159,7 @@ async def funding(broker: Broker, database: Database, topic_prefix: str) -> Asyn
 async def funding_stack(
     registry: SiteRegistry, campaigns: Campaigns, detection: Detection, funding: Funding
 ) -> AsyncIterator[Stack]:
-    await services.upsert_many(registry.uow, demo_sites(), registry.refs)
+    await batch_jobs.load_sites(registry.uow, demo_sites(), registry.refs)
     await registry.relay.publish_pending()
 
     def client(app, name: str) -> httpx.AsyncClient:

@@ -19,7 +19,7 @@ from services.detection.entrypoints.http import create_app as detection_app
 from services.site_registry.bootstrap import SiteRegistry
 from services.site_registry.entrypoints.cli import demo_sites
 from services.site_registry.entrypoints.http import create_app as registry_app
-from services.site_registry.service_layer import services
+from services.site_registry.service_layer import batch_jobs
 from shared.auth import mint_token
 from shared.events.catalogue import FUNDER_FEED
 from shared.events.envelope import Envelope
@@ -95,7 +95,7 @@ class Stack:
 async def stack(
     registry: SiteRegistry, campaigns: Campaigns, detection: Detection
 ) -> AsyncIterator[Stack]:
-    await services.upsert_many(registry.uow, demo_sites(), registry.refs)
+    await batch_jobs.load_sites(registry.uow, demo_sites(), registry.refs)
     await registry.relay.publish_pending()
 
     def client(app, name: str) -> httpx.AsyncClient:

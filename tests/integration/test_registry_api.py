@@ -11,7 +11,7 @@ import pytest
 from services.site_registry.bootstrap import SiteRegistry
 from services.site_registry.entrypoints.cli import demo_sites
 from services.site_registry.entrypoints.http import create_app
-from services.site_registry.service_layer import services
+from services.site_registry.service_layer import batch_jobs
 from shared.auth import mint_token
 from shared.events.catalogue import SITES
 from tests.support.kafka import read_all
@@ -23,7 +23,7 @@ BRIDGESTONE = "36120038900019"
 
 @pytest.fixture
 async def demo(registry: SiteRegistry) -> SiteRegistry:
-    await services.upsert_many(registry.uow, demo_sites(), registry.refs)
+    await batch_jobs.load_sites(registry.uow, demo_sites(), registry.refs)
     return registry
 
 
