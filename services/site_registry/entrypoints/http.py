@@ -4,7 +4,8 @@ through the command bus, so it accepts an `Idempotency-Key`."""
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, status
 from fastapi.responses import JSONResponse
@@ -21,6 +22,9 @@ from shared.runtime import SessionDep, service_app
 CrisisOrConsultant = Annotated[Principal, Depends(Allow(Role.CRISIS_CELL, Role.CONSULTANT))]
 CrisisCell = Annotated[Principal, Depends(Allow(Role.CRISIS_CELL))]
 AnyRole = Annotated[Principal, Depends(Allow(Role.CRISIS_CELL, Role.CONSULTANT, Role.FUNDER))]
+
+T = TypeVar("T")
+Out = TypeVar("Out")
 
 Bus = Annotated[CommandBus[SiteRegistryUnitOfWork], Depends(command_bus)]
 Session = SessionDep
@@ -123,6 +127,17 @@ async def get_site(
     return card
 
 
+def then(
+    command: Callable[[SiteRegistryUnitOfWork], Awaitable[T]], answer: Callable[[T], Out]
+) -> Callable[[SiteRegistryUnitOfWork], Awaitable[Out]]:
+    """The bus's action: the command, then its result as the route's response model."""
+
+    async def action(uow: SiteRegistryUnitOfWork) -> Out:
+        return answer(await command(uow))
+
+    return action
+
+
 @router.post(
     "/sites",
     response_model=s.SiteOut,
@@ -133,11 +148,10 @@ async def get_site(
 async def post_site(
     body: s.SiteIn, principal: CrisisCell, bus: Bus, registry: Registry
 ) -> JSONResponse:
-    async def register(uow: SiteRegistryUnitOfWork) -> s.SiteOut:
-        return s.SiteOut.of(
-            await commands.register_site(uow, body.command(), registry.refs, principal)
-        )
-
+    register = then(
+        lambda uow: commands.register_site(uow, body.command(), registry.refs, principal),
+        s.SiteOut.of,
+    )
     # 201 for an update too, as the route answered before the command bus.
     return await bus(principal, register, body=body, status_code=status.HTTP_201_CREATED)
 
@@ -151,9 +165,9 @@ async def post_site(
 async def post_site_closed(
     siret: str, body: s.SiteClosureIn, principal: CrisisCell, bus: Bus
 ) -> JSONResponse:
-    async def close(uow: SiteRegistryUnitOfWork) -> s.SiteOut:
-        return s.SiteOut.of(await commands.close_site(uow, siret, body.closed_on, principal))
-
+    close = then(
+        lambda uow: commands.close_site(uow, siret, body.closed_on, principal), s.SiteOut.of
+    )
     return await bus(principal, close, body=body)
 
 
@@ -167,10 +181,10 @@ async def post_site_closed(
 async def post_closure_shock(
     body: s.ClosureShockIn, principal: CrisisCell, bus: Bus, registry: Registry
 ) -> JSONResponse:
-    async def declare(uow: SiteRegistryUnitOfWork) -> s.ClosureShockOut:
-        shock = await commands.declare_closure_shock(uow, body.command(), principal, registry.clock)
-        return s.ClosureShockOut.of(shock)
-
+    declare = then(
+        lambda uow: commands.declare_closure_shock(uow, body.command(), principal, registry.clock),
+        s.ClosureShockOut.model_validate,
+    )
     return await bus(principal, declare, body=body, status_code=status.HTTP_201_CREATED)
 
 

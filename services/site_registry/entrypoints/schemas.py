@@ -9,7 +9,7 @@ from typing import Generic, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from services.site_registry.domain.model import ClosureShock, Site, SiteSource
+from services.site_registry.domain.model import Site, SiteSource
 from services.site_registry.service_layer.commands import DeclareClosureShock, SiteInput
 
 T = TypeVar("T")
@@ -105,6 +105,9 @@ class ClosureShockIn(BaseModel):
 
 
 class ClosureShockOut(BaseModel):
+    """Built from a row (views) or from the domain's `ClosureShock` (the command's
+    answer), whose attributes it shares; `declared_by` stays in the registry."""
+
     model_config = ConfigDict(from_attributes=True)
 
     id: uuid.UUID
@@ -116,20 +119,6 @@ class ClosureShockOut(BaseModel):
     note: str | None
     status: str
     declared_at: AwareDatetime
-
-    @classmethod
-    def of(cls, shock: ClosureShock) -> ClosureShockOut:
-        return cls(
-            id=shock.id,
-            site_id=shock.site_id,
-            territory_ids=list(shock.territory_ids),
-            announced_on=shock.announced_on,
-            jobs_lost=shock.jobs_lost,
-            planned_closure_on=shock.planned_closure_on,
-            note=shock.note,
-            status=shock.status.value,
-            declared_at=shock.declared_at,
-        )
 
 
 class SiteClosureIn(BaseModel):
