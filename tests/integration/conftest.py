@@ -22,7 +22,7 @@ from services.funding.bootstrap import bootstrap as funding_bootstrap
 from services.funding.settings import FundingSettings
 from services.site_registry.bootstrap import SiteRegistry, bootstrap
 from services.site_registry.entrypoints.cli import demo_sites
-from services.site_registry.service_layer import services
+from services.site_registry.service_layer import batch_jobs
 from services.site_registry.settings import SiteRegistrySettings
 from shared.runtime import ServiceRuntime
 from shared.settings import ServiceSettings
@@ -145,7 +145,7 @@ async def funding_stack(
     registry: SiteRegistry, campaigns: Campaigns, detection: Detection, funding: Funding
 ) -> AsyncIterator[FundingStack]:
     """The four services of the Béthune demo (its sites registered), as its crisis cell."""
-    await services.upsert_many(registry.uow, demo_sites(), registry.refs)
+    await batch_jobs.load_sites(registry.uow, demo_sites(), registry.refs)
     await registry.relay.publish_pending()
     async with open_funding_stack(registry, campaigns, detection, funding) as st:
         yield st

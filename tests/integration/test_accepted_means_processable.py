@@ -116,7 +116,7 @@ async def op_register_site(w: World, data: st.DataObject) -> httpx.Response:
     siret = known if data.draw(st.booleans()) else new
     body = w.body(
         data,
-        "SiteCreate",
+        "SiteIn",
         siret=siret,
         commune_insee=maybe(data, st.just(pick(data, w.communes, "commune"))),
         naf_code=maybe(data, st.just(pick(data, w.naf, "naf"))),
@@ -127,7 +127,7 @@ async def op_register_site(w: World, data: st.DataObject) -> httpx.Response:
 
 async def op_close_site(w: World, data: st.DataObject) -> httpx.Response:
     siret = pick(data, [*w.sites, BRIDGESTONE])
-    body = w.body(data, "SiteClose", closed_on=maybe(data, dates_near_today()))
+    body = w.body(data, "SiteClosureIn", closed_on=maybe(data, dates_near_today()))
     return await w.st.r.post(f"/sites/{siret}/closure", json=body, headers=w.cell)
 
 
@@ -135,7 +135,7 @@ async def op_shock(w: World, data: st.DataObject) -> httpx.Response:
     announced = data.draw(dates_near_today())
     body = w.body(
         data,
-        "ClosureShockCreate",
+        "ClosureShockIn",
         site_id=pick(data, w.sites),
         announced_on=maybe(data, st.just(announced)),
         planned_closure_on=maybe(

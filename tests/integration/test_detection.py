@@ -15,7 +15,7 @@ from services.campaigns.bootstrap import Campaigns
 from services.detection.bootstrap import Detection
 from services.site_registry.bootstrap import SiteRegistry
 from services.site_registry.entrypoints.cli import demo_sites
-from services.site_registry.service_layer import services
+from services.site_registry.service_layer import batch_jobs
 from shared.events.catalogue import FUNDER_FEED
 from shared.events.envelope import Envelope
 from shared.events.funding import AwardGranted
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.integration
 async def stack(
     registry: SiteRegistry, campaigns: Campaigns, detection: Detection
 ) -> AsyncIterator[Stack]:
-    await services.upsert_many(registry.uow, demo_sites(), registry.refs)
+    await batch_jobs.load_sites(registry.uow, demo_sites(), registry.refs)
     await registry.relay.publish_pending()
     async with open_stack(registry, campaigns, detection) as st:
         yield st
