@@ -20,7 +20,7 @@ from services.funding.domain.catalogue import (
 )
 from services.funding.service_layer.access import NotYourScheme, may_manage, visible
 from services.funding.service_layer.matching import Matcher
-from services.funding.service_layer.unit_of_work import FundingUnitOfWork
+from services.funding.service_layer.unit_of_work import UnitOfWork
 from shared.auth import Principal
 from shared.clock import Clock
 from shared.errors import Conflict, NotFound
@@ -61,9 +61,7 @@ class ImportReport:
     problems: tuple[str, ...]
 
 
-async def upsert_schemes(
-    uow: FundingUnitOfWork, schemes: Iterable[Scheme], matcher: Matcher
-) -> int:
+async def upsert_schemes(uow: UnitOfWork, schemes: Iterable[Scheme], matcher: Matcher) -> int:
     """Store the schemes; if any is new or changed, every project is matched again (the
     catalogue changed, so may every project's matches). How many changed."""
     changed = 0
@@ -75,7 +73,7 @@ async def upsert_schemes(
 
 
 async def save_scheme(
-    uow: FundingUnitOfWork, scheme: Scheme, principal: Principal, matcher: Matcher
+    uow: UnitOfWork, scheme: Scheme, principal: Principal, matcher: Matcher
 ) -> SchemeSaved:
     scheme = validate_scheme(scheme)
     if not may_manage(principal, scheme):
@@ -90,7 +88,7 @@ async def save_scheme(
 
 
 async def import_aides_territoires(
-    uow: FundingUnitOfWork, document: Mapping[str, Any], matcher: Matcher
+    uow: UnitOfWork, document: Mapping[str, Any], matcher: Matcher
 ) -> ImportReport:
     """Schemes from an Aides-territoires API document (a page of its `aids` results)."""
     schemes, problems = parse_aides_territoires(document)
@@ -99,7 +97,7 @@ async def import_aides_territoires(
 
 
 async def _managed_scheme(
-    uow: FundingUnitOfWork, scheme_id: str, principal: Principal, refusal: str
+    uow: UnitOfWork, scheme_id: str, principal: Principal, refusal: str
 ) -> Scheme:
     scheme = await uow.schemes.get(scheme_id)
     if scheme is None:
@@ -109,7 +107,7 @@ async def _managed_scheme(
     return scheme
 
 
-async def save_call(uow: FundingUnitOfWork, call: Call, principal: Principal) -> Call:
+async def save_call(uow: UnitOfWork, call: Call, principal: Principal) -> Call:
     scheme = await uow.schemes.get(call.scheme_id)
     if scheme is None:
         raise NotFound(f"no scheme {call.scheme_id}")
@@ -120,9 +118,7 @@ async def save_call(uow: FundingUnitOfWork, call: Call, principal: Principal) ->
     return call
 
 
-async def record_round(
-    uow: FundingUnitOfWork, result: RoundResult, principal: Principal
-) -> RoundResult:
+async def record_round(uow: UnitOfWork, result: RoundResult, principal: Principal) -> RoundResult:
     call = await uow.calls.get(result.call_id)
     if call is None:
         raise NotFound(f"no call {result.call_id}")
@@ -147,7 +143,7 @@ _FUNDER_REFUSAL = "scheme {scheme.id} is financed by {funders}"
 
 
 async def submit_application(
-    uow: FundingUnitOfWork,
+    uow: UnitOfWork,
     project_id: uuid.UUID,
     scheme_id: str,
     amount_requested_eur: int,
@@ -188,7 +184,7 @@ async def submit_application(
 
 
 async def _application(
-    uow: FundingUnitOfWork, application_id: uuid.UUID, principal: Principal
+    uow: UnitOfWork, application_id: uuid.UUID, principal: Principal
 ) -> tuple[Application, Scheme]:
     application = await uow.applications.get(application_id)
     if application is None:
@@ -219,7 +215,7 @@ def _decision(application: Application, clock: Clock) -> _Decision:
 
 
 async def grant(
-    uow: FundingUnitOfWork,
+    uow: UnitOfWork,
     application_id: uuid.UUID,
     amount_eur: int,
     decided_on: date,
@@ -238,7 +234,7 @@ async def grant(
 
 
 async def refuse(
-    uow: FundingUnitOfWork,
+    uow: UnitOfWork,
     application_id: uuid.UUID,
     reason: str,
     decided_on: date,
@@ -255,7 +251,7 @@ async def refuse(
 
 
 async def pay(
-    uow: FundingUnitOfWork,
+    uow: UnitOfWork,
     application_id: uuid.UUID,
     amount_eur: int,
     paid_on: date,

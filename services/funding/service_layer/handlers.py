@@ -9,7 +9,7 @@ from typing import Any
 
 from services.funding.domain.projects import MERGED, FundingProject, FundingSite
 from services.funding.service_layer.matching import Matcher
-from services.funding.service_layer.unit_of_work import FundingUnitOfWork
+from services.funding.service_layer.unit_of_work import FundingUnitOfWork, UnitOfWork
 from shared.events import detection as dt
 from shared.events import site_registry as sr
 from shared.events.catalogue import PROJECTS
@@ -54,7 +54,7 @@ class Handlers:
         table.update(dict.fromkeys((t.event_type for t in PROJECT_EVENTS), self.project_changed))
         return table
 
-    async def site_changed(self, uow: FundingUnitOfWork, env: Envelope[sr.SiteState]) -> None:
+    async def site_changed(self, uow: UnitOfWork, env: Envelope[sr.SiteState]) -> None:
         s = env.payload
         await uow.sites.upsert_newer(
             FundingSite(
@@ -66,7 +66,7 @@ class Handlers:
             )
         )
 
-    async def project_changed(self, uow: FundingUnitOfWork, env: Envelope[dt.ProjectState]) -> None:
+    async def project_changed(self, uow: UnitOfWork, env: Envelope[dt.ProjectState]) -> None:
         project = project_of(env.payload)
         if not await uow.projects.upsert_newer(project):
             return  # a replay or an older version: matching already reflects newer facts

@@ -23,7 +23,7 @@ from services.funding.domain.projects import (
     FundingSite,
     ProjectMatch,
 )
-from services.funding.service_layer.unit_of_work import FundingUnitOfWork
+from services.funding.service_layer.unit_of_work import UnitOfWork
 from shared.clock import Clock
 from shared.events import funding as fd
 from shared.events.campaigns import ProjectKind
@@ -123,7 +123,7 @@ class Matcher:
     def today(self) -> date:
         return self.clock.today()
 
-    async def rematch(self, uow: FundingUnitOfWork, project: FundingProject) -> None:
+    async def rematch(self, uow: UnitOfWork, project: FundingProject) -> None:
         """Match the project against the catalogue again: store its matches and plan, and
         tell funders (if the firm consented) of each new, changed or withdrawn match."""
         now, today = self.clock.now(), self.today()
@@ -215,7 +215,7 @@ class Matcher:
             "occurred_at": now,
         }
 
-    async def rematch_all(self, uow: FundingUnitOfWork) -> int:
+    async def rematch_all(self, uow: UnitOfWork) -> int:
         projects = await uow.projects.in_stages(MATCHABLE)
         for project in projects:
             await self.rematch(uow, project)
