@@ -24,7 +24,7 @@ from services.funding.adapters.orm import (
     SchemeRow,
     SelectionRoundRow,
 )
-from services.funding.domain.applications import Application, ApplicationStatus
+from services.funding.domain.applications import Application
 from services.funding.domain.catalogue import (
     Call,
     Perimeter,
@@ -34,7 +34,6 @@ from services.funding.domain.catalogue import (
 )
 from services.funding.domain.plan import FinancingPlan
 from services.funding.domain.projects import FundingProject, FundingSite, ProjectMatch
-from shared.events.campaigns import ProjectKind
 from shared.events.funding import CriterionResult
 from shared.messaging.tables import utcnow
 from shared.projection import upsert_newer
@@ -167,54 +166,31 @@ def plan_to_dict(plan: FinancingPlan) -> dict[str, object]:
     }
 
 
+def _values(source: object, names: Sequence[str]) -> dict[str, Any]:
+    return {name: getattr(source, name) for name in names}
+
+
+# The projections' rows have the domain's fields, column for column (and a project's
+# plan, which is matching's: `save_plan` writes it).
+_PROJECT_FIELDS = tuple(f.name for f in fields(FundingProject))
+_SITE_FIELDS = tuple(f.name for f in fields(FundingSite))
+_APPLICATION_FIELDS = tuple(f.name for f in fields(Application))
+
+
 def project_of(row: FundingProjectRow) -> FundingProject:
-    return FundingProject(
-        project_id=row.project_id,
-        version=row.version,
-        territory_id=row.territory_id,
-        site_id=row.site_id,
-        siren=row.siren,
-        firm_name=row.firm_name,
-        naf_code=row.naf_code,
-        kind=cast(ProjectKind, row.kind),
-        stage=row.stage,
-        origin=row.origin,
-        jobs_planned=row.jobs_planned,
-        capex_eur=row.capex_eur,
-        funding_need_eur=row.funding_need_eur,
-        consent_to_share=row.consent_to_share,
-    )
+    return FundingProject(**_values(row, _PROJECT_FIELDS))
 
 
 def project_row(project: FundingProject) -> FundingProjectRow:
-    # The plan is matching's: the matcher writes it after every change of the project.
-    return FundingProjectRow(
-        project_id=project.project_id,
-        version=project.version,
-        territory_id=project.territory_id,
-        site_id=project.site_id,
-        siren=project.siren,
-        firm_name=project.firm_name,
-        naf_code=project.naf_code,
-        kind=project.kind,
-        stage=project.stage,
-        origin=project.origin,
-        jobs_planned=project.jobs_planned,
-        capex_eur=project.capex_eur,
-        funding_need_eur=project.funding_need_eur,
-        consent_to_share=project.consent_to_share,
-        plan=None,
-    )
+    return FundingProjectRow(**_values(project, _PROJECT_FIELDS), plan=None)
 
 
 def site_of(row: FundingSiteRow) -> FundingSite:
-    return FundingSite(
-        site_id=row.site_id,
-        siren=row.siren,
-        commune_insee=row.commune_insee,
-        headcount_band=row.headcount_band,
-        version=row.version,
-    )
+    return FundingSite(**_values(row, _SITE_FIELDS))
+
+
+def site_row(site: FundingSite) -> FundingSiteRow:
+    return FundingSiteRow(**_values(site, _SITE_FIELDS))
 
 
 def match_of(row: MatchRow) -> ProjectMatch:
@@ -238,22 +214,7 @@ def _write_match(row: MatchRow, match: ProjectMatch) -> None:
 
 
 def application_of(row: ApplicationRow) -> Application:
-    return Application(
-        id=row.id,
-        project_id=row.project_id,
-        scheme_id=row.scheme_id,
-        funder=row.funder,
-        status=cast(ApplicationStatus, row.status),
-        amount_requested_eur=row.amount_requested_eur,
-        submitted_at=row.submitted_at,
-        amount_granted_eur=row.amount_granted_eur,
-        amount_paid_eur=row.amount_paid_eur,
-        decided_on=row.decided_on,
-        refusal_reason=row.refusal_reason,
-    )
-
-
-_APPLICATION_FIELDS = tuple(f.name for f in fields(Application))
+    return Application(**_values(row, _APPLICATION_FIELDS))
 
 
 # --- the catalogue cache -----------------------------------------------------------------
@@ -459,14 +420,7 @@ class SqlSites(SiteRepository):
         return None if row is None else site_of(row)
 
     async def upsert_newer(self, site: FundingSite) -> bool:
-        row = FundingSiteRow(
-            site_id=site.site_id,
-            siren=site.siren,
-            commune_insee=site.commune_insee,
-            headcount_band=site.headcount_band,
-            version=site.version,
-        )
-        return await upsert_newer(self._session, row) is not None
+        return await upsert_newer(self._session, site_row(site)) is not None
 
 
 class SqlMatches(MatchRepository):
@@ -517,11 +471,11 @@ class SqlApplications(ApplicationRepository):
         return application_of(row)
 
     def add(self, application: Application) -> None:
-        row = ApplicationRow(**{name: getattr(application, name) for name in _APPLICATION_FIELDS})
+        row = ApplicationRow(**_values(application, _APPLICATION_FIELDS))
         self._session.add(row)
         self._rows[application.id] = row
 
     async def save(self, application: Application) -> None:
         row = self._rows[application.id]
-        for name in _APPLICATION_FIELDS:
-            setattr(row, name, getattr(application, name))
+        for name, value in _values(application, _APPLICATION_FIELDS).items():
+            setattr(row, name, value)

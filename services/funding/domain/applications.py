@@ -17,6 +17,30 @@ class InvalidDecision(Conflict):
     code = "invalid_decision"
 
 
+@dataclass(frozen=True)
+class Award:
+    amount_eur: int
+    decided_on: date
+
+
+@dataclass(frozen=True)
+class Refusal:
+    reason: str
+    decided_on: date
+
+
+@dataclass(frozen=True)
+class Payment:
+    """A payment of the award (one of several, possibly)."""
+
+    amount_eur: int
+    paid_on: date
+
+
+#: What a funder records on an application after it was submitted.
+Decision = Award | Refusal | Payment
+
+
 @dataclass(kw_only=True)
 class Application:
     id: uuid.UUID
@@ -46,6 +70,16 @@ class Application:
     def refuse(self, reason: str, decided_on: date) -> None:
         self._undecided()
         self.status, self.refusal_reason, self.decided_on = "refused", reason, decided_on
+
+    def decide(self, decision: Decision, *, amount_max_eur: int | None) -> None:
+        """Apply the decision; `amount_max_eur` is the scheme's maximum award."""
+        match decision:
+            case Award(amount_eur, decided_on):
+                self.grant(amount_eur, decided_on, amount_max_eur=amount_max_eur)
+            case Refusal(reason, decided_on):
+                self.refuse(reason, decided_on)
+            case Payment(amount_eur, _):
+                self.pay(amount_eur)
 
     def pay(self, amount_eur: int) -> None:
         if self.status != "granted" or self.amount_granted_eur is None:

@@ -17,6 +17,7 @@ from services.funding.service_layer import commands, views
 from services.funding.service_layer.matching import Matcher
 from services.funding.service_layer.unit_of_work import FundingUnitOfWork
 from shared.auth import Allow, Principal, Role
+from shared.clock import Clock
 from shared.command_bus import CommandBus, Created, command_bus
 from shared.errors import DomainError
 from shared.events.asyncapi import asyncapi_document
@@ -224,6 +225,19 @@ async def post_application(
     )
 
 
+async def _decide(
+    application_id: uuid.UUID, body: s.DecisionIn, principal: Principal, bus: Bus, clock: Clock
+) -> JSONResponse:
+    return await bus(
+        principal,
+        then(
+            lambda uow: commands.decide(uow, application_id, body.decision(), principal, clock),
+            s.ApplicationOut.of,
+        ),
+        body=body,
+    )
+
+
 @router.post(
     "/applications/{application_id}/award",
     response_model=s.ApplicationOut,
@@ -233,16 +247,7 @@ async def post_application(
 async def post_award(
     application_id: uuid.UUID, body: s.AwardIn, principal: Funder, bus: Bus, matcher: Matching
 ) -> JSONResponse:
-    return await bus(
-        principal,
-        then(
-            lambda uow: commands.grant(
-                uow, application_id, body.amount_eur, body.decided_on, principal, matcher.clock
-            ),
-            s.ApplicationOut.of,
-        ),
-        body=body,
-    )
+    return await _decide(application_id, body, principal, bus, matcher.clock)
 
 
 @router.post(
@@ -254,16 +259,7 @@ async def post_award(
 async def post_refusal(
     application_id: uuid.UUID, body: s.RefusalIn, principal: Funder, bus: Bus, matcher: Matching
 ) -> JSONResponse:
-    return await bus(
-        principal,
-        then(
-            lambda uow: commands.refuse(
-                uow, application_id, body.reason, body.decided_on, principal, matcher.clock
-            ),
-            s.ApplicationOut.of,
-        ),
-        body=body,
-    )
+    return await _decide(application_id, body, principal, bus, matcher.clock)
 
 
 @router.post(
@@ -275,16 +271,7 @@ async def post_refusal(
 async def post_payment(
     application_id: uuid.UUID, body: s.PaymentIn, principal: Funder, bus: Bus, matcher: Matching
 ) -> JSONResponse:
-    return await bus(
-        principal,
-        then(
-            lambda uow: commands.pay(
-                uow, application_id, body.amount_eur, body.paid_on, principal, matcher.clock
-            ),
-            s.ApplicationOut.of,
-        ),
-        body=body,
-    )
+    return await _decide(application_id, body, principal, bus, matcher.clock)
 
 
 def create_app(svc: Funding, *, run_workers: bool = True) -> FastAPI:

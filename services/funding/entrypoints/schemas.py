@@ -9,7 +9,13 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.funding.domain.applications import Application, ApplicationStatus
+from services.funding.domain.applications import (
+    Application,
+    ApplicationStatus,
+    Award,
+    Payment,
+    Refusal,
+)
 from services.funding.domain.catalogue import (
     Call,
     Perimeter,
@@ -129,15 +135,27 @@ class AwardIn(_In):
     amount_eur: int = Field(gt=0)
     decided_on: date
 
+    def decision(self) -> Award:
+        return Award(self.amount_eur, self.decided_on)
+
 
 class RefusalIn(_In):
     reason: str = Field(min_length=3, max_length=500)
     decided_on: date
 
+    def decision(self) -> Refusal:
+        return Refusal(self.reason, self.decided_on)
+
 
 class PaymentIn(_In):
     amount_eur: int = Field(gt=0)
     paid_on: date
+
+    def decision(self) -> Payment:
+        return Payment(self.amount_eur, self.paid_on)
+
+
+DecisionIn = AwardIn | RefusalIn | PaymentIn
 
 
 # --- responses ---------------------------------------------------------------------------

@@ -6,11 +6,18 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any, TypedDict
 
 from services.funding.adapters.aides_territoires import parse_aides_territoires
-from services.funding.domain.applications import Application, InvalidDecision
+from services.funding.domain.applications import (
+    Application,
+    Award,
+    Decision,
+    InvalidDecision,
+    Payment,
+    Refusal,
+)
 from services.funding.domain.catalogue import (
     Call,
     RoundResult,
@@ -32,11 +39,9 @@ __all__ = [
     "NotShared",
     "NotYourScheme",
     "SchemeSaved",
-    "grant",
+    "decide",
     "import_aides_territoires",
-    "pay",
     "record_round",
-    "refuse",
     "save_call",
     "save_scheme",
     "submit_application",
@@ -214,54 +219,27 @@ def _decision(application: Application, clock: Clock) -> _Decision:
     }
 
 
-async def grant(
+async def decide(
     uow: UnitOfWork,
     application_id: uuid.UUID,
-    amount_eur: int,
-    decided_on: date,
+    decision: Decision,
     principal: Principal,
     clock: Clock,
 ) -> Application:
+    """Record an award, a refusal or a payment on an application of the funder's scheme,
+    and announce it (detection moves the project: funded, or back to qualified)."""
     application, scheme = await _application(uow, application_id, principal)
-    application.grant(amount_eur, decided_on, amount_max_eur=scheme.amount_max_eur)
+    application.decide(decision, amount_max_eur=scheme.amount_max_eur)
     await uow.applications.save(application)
-    uow.publish(
-        fd.AwardGranted(
-            **_decision(application, clock), amount_eur=amount_eur, decided_on=decided_on
-        )
-    )
+    uow.publish(_announced(decision, _decision(application, clock)))
     return application
 
 
-async def refuse(
-    uow: UnitOfWork,
-    application_id: uuid.UUID,
-    reason: str,
-    decided_on: date,
-    principal: Principal,
-    clock: Clock,
-) -> Application:
-    application, _ = await _application(uow, application_id, principal)
-    application.refuse(reason, decided_on)
-    await uow.applications.save(application)
-    uow.publish(
-        fd.AwardRefused(**_decision(application, clock), decided_on=decided_on, reason=reason)
-    )
-    return application
-
-
-async def pay(
-    uow: UnitOfWork,
-    application_id: uuid.UUID,
-    amount_eur: int,
-    paid_on: date,
-    principal: Principal,
-    clock: Clock,
-) -> Application:
-    application, _ = await _application(uow, application_id, principal)
-    application.pay(amount_eur)
-    await uow.applications.save(application)
-    uow.publish(
-        fd.PaymentMade(**_decision(application, clock), amount_eur=amount_eur, paid_on=paid_on)
-    )
-    return application
+def _announced(decision: Decision, about: _Decision) -> fd.FundingDecision:
+    match decision:
+        case Award(amount_eur, decided_on):
+            return fd.AwardGranted(**about, amount_eur=amount_eur, decided_on=decided_on)
+        case Refusal(reason, decided_on):
+            return fd.AwardRefused(**about, decided_on=decided_on, reason=reason)
+        case Payment(amount_eur, paid_on):
+            return fd.PaymentMade(**about, amount_eur=amount_eur, paid_on=paid_on)

@@ -12,7 +12,13 @@ from datetime import date
 import pytest
 
 from services.funding.adapters.seed import DATA_DIR
-from services.funding.domain.applications import Application, InvalidDecision
+from services.funding.domain.applications import (
+    Application,
+    Award,
+    InvalidDecision,
+    Payment,
+    Refusal,
+)
 from services.funding.domain.catalogue import (
     Call,
     InvalidCall,
@@ -279,16 +285,21 @@ async def test_an_application_needs_consent_a_match_and_the_funders_own_scheme()
     assert await committed(uow) == [] and await committed(private) == []
 
 
+async def decide(
+    uow: FakeFundingUnitOfWork,
+    application: Application,
+    decision: Award | Refusal | Payment,
+    funder: Principal | None = None,
+) -> Application:
+    return await commands.decide(uow, application.id, decision, funder or region_funder(), CLOCK)
+
+
 async def test_an_award_is_granted_then_paid_in_part() -> None:
     uow = await with_matched_project()
     application = await submitted(uow)
 
-    granted = await commands.grant(
-        uow, application.id, 250_000, date(2023, 6, 10), region_funder(), CLOCK
-    )
-    paid = await commands.pay(
-        uow, application.id, 100_000, date(2023, 7, 1), region_funder(), CLOCK
-    )
+    granted = await decide(uow, application, Award(250_000, date(2023, 6, 10)))
+    paid = await decide(uow, application, Payment(100_000, date(2023, 7, 1)))
 
     stored = uow.applications.by_id[application.id]
     assert stored == paid
@@ -306,6 +317,12 @@ async def test_an_award_is_granted_then_paid_in_part() -> None:
         250_000,
         date(2023, 6, 10),
     )
+    assert (award.project_id, award.scheme_id, award.funder, award.occurred_at) == (
+        PROJECT,
+        "hdf-a",
+        REGION,
+        NOW,
+    )
     assert isinstance(payment, fd.PaymentMade)
     assert (payment.amount_eur, payment.paid_on) == (100_000, date(2023, 7, 1))
 
@@ -314,21 +331,17 @@ async def test_an_award_above_the_schemes_maximum_or_decided_twice_is_refused() 
     uow = await with_matched_project()
     application = await submitted(uow)
     with pytest.raises(InvalidDecision, match="above the scheme's maximum"):
-        await commands.grant(uow, application.id, 600_000, date(2023, 6, 10), admin(), CLOCK)
-    await commands.grant(uow, application.id, 250_000, date(2023, 6, 10), admin(), CLOCK)
+        await decide(uow, application, Award(600_000, date(2023, 6, 10)), admin())
+    await decide(uow, application, Award(250_000, date(2023, 6, 10)), admin())
     with pytest.raises(InvalidDecision, match="already granted"):
-        await commands.refuse(
-            uow, application.id, "changed our mind", date(2023, 6, 11), admin(), CLOCK
-        )
+        await decide(uow, application, Refusal("changed our mind", date(2023, 6, 11)))
     assert uow.applications.by_id[application.id].status == "granted"
 
 
 async def test_a_refusal_is_recorded_with_its_reason_and_ends_the_application() -> None:
     uow = await with_matched_project()
     application = await submitted(uow)
-    refused = await commands.refuse(
-        uow, application.id, "envelope exhausted", date(2023, 6, 5), region_funder(), CLOCK
-    )
+    refused = await decide(uow, application, Refusal("envelope exhausted", date(2023, 6, 5)))
 
     assert uow.applications.by_id[application.id] == refused
     assert (refused.status, refused.refusal_reason) == ("refused", "envelope exhausted")
@@ -337,19 +350,19 @@ async def test_a_refusal_is_recorded_with_its_reason_and_ends_the_application() 
     assert isinstance(event, fd.AwardRefused)  # detection: the project is back to qualified
     assert (event.reason, event.decided_on) == ("envelope exhausted", date(2023, 6, 5))
     with pytest.raises(InvalidDecision, match="already refused"):
-        await commands.grant(uow, application.id, 1, date(2023, 6, 6), region_funder(), CLOCK)
+        await decide(uow, application, Award(1, date(2023, 6, 6)))
     with pytest.raises(InvalidDecision, match="no award to pay"):
-        await commands.pay(uow, application.id, 1, date(2023, 6, 6), region_funder(), CLOCK)
+        await decide(uow, application, Payment(1, date(2023, 6, 6)))
 
 
 async def test_payments_never_exceed_the_award() -> None:
     uow = await with_matched_project()
     application = await submitted(uow)
-    await commands.grant(uow, application.id, 250_000, date(2023, 6, 10), admin(), CLOCK)
-    await commands.pay(uow, application.id, 100_000, date(2023, 7, 1), admin(), CLOCK)
+    await decide(uow, application, Award(250_000, date(2023, 6, 10)))
+    await decide(uow, application, Payment(100_000, date(2023, 7, 1)))
     await uow.commit()
     with pytest.raises(InvalidDecision, match="exceed the award of 250000 €"):
-        await commands.pay(uow, application.id, 200_000, date(2023, 8, 1), admin(), CLOCK)
+        await decide(uow, application, Payment(200_000, date(2023, 8, 1)))
 
     assert uow.applications.by_id[application.id].amount_paid_eur == 100_000
     assert await committed(uow) == [
@@ -361,12 +374,12 @@ async def test_payments_never_exceed_the_award() -> None:
 
 async def test_decisions_on_an_unknown_or_hidden_application_are_refused() -> None:
     uow = await with_matched_project()
+    award = Award(1, date(2023, 6, 10))
     with pytest.raises(NotFound, match="no application"):
-        await commands.grant(uow, uuid.uuid4(), 1, date(2023, 6, 10), admin(), CLOCK)
+        await commands.decide(uow, uuid.uuid4(), award, admin(), CLOCK)
     application = await submitted(uow)
     with pytest.raises(NotFound, match="you may see"):
-        await commands.grant(
-            uow, application.id, 1, date(2023, 6, 10), region_funder(regions=("84",)), CLOCK
-        )
+        await decide(uow, application, award, region_funder(regions=("84",)))
     with pytest.raises(OutOfScope):
-        await commands.pay(uow, application.id, 1, date(2023, 6, 10), ADEME, CLOCK)
+        await decide(uow, application, Payment(1, date(2023, 6, 10)), ADEME)
+    assert uow.applications.by_id[application.id] == application

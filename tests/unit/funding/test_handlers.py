@@ -138,9 +138,12 @@ async def test_changed_figures_update_the_matches_and_withdraw_those_that_no_lon
     assert (withdrawn.eligible, withdrawn.rank, withdrawn.planned_amount_eur) == (False, None, 0)
     assert next(c for c in withdrawn.criteria if c.criterion == "capex").status == "fail"
     assert all(isinstance(e, fd.MatchUpdated) for e in published)
-    told = withdrawals(published)
-    assert told.pop("hdf-b") is False
-    assert all(told.values())
+    # The others move up a rank or get a new line in the plan: funders hear of it.
+    assert withdrawals(published) == {"hdf-a": True, "hdf-b": False, "hdf-c": True}
+    assert [m.rank for m in uow.matches.eligible(PROJECT)] == [1, 2]
+    for scheme_id, event in by_scheme(published).items():
+        stored = uow.matches.by_key[(PROJECT, scheme_id)]
+        assert (event.planned_amount_eur, stored.published) == (stored.planned_amount_eur, True)
     plan = uow.projects.plans[PROJECT]
     assert plan is not None and plan.base_eur == 3_000_000
 
