@@ -442,13 +442,19 @@ class SqlMatches(MatchRepository):
         return match_of(row)
 
     def add(self, match: ProjectMatch) -> None:
+        # Every column given: a defaulted one costs SQLModel a signature inspection of its
+        # default factory, per row (a rematch adds hundreds).
         row = MatchRow(
             project_id=match.project_id,
             scheme_id=match.scheme_id,
             eligible=match.eligible,
+            rank=match.rank,
             score=match.score,
+            planned_amount_eur=match.planned_amount_eur,
+            criteria=[c.model_dump() for c in match.criteria],
+            published=match.published,
+            updated_at=utcnow(),
         )
-        _write_match(row, match)
         self._session.add(row)
         self._rows[(match.project_id, match.scheme_id)] = row
 
