@@ -79,20 +79,24 @@ class CommandBus(Generic[U]):
     async def __call__(
         self,
         principal: Principal,
-        action: Action[U, Any],
+        action: Action[U, T],
         *,
+        answer: Callable[[T], object] | None = None,
         body: Any = None,
         status_code: int = 200,
     ) -> JSONResponse:
-        """Run `action` once per Idempotency-Key; `body` (the parsed request body) is
-        what a reused key is compared against."""
+        """Run `action` once per Idempotency-Key and answer with its result, through
+        `answer` (the route's response model, e.g. `s.ProjectOut.of`) when given; `body`
+        (the parsed request body) is what a reused key is compared against."""
+        if answer is not None:
+            action = _answered(action, answer)
         fingerprint = idempotency.request_hash(
             self._request.method if self._request else "COMMAND",
             self._request.url.path if self._request else "",
             jsonable_encoder(body),
         )
-        answer = await self.execute(principal, self.key, fingerprint, action, status_code)
-        return answer.response()
+        outcome = await self.execute(principal, self.key, fingerprint, action, status_code)
+        return outcome.response()
 
     async def execute(
         self,
@@ -133,6 +137,16 @@ class CommandBus(Generic[U]):
                     continue
             return Answer(code, body)
         raise AssertionError("unreachable")
+
+
+def _answered(action: Action[U, T], answer: Callable[[T], object]) -> Action[U, Any]:
+    async def answered(uow: U) -> object:
+        result: Any = await action(uow)
+        if isinstance(result, Created):
+            return Created(answer(result.value))
+        return answer(result)
+
+    return answered
 
 
 async def command_bus(request: Request, key: IdempotencyKey = None) -> CommandBus[Any]:

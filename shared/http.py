@@ -126,7 +126,13 @@ def problem(
     )
 
 
+# RFC 9110's names, where Python's http module still has RFC 7231's.
+_PHRASES = {413: "Content Too Large", 422: "Unprocessable Content"}
+
+
 def _phrase(status_code: int) -> str:
+    if status_code in _PHRASES:
+        return _PHRASES[status_code]
     try:
         return HTTPStatus(status_code).phrase
     except ValueError:

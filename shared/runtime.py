@@ -19,6 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared import migrations
 from shared.auth import AuthConfig
+from shared.clock import Clock
 from shared.db import create_engine, create_session_factory
 from shared.events.catalogue import Topic, event_registry, topics_consumed_by, topics_owned_by
 from shared.messaging.consumer import ConsumerRunner, Handler
@@ -50,6 +51,7 @@ class ServiceRuntime:
     ) -> None:
         self.service = service
         self.settings = settings
+        self.clock = Clock()  # services built with a `now` (tests) replace it
         self.migrations_dir = migrations_dir
         if settings.chaos_kill_after_publish:
             after_publish = _killed_after(settings.chaos_kill_after_publish, after_publish)
@@ -227,3 +229,12 @@ async def request_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 SessionDep = Annotated[AsyncSession, Depends(request_session)]
+
+
+async def runtime_clock(request: Request) -> Clock:
+    """The service's clock, for a route that needs today's date (FastAPI dependency)."""
+    runtime: ServiceRuntime = request.app.state.runtime
+    return runtime.clock
+
+
+ClockDep = Annotated[Clock, Depends(runtime_clock)]

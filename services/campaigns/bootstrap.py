@@ -4,22 +4,19 @@ the consumer of site events, the commands and their clock."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
-from services.campaigns.service_layer.handlers import Clock, LaunchDefaults, SiteEventHandlers
+from services.campaigns.service_layer.handlers import LaunchDefaults, SiteEventHandlers
 from services.campaigns.service_layer.unit_of_work import CampaignsUnitOfWork
 from services.campaigns.settings import CampaignsSettings
+from shared.clock import Clock, system_now
 from shared.events.catalogue import SITES
 from shared.messaging.relay import AfterPublish
 from shared.runtime import ServiceRuntime, Worker
 
 SERVICE = "campaigns"
 MIGRATIONS = Path(__file__).parent / "migrations"
-
-
-def system_clock() -> datetime:
-    return datetime.now(UTC)
 
 
 class Campaigns(ServiceRuntime):
@@ -29,7 +26,7 @@ class Campaigns(ServiceRuntime):
         self,
         settings: CampaignsSettings,
         *,
-        now: Callable[[], datetime] = system_clock,
+        now: Callable[[], datetime] = system_now,
         after_publish: AfterPublish | None = None,
     ) -> None:
         super().__init__(SERVICE, settings, MIGRATIONS, after_publish=after_publish)
@@ -58,7 +55,7 @@ class Campaigns(ServiceRuntime):
 def bootstrap(
     settings: CampaignsSettings | None = None,
     *,
-    now: Callable[[], datetime] = system_clock,
+    now: Callable[[], datetime] = system_now,
     after_publish: AfterPublish | None = None,
 ) -> Campaigns:
     return Campaigns(settings or CampaignsSettings(), now=now, after_publish=after_publish)

@@ -6,33 +6,27 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import TypeVar
 
-import httpx
 import pytest
 from sqlalchemy import text
 
 from services.campaigns.bootstrap import Campaigns
 from services.campaigns.bootstrap import bootstrap as campaigns_bootstrap
-from services.campaigns.entrypoints.http import create_app as campaigns_app
 from services.campaigns.settings import CampaignsSettings
 from services.detection.bootstrap import Detection
 from services.detection.bootstrap import bootstrap as detection_bootstrap
-from services.detection.entrypoints.http import create_app as detection_app
 from services.detection.settings import DetectionSettings
 from services.funding.bootstrap import Funding
 from services.funding.bootstrap import bootstrap as funding_bootstrap
-from services.funding.entrypoints.http import create_app as funding_app
 from services.funding.settings import FundingSettings
 from services.site_registry.bootstrap import SiteRegistry, bootstrap
 from services.site_registry.entrypoints.cli import demo_sites
-from services.site_registry.entrypoints.http import create_app as registry_app
-from services.site_registry.service_layer import services
+from services.site_registry.service_layer import batch_jobs
 from services.site_registry.settings import SiteRegistrySettings
 from shared.runtime import ServiceRuntime
 from shared.settings import ServiceSettings
-from tests.integration.flows import Stack, token
+from tests.support.dsl import FUNDING_TODAY, TODAY, FundingStack, open_funding_stack
 from tests.support.infra import Broker, Database
 
 TEST_SECRET = "integration-tests-secret-of-at-least-32-chars"
@@ -95,10 +89,6 @@ def campaigns_settings(broker: Broker, database_url: str, prefix: str) -> Campai
     return settings_for(CampaignsSettings, broker, database_url, prefix)
 
 
-#: campaigns are launched "today" = a fixed Monday, so agendas are deterministic
-TODAY = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
-
-
 @contextlib.asynccontextmanager
 async def running(svc: S) -> AsyncIterator[S]:
     """Migrate, create topics, run the service's workers (relay, consumers) meanwhile."""
@@ -140,11 +130,6 @@ async def detection(
         yield svc
 
 
-#: the funding service matches as of mid-2023: the real ADEME schemes of the seed are the
-#: 2023 millésime (open until 31 December 2023)
-FUNDING_TODAY = datetime(2023, 6, 15, 9, 0, tzinfo=UTC)
-
-
 @pytest.fixture
 async def funding(broker: Broker, database: Database, topic_prefix: str) -> AsyncIterator[Funding]:
     url = await database.create_database(f"test_fd_{uuid.uuid4().hex[:10]}")
@@ -158,28 +143,9 @@ async def funding(broker: Broker, database: Database, topic_prefix: str) -> Asyn
 @pytest.fixture
 async def funding_stack(
     registry: SiteRegistry, campaigns: Campaigns, detection: Detection, funding: Funding
-) -> AsyncIterator[Stack]:
-    await services.upsert_many(registry.uow, demo_sites(), registry.refs)
+) -> AsyncIterator[FundingStack]:
+    """The four services of the Béthune demo (its sites registered), as its crisis cell."""
+    await batch_jobs.load_sites(registry.uow, demo_sites(), registry.refs)
     await registry.relay.publish_pending()
-
-    def client(app, name: str) -> httpx.AsyncClient:
-        return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=f"http://{name}")
-
-    async with (
-        client(registry_app(registry, run_workers=False), "r") as r,
-        client(campaigns_app(campaigns, run_workers=False), "c") as c,
-        client(detection_app(detection, run_workers=False), "d") as d,
-        client(funding_app(funding, run_workers=False), "f") as f,
-    ):
-        cell = token(registry.auth, "crisis_cell", "cell", territories=["ti-3205"])
-        yield Stack(
-            registry=registry,
-            campaigns=campaigns,
-            detection=detection,
-            funding=funding,
-            r=r,
-            c=c,
-            d=d,
-            f=f,
-            cell=cell,
-        )
+    async with open_funding_stack(registry, campaigns, detection, funding) as st:
+        yield st

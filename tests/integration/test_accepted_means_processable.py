@@ -26,8 +26,8 @@ from hypothesis import strategies as st
 
 from services.site_registry.domain.siret import make_siret
 from shared.events.catalogue import ALL_TOPICS
-from tests.integration.flows import BRIDGESTONE, Stack, token
-from tests.support.kafka import lag, read_all
+from tests.support.dsl import BRIDGESTONE, FundingStack, token
+from tests.support.kafka import read_all
 from tests.support.openapi_strategies import from_schema
 from tests.support.waiting import eventually
 
@@ -41,7 +41,7 @@ TODAY = date(2026, 11, 23)  # the services' test clock (tests/integration/confte
 class World:
     """What the example can act on, refreshed from the public APIs."""
 
-    def __init__(self, st_: Stack) -> None:
+    def __init__(self, st_: FundingStack) -> None:
         self.st = st_
         self.cell = st_.cell
         self.admin = token(st_.registry.auth, "admin", "admin")
@@ -116,7 +116,7 @@ async def op_register_site(w: World, data: st.DataObject) -> httpx.Response:
     siret = known if data.draw(st.booleans()) else new
     body = w.body(
         data,
-        "SiteCreate",
+        "SiteIn",
         siret=siret,
         commune_insee=maybe(data, st.just(pick(data, w.communes, "commune"))),
         naf_code=maybe(data, st.just(pick(data, w.naf, "naf"))),
@@ -127,7 +127,7 @@ async def op_register_site(w: World, data: st.DataObject) -> httpx.Response:
 
 async def op_close_site(w: World, data: st.DataObject) -> httpx.Response:
     siret = pick(data, [*w.sites, BRIDGESTONE])
-    body = w.body(data, "SiteClose", closed_on=maybe(data, dates_near_today()))
+    body = w.body(data, "SiteClosureIn", closed_on=maybe(data, dates_near_today()))
     return await w.st.r.post(f"/sites/{siret}/closure", json=body, headers=w.cell)
 
 
@@ -135,7 +135,7 @@ async def op_shock(w: World, data: st.DataObject) -> httpx.Response:
     announced = data.draw(dates_near_today())
     body = w.body(
         data,
-        "ClosureShockCreate",
+        "ClosureShockIn",
         site_id=pick(data, w.sites),
         announced_on=maybe(data, st.just(announced)),
         planned_closure_on=maybe(
@@ -178,15 +178,15 @@ async def op_campaign_change(w: World, data: st.DataObject) -> httpx.Response:
     kind = data.draw(st.sampled_from(["terms", "consultants", "targets", "replan"]))
     sites = [pick(data, w.sites) for _ in range(data.draw(st.integers(1, 3)))]
     if kind == "terms":
-        body = w.body(data, "TermsChange", ends_on=maybe(data, dates_near_today()))
+        body = w.body(data, "TermsIn", ends_on=maybe(data, dates_near_today()))
         return await w.st.c.patch(f"/campaigns/{campaign}/terms", json=body, headers=w.cell)
     if kind == "consultants":
-        body = w.body(data, "RosterChange")
+        body = w.body(data, "RosterIn")
         return await w.st.c.post(f"/campaigns/{campaign}/consultants", json=body, headers=w.cell)
     if kind == "targets":
         body = w.body(
             data,
-            "TargetsAdd",
+            "TargetsIn",
             site_ids=sites,
         )
         return await w.st.c.post(f"/campaigns/{campaign}/targets", json=body, headers=w.cell)
@@ -270,18 +270,12 @@ OPERATIONS = {
 _worlds: dict[int, World] = {}
 
 
-async def world_of(stack: Stack) -> World:
+async def world_of(stack: FundingStack) -> World:
     w = _worlds.get(id(stack))
     if w is None:
         w = World(stack)
         await w.load()
-        shock = await stack.r.post(
-            "/closure-shocks",
-            json={"site_id": BRIDGESTONE, "announced_on": "2020-09-16", "jobs_lost": 900},
-            headers=stack.cell,
-        )
-        assert shock.status_code == 201, shock.text
-        await stack.registry.relay.publish_pending()
+        await stack.shock()
 
         async def campaigns() -> list[Any]:
             return list((await stack.c.get("/campaigns", headers=stack.cell)).json())
@@ -291,28 +285,6 @@ async def world_of(stack: Stack) -> World:
         _worlds.clear()
         _worlds[id(stack)] = w
     return w
-
-
-async def drained(w: World) -> None:
-    """Every relay published, every consumer group caught up."""
-    st_ = w.st
-    prefix = st_.registry.settings.kafka_topic_prefix
-    bootstrap = st_.registry.settings.kafka_bootstrap_servers
-    for svc in (st_.registry, st_.campaigns, st_.detection, st_.funding):
-        await svc.relay.publish_pending()
-    groups = [
-        (runner.name, list(runner.topics))
-        for svc in (st_.campaigns, st_.detection, st_.funding)
-        for runner in svc.workers()
-        if hasattr(runner, "topics")
-    ]
-
-    async def total_lag() -> int:
-        for svc in (st_.registry, st_.campaigns, st_.detection, st_.funding):
-            await svc.relay.publish_pending()
-        return sum([await lag(bootstrap, name, topics) for name, topics in groups])
-
-    await eventually(total_lag, lambda n: n == 0, timeout=60, what=f"consumers caught up {prefix}")
 
 
 @settings(
@@ -327,7 +299,7 @@ async def drained(w: World) -> None:
 )
 @given(data=st.data())
 async def test_whatever_the_apis_accept_every_consumer_processes(
-    funding_stack: Stack, data: st.DataObject
+    funding_stack: FundingStack, data: st.DataObject
 ) -> None:
     w = await world_of(funding_stack)
     names = data.draw(st.lists(st.sampled_from(sorted(OPERATIONS)), min_size=1, max_size=5))
@@ -340,7 +312,7 @@ async def test_whatever_the_apis_accept_every_consumer_processes(
         if resp.status_code >= 400:
             detail = resp.json().get("detail")
             assert detail, f"{name}: a {resp.status_code} must say why"
-    await drained(w)
+    await w.st.drained()
     dead = []
     prefix = funding_stack.registry.settings.kafka_topic_prefix
     bootstrap = funding_stack.registry.settings.kafka_bootstrap_servers

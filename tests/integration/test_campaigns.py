@@ -20,7 +20,7 @@ from services.campaigns.entrypoints.http import create_app as campaigns_app
 from services.site_registry.bootstrap import SiteRegistry
 from services.site_registry.entrypoints.cli import demo_sites
 from services.site_registry.entrypoints.http import create_app as registry_app
-from services.site_registry.service_layer import services
+from services.site_registry.service_layer import batch_jobs
 from shared.auth import mint_token
 from shared.events.catalogue import SITES, SURVEYS
 from tests.integration.conftest import TODAY
@@ -42,7 +42,7 @@ def bearer(auth, role: str, sub: str | None = None, territories=("ti-3205",)) ->
 async def apps(
     registry: SiteRegistry, campaigns: Campaigns
 ) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
-    await services.upsert_many(registry.uow, demo_sites(), registry.refs)
+    await batch_jobs.load_sites(registry.uow, demo_sites(), registry.refs)
     await registry.relay.publish_pending()
     r = httpx.AsyncClient(
         transport=httpx.ASGITransport(app=registry_app(registry, run_workers=False)),

@@ -9,104 +9,30 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import date
 
-import httpx
 import pytest
 
 from services.campaigns.bootstrap import Campaigns
-from services.campaigns.entrypoints.http import create_app as campaigns_app
 from services.detection.bootstrap import Detection
-from services.detection.entrypoints.http import create_app as detection_app
 from services.site_registry.bootstrap import SiteRegistry
 from services.site_registry.entrypoints.cli import demo_sites
-from services.site_registry.entrypoints.http import create_app as registry_app
-from services.site_registry.service_layer import services
-from shared.auth import mint_token
+from services.site_registry.service_layer import batch_jobs
 from shared.events.catalogue import FUNDER_FEED
 from shared.events.envelope import Envelope
 from shared.events.funding import AwardGranted
-from tests.integration.conftest import TODAY
+from tests.support.dsl import TODAY, Ledger, Project, Stack, open_stack
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
-
-BRIDGESTONE = "36120038900019"
-
-
-def bearer(auth, role: str, sub: str | None = None) -> dict[str, str]:
-    token = mint_token(auth, subject=sub or f"t-{role}", roles=[role], territories=["ti-3205"])
-    return {"Authorization": f"Bearer {token}"}
-
-
-class Stack:
-    def __init__(self, registry, campaigns, detection, r, c, d) -> None:
-        self.registry: SiteRegistry = registry
-        self.campaigns: Campaigns = campaigns
-        self.detection: Detection = detection
-        self.r: httpx.AsyncClient = r
-        self.c: httpx.AsyncClient = c
-        self.d: httpx.AsyncClient = d
-        self.cell = bearer(registry.auth, "crisis_cell")
-
-    async def shock(self, jobs_lost: int = 900) -> str:
-        body = {"site_id": BRIDGESTONE, "announced_on": "2020-09-16", "jobs_lost": jobs_lost}
-        resp = await self.r.post("/closure-shocks", json=body, headers=self.cell)
-        assert resp.status_code == 201, resp.text
-        await self.registry.relay.publish_pending()
-        return str(resp.json()["id"])
-
-    async def visits(self, consultant: str) -> list[dict]:
-        async def probe() -> list[dict]:
-            resp = await self.c.get(
-                "/me/visits",
-                params={"from": "2026-11-23", "days": 31, "limit": 200},
-                headers=bearer(self.campaigns.auth, "consultant", consultant),
-            )
-            return list(resp.json()["items"])
-
-        return await eventually(probe, lambda v: len(v) >= 10, what=f"visits of {consultant}")
-
-    async def survey(self, visit_id: str, consultant: str, projects: list[dict]) -> dict:
-        body = {"questionnaire_version": "2026-1", "headcount": 30, "projects": projects}
-        resp = await self.c.post(
-            f"/visits/{visit_id}/survey",
-            json=body,
-            headers=bearer(self.campaigns.auth, "consultant", consultant),
-        )
-        assert resp.status_code == 201, resp.text
-        return dict(resp.json())
-
-    async def projects(self, **params: str) -> list[dict]:
-        resp = await self.d.get("/projects", params={"limit": 500, **params}, headers=self.cell)
-        assert resp.status_code == 200, resp.text
-        return list(resp.json()["items"])
-
-    async def ledger(self, shock_id: str) -> dict:
-        resp = await self.d.get(f"/shocks/{shock_id}/ledger", headers=self.cell)
-        assert resp.status_code == 200, resp.text
-        return dict(resp.json())
-
-    async def post(self, path: str, body: dict) -> dict:
-        resp = await self.d.post(path, json=body, headers=self.cell)
-        assert resp.status_code in (200, 201), resp.text
-        return dict(resp.json())
 
 
 @pytest.fixture
 async def stack(
     registry: SiteRegistry, campaigns: Campaigns, detection: Detection
 ) -> AsyncIterator[Stack]:
-    await services.upsert_many(registry.uow, demo_sites(), registry.refs)
+    await batch_jobs.load_sites(registry.uow, demo_sites(), registry.refs)
     await registry.relay.publish_pending()
-
-    def client(app, name: str) -> httpx.AsyncClient:
-        return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=f"http://{name}")
-
-    async with (
-        client(registry_app(registry, run_workers=False), "r") as r,
-        client(campaigns_app(campaigns, run_workers=False), "c") as c,
-        client(detection_app(detection, run_workers=False), "d") as d,
-    ):
-        yield Stack(registry, campaigns, detection, r, c, d)
+    async with open_stack(registry, campaigns, detection) as st:
+        yield st
 
 
 def lead(kind: str, jobs: int, *, known: bool = False, consent: bool = True) -> dict:
@@ -142,7 +68,7 @@ async def test_surveys_become_projects_once_and_the_ledger_follows(stack: Stack)
     again = await stack.survey(visits[0]["id"], "consultant-1", first)
     assert again["revision"] == 2
 
-    def updated(ps: list[dict]) -> bool:
+    def updated(ps: list[Project]) -> bool:
         return len(ps) == 4 and any(p["jobs_planned"] == 15 for p in ps)
 
     projects = await eventually(stack.projects, updated, what="merged resubmission")
@@ -173,7 +99,7 @@ async def test_surveys_become_projects_once_and_the_ledger_follows(stack: Stack)
     )
     assert blackstar["origin"] == "exogenous"
 
-    def exogenous_detected(ledger: dict) -> bool:
+    def exogenous_detected(ledger: Ledger) -> bool:
         return ledger["exogenous"]["detected"] == 100
 
     ledger = await eventually(
@@ -263,7 +189,7 @@ async def test_bethune_reference_case_is_fully_compensated_half_and_half(stack: 
         await stack.post(f"/projects/{p['id']}/qualify", {})
         await award(stack, p["id"], 100_000)
 
-    async def all_funded() -> list[dict]:
+    async def all_funded() -> list[Project]:
         return await stack.projects(stage="funded")
 
     await eventually(all_funded, lambda ps: len(ps) == 12, what="awards move projects to funded")
@@ -274,7 +200,7 @@ async def test_bethune_reference_case_is_fully_compensated_half_and_half(stack: 
             {"jobs_created_total": p["jobs_planned"], "created_on": "2025-06-01", "complete": True},
         )
 
-    def compensated(led: dict) -> bool:
+    def compensated(led: Ledger) -> bool:
         return led["total"]["created"] == 900
 
     ledger = await eventually(lambda: stack.ledger(shock_id), compensated, what="ledger at 900")

@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
-from tests.integration.flows import ADEME_ECODESIGN, Stack, surveyed_projects, token
+from tests.support.dsl import ADEME_ECODESIGN, FundingStack, token
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -61,43 +61,25 @@ async def read_to_end(bootstrap: str, topic: str) -> list:
 
 
 async def test_funder_topic_carries_valid_payloads_of_consented_projects_only(
-    funding_stack: Stack,
+    funding_stack: FundingStack,
 ) -> None:
     st = funding_stack
-    _, (shared,) = await surveyed_projects(st, consent=True)
+    _, (shared,) = await st.surveyed_projects(consent=True)
     # A second firm, same campaign, that did not consent.
-    consultant = token(st.campaigns.auth, "consultant", "consultant-2", territories=["ti-3205"])
-    visits = (
-        await st.c.get(
-            "/me/visits",
-            params={"from": "2026-11-23", "days": 31, "limit": 200},
-            headers=consultant,
-        )
-    ).json()["items"]
-    private_survey = {
-        "questionnaire_version": "2026-1",
-        "projects": [
-            {
-                "kind": "decarbonation_energy",
-                "description": "Private heat pump project",
-                "capex_eur": 900_000,
-                "jobs_to_create": 5,
-                "maturity": "ready",
-                "known_to_public_actors": True,
-                "funding_need_eur": 300_000,
-                "consent_to_share": False,
-            }
-        ],
+    visits = await st.visits("consultant-2", at_least=1)
+    private_project = {
+        "kind": "decarbonation_energy",
+        "description": "Private heat pump project",
+        "capex_eur": 900_000,
+        "jobs_to_create": 5,
+        "maturity": "ready",
+        "known_to_public_actors": True,
+        "funding_need_eur": 300_000,
+        "consent_to_share": False,
     }
-    resp = await st.c.post(
-        f"/visits/{visits[0]['id']}/survey", json=private_survey, headers=consultant
-    )
-    assert resp.status_code == 201, resp.text
+    await st.survey(visits[0]["id"], "consultant-2", [private_project], headcount=None)
 
-    async def projects() -> list[dict]:
-        return list((await st.d.get("/projects", headers=st.cell)).json()["items"])
-
-    both = await eventually(projects, lambda p: len(p) == 2, what="both projects")
+    both = await eventually(st.projects, lambda p: len(p) == 2, what="both projects")
     private = next(p for p in both if p["id"] != shared["id"])
     for p in both:
         assert (

@@ -8,23 +8,17 @@ import uuid
 
 import pytest
 
-from tests.integration.flows import (
-    ADEME_ECODESIGN,
-    OTHER_REGION,
-    Stack,
-    surveyed_projects,
-    token,
-)
+from tests.support.dsl import ADEME_ECODESIGN, OTHER_REGION, FundingStack, token
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
 
 async def test_qualified_project_is_matched_explained_planned_and_funded(
-    funding_stack: Stack,
+    funding_stack: FundingStack,
 ) -> None:
     st = funding_stack
-    shock_id, (project,) = await surveyed_projects(st, consent=True)
+    shock_id, (project,) = await st.surveyed_projects(consent=True)
     resp = await st.d.post(f"/projects/{project['id']}/qualify", json={}, headers=st.cell)
     assert resp.status_code == 200, resp.text
     await st.detection.relay.publish_pending()
@@ -123,9 +117,9 @@ async def test_qualified_project_is_matched_explained_planned_and_funded(
     assert led["endogenous"]["funded"] == 8
 
 
-async def test_funders_never_see_a_project_without_consent(funding_stack: Stack) -> None:
+async def test_funders_never_see_a_project_without_consent(funding_stack: FundingStack) -> None:
     st = funding_stack
-    _, (project,) = await surveyed_projects(st, consent=False)
+    _, (project,) = await st.surveyed_projects(consent=False)
     resp = await st.d.post(f"/projects/{project['id']}/qualify", json={}, headers=st.cell)
     assert resp.status_code == 200
     await st.detection.relay.publish_pending()

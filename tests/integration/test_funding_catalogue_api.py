@@ -12,7 +12,7 @@ import pytest
 
 from services.funding.bootstrap import Funding
 from services.funding.entrypoints.http import create_app
-from tests.integration.flows import token
+from tests.support.dsl import token
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,7 @@ from sqlalchemy import text
 
 from services.site_registry.bootstrap import SiteRegistry, bootstrap
 from services.site_registry.domain.model import SiteSource
-from services.site_registry.service_layer import services
+from services.site_registry.service_layer import batch_jobs, commands
 from services.site_registry.service_layer.unit_of_work import SiteRegistryUnitOfWork
 from shared.events.catalogue import SITES, event_registry
 from shared.events.envelope import Envelope
@@ -30,8 +30,8 @@ from tests.support.waiting import eventually
 pytestmark = pytest.mark.integration
 
 
-def site(siret: str, *, name: str = "ACME", band: str | None = "12") -> services.SiteInput:
-    return services.SiteInput(
+def site(siret: str, *, name: str = "ACME", band: str | None = "12") -> commands.SiteInput:
+    return commands.SiteInput(
         siret=siret,
         naf_code="25.62A",
         commune_insee="62119",
@@ -114,7 +114,7 @@ def topic(registry: SiteRegistry) -> str:
 async def test_rolled_back_change_publishes_nothing(registry: SiteRegistry) -> None:
     doomed, kept = siret_for(1), siret_for(2)
     refs = registry.refs
-    sid, facts = services.check_site(site(doomed), refs)
+    sid, facts = commands.check_site(site(doomed), refs)
 
     class Boom(Exception):
         pass
@@ -127,7 +127,7 @@ async def test_rolled_back_change_publishes_nothing(registry: SiteRegistry) -> N
             await uow.session.flush()  # the row and its event were really written…
             raise Boom  # …then the transaction dies before the commit
 
-    await services.upsert_site(registry.uow, site(kept), refs)
+    await batch_jobs.load_sites(registry.uow, [site(kept)], refs)
     await registry.relay.publish_pending()
 
     rows = await outbox_rows(registry)
@@ -150,7 +150,7 @@ async def test_relay_killed_after_publishing_republishes_and_inbox_keeps_one_eff
     crashing = bootstrap(
         registry_settings(broker, database_url, topic_prefix), after_publish=die_before_marking
     )
-    await services.upsert_site(crashing.uow, site(siret_for(3)), crashing.refs)
+    await batch_jobs.load_sites(crashing.uow, [site(siret_for(3))], crashing.refs)
     with pytest.raises(RelayKilled):
         await crashing.relay.publish_pending()
     await crashing.aclose()  # the process dies: its connection, hence its lock, go away
@@ -191,7 +191,7 @@ async def test_malformed_event_is_dead_lettered_and_partition_moves_on(
     finally:
         await producer.stop()
     # A well-formed event of the same key lands after it on the same partition.
-    await services.upsert_site(registry.uow, site(key), registry.refs)
+    await batch_jobs.load_sites(registry.uow, [site(key)], registry.refs)
     await registry.relay.publish_pending()
 
     consumer = runner(registry, record_effect)
@@ -229,7 +229,7 @@ async def test_handler_failing_every_time_is_dead_lettered_after_its_retries(
             raise PermanentError("this event can never apply")
 
     for n in (5, 6, 7):
-        await services.upsert_site(registry.uow, site(siret_for(n)), registry.refs)
+        await batch_jobs.load_sites(registry.uow, [site(siret_for(n))], registry.refs)
     await registry.relay.publish_pending()
 
     consumer = runner(registry, flaky, attempts=3)
@@ -266,11 +266,11 @@ def effects_of(registry: SiteRegistry):
 async def test_events_of_one_aggregate_arrive_in_order(registry: SiteRegistry) -> None:
     key = siret_for(8)
     for n in range(25):
-        await services.upsert_site(registry.uow, site(key, name=f"ACME {n}"), registry.refs)
+        await batch_jobs.load_sites(registry.uow, [site(key, name=f"ACME {n}")], registry.refs)
         if n % 5 == 0:
             await registry.relay.publish_pending()  # publish in several passes
     for n in range(9, 14):  # other aggregates interleaved
-        await services.upsert_site(registry.uow, site(siret_for(n)), registry.refs)
+        await batch_jobs.load_sites(registry.uow, [site(siret_for(n))], registry.refs)
     await registry.relay.publish_pending()
 
     messages = await read_all(registry.settings.kafka_bootstrap_servers, topic(registry))
@@ -290,9 +290,9 @@ async def test_sent_rows_are_purged_after_the_retention_and_unsent_ones_kept(
 
     import sqlalchemy as sa
 
-    await services.upsert_site(registry.uow, site(siret_for(20)), registry.refs)
+    await batch_jobs.load_sites(registry.uow, [site(siret_for(20))], registry.refs)
     await registry.relay.publish_pending()
-    await services.upsert_site(registry.uow, site(siret_for(21)), registry.refs)  # unsent
+    await batch_jobs.load_sites(registry.uow, [site(siret_for(21))], registry.refs)  # unsent
     async with registry.session_factory() as s:
         await s.exec(  # the first row was sent ten days ago
             sa.update(OutboxEvent)

@@ -11,7 +11,7 @@ import pytest
 from services.site_registry.bootstrap import SiteRegistry
 from services.site_registry.entrypoints.cli import demo_sites
 from services.site_registry.entrypoints.http import create_app
-from services.site_registry.service_layer import services
+from services.site_registry.service_layer import batch_jobs
 from shared.auth import mint_token
 from shared.events.catalogue import SITES
 from tests.support.kafka import read_all
@@ -23,7 +23,7 @@ BRIDGESTONE = "36120038900019"
 
 @pytest.fixture
 async def demo(registry: SiteRegistry) -> SiteRegistry:
-    await services.upsert_many(registry.uow, demo_sites(), registry.refs)
+    await batch_jobs.load_sites(registry.uow, demo_sites(), registry.refs)
     return registry
 
 
@@ -183,3 +183,48 @@ async def test_bad_input_is_explained(demo: SiteRegistry, client: httpx.AsyncCli
     assert {e["field"] for e in r.json()["errors"]} == {"naf_code", "commune_insee"}
     r = await client.get("/sites", params={"cursor": "%%%"}, headers=cell)
     assert r.status_code == 400
+
+
+async def test_every_post_replays_its_first_answer_for_a_retried_idempotency_key(
+    demo: SiteRegistry, client: httpx.AsyncClient
+):
+    cell = bearer(demo, "crisis_cell", ("ti-3205",))
+    site = {"siret": "90000001900019", "naf_code": "25.62A", "commune_insee": "62119"}
+    shock = {"site_id": BRIDGESTONE, "announced_on": "2020-09-16", "jobs_lost": 900}
+    posts = [  # path, body, another body, status
+        ("/sites", site, {**site, "name": "ACME"}, 201),
+        ("/closure-shocks", shock, {**shock, "jobs_lost": 901}, 201),
+        ("/sites/90000001900019/closure", {"closed_on": "2021-01-01"}, {}, 200),
+    ]
+    for n, (path, body, other, status) in enumerate(posts):
+        headers = {**cell, "Idempotency-Key": f"retry-{n}"}
+        first = await client.post(path, json=body, headers=headers)
+        assert first.status_code == status, first.text
+        retry = await client.post(path, json=body, headers=headers)
+        assert (retry.status_code, retry.json()) == (status, first.json())
+        assert retry.headers["Idempotent-Replayed"] == "true"
+        reused = await client.post(path, json=other, headers=headers)
+        assert reused.status_code == 422 and reused.json()["code"] == "idempotency_key_reused"
+
+    card = (await client.get(f"/sites/{BRIDGESTONE}", headers=cell)).json()
+    assert len(card["closure_shocks"]) == 1
+    await demo.relay.publish_pending()
+    messages = await read_all(
+        demo.settings.kafka_bootstrap_servers, SITES.physical(demo.settings.kafka_topic_prefix)
+    )
+    keys = [m.key.decode() for m in messages if m.key]
+    assert keys.count("90000001900019") == 2  # registered, closed: once each
+    assert keys.count(BRIDGESTONE) == 2  # the demo's registration, the announcement
+
+
+async def test_writing_outside_the_callers_territories_is_refused(
+    demo: SiteRegistry, client: httpx.AsyncClient
+):
+    elsewhere = bearer(demo, "crisis_cell", ("ti-3209",))
+    body = {"siret": BRIDGESTONE, "naf_code": "22.11Z", "commune_insee": "62119"}
+    r = await client.post("/sites", json=body, headers=elsewhere)
+    assert r.status_code == 403 and r.json()["code"] == "out_of_scope"
+    r = await client.post(f"/sites/{BRIDGESTONE}/closure", json={}, headers=elsewhere)
+    assert r.status_code == 403 and "ti-3205" in r.json()["detail"]
+    r = await client.post("/sites/36120038900027/closure", json={}, headers=elsewhere)
+    assert r.status_code == 404

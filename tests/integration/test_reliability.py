@@ -49,10 +49,10 @@ pytestmark = pytest.mark.integration
 
 
 async def publish_sites(registry: SiteRegistry, *numbers: int) -> None:
-    from services.site_registry.service_layer import services
+    from services.site_registry.service_layer import batch_jobs
 
     for n in numbers:
-        await services.upsert_site(registry.uow, site(siret_for(n)), registry.refs)
+        await batch_jobs.load_sites(registry.uow, [site(siret_for(n))], registry.refs)
     await registry.relay.publish_pending()
 
 
@@ -288,9 +288,9 @@ async def test_only_the_lease_holder_publishes_and_a_silent_one_is_replaced(
 
         # The leader goes silent (no renewal): after the TTL the standby takes over, with
         # a new fencing token, and its producer fences the old one's transactional id.
-        from services.site_registry.service_layer import services
+        from services.site_registry.service_layer import batch_jobs
 
-        await services.upsert_site(second.uow, site(siret_for(51)), second.refs)
+        await batch_jobs.load_sites(second.uow, [site(siret_for(51))], second.refs)
 
         async def standby_publishes() -> int:
             return await second.relay.publish_pending()
@@ -300,7 +300,7 @@ async def test_only_the_lease_holder_publishes_and_a_silent_one_is_replaced(
         assert new_holder == second.relay.lease.holder and new_token == token + 1
 
         # The old leader wakes up: its next batch checks the lease first and stops.
-        await services.upsert_site(first.uow, site(siret_for(52)), first.refs)
+        await batch_jobs.load_sites(first.uow, [site(siret_for(52))], first.refs)
         assert await first.relay.publish_pending() == 0
         assert not first.relay.lease.held
         assert await second.relay.publish_pending() == 1

@@ -34,19 +34,15 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from services.campaigns.bootstrap import Campaigns
-from services.campaigns.entrypoints.http import create_app as campaigns_app
 from services.detection.bootstrap import Detection
-from services.detection.entrypoints.http import create_app as detection_app
 from services.funding.bootstrap import Funding
-from services.funding.entrypoints.http import create_app as funding_app
 from services.site_registry.adapters.geo import distance_km, lambert2e_to_wgs84
 from services.site_registry.adapters.sirene import STOCK_ETABLISSEMENT_COLUMNS
 from services.site_registry.bootstrap import SiteRegistry
 from services.site_registry.entrypoints import cli
-from services.site_registry.entrypoints.http import create_app as registry_app
 from shared.events.catalogue import ALL_TOPICS, FUNDER_FEED, SURVEYS
-from tests.integration.flows import Stack, token
-from tests.support.kafka import Message, lag, read_all
+from tests.support.dsl import FundingStack, Project, open_funding_stack, token
+from tests.support.kafka import Message, read_all
 from tests.support.sirene_layout import (
     PROVENANCE_MARK,
     irep_establishments,
@@ -180,49 +176,12 @@ def survey_body(n: int, leads: list[dict[str, Any]], *, red_flag: bool = False) 
 @pytest.fixture
 async def lens_stack(
     registry: SiteRegistry, campaigns: Campaigns, detection: Detection, funding: Funding
-) -> AsyncIterator[Stack]:
+) -> AsyncIterator[FundingStack]:
     """The four services in-process, as `funding_stack` wires them, without the demo."""
-
-    def client(app: Any, name: str) -> httpx.AsyncClient:
-        return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=f"http://{name}")
-
-    async with (
-        client(registry_app(registry, run_workers=False), "r") as r,
-        client(campaigns_app(campaigns, run_workers=False), "c") as c,
-        client(detection_app(detection, run_workers=False), "d") as d,
-        client(funding_app(funding, run_workers=False), "f") as f,
-    ):
-        cell = token(registry.auth, "crisis_cell", "cell-lens-henin", territories=[TERRITORY])
-        yield Stack(
-            registry=registry,
-            campaigns=campaigns,
-            detection=detection,
-            funding=funding,
-            r=r,
-            c=c,
-            d=d,
-            f=f,
-            cell=cell,
-        )
-
-
-async def drained(st: Stack) -> None:
-    """Every relay published, every consumer group caught up."""
-    services = (st.registry, st.campaigns, st.detection, st.funding)
-    bootstrap = st.registry.settings.kafka_bootstrap_servers
-    groups = [
-        (w.name, list(w.topics))
-        for svc in (st.campaigns, st.detection, st.funding)
-        for w in svc.workers()
-        if hasattr(w, "topics")
-    ]
-
-    async def total_lag() -> int:
-        for svc in services:
-            await svc.relay.publish_pending()
-        return sum([await lag(bootstrap, name, topics) for name, topics in groups])
-
-    await eventually(total_lag, lambda n: n == 0, timeout=60, what="consumers caught up")
+    async with open_funding_stack(
+        registry, campaigns, detection, funding, territory=TERRITORY, cell="cell-lens-henin"
+    ) as st:
+        yield st
 
 
 async def topics_of_test(bootstrap: str, prefix: str) -> list[str]:
@@ -247,7 +206,7 @@ def leaks(message: Message, secrets: list[str]) -> list[str]:
 
 
 async def test_lens_henin_rebond_from_sirene_import_to_funders(
-    lens_stack: Stack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    lens_stack: FundingStack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     st = lens_stack
     cell = st.cell
@@ -336,8 +295,7 @@ async def test_lens_henin_rebond_from_sirene_import_to_funders(
 
     # --- 3. twelve surveys, two retries, two exogenous projects, one resubmission --------
     def consultant_of(site: str) -> dict[str, str]:
-        sub = targets[site]["consultant_id"]
-        return token(st.campaigns.auth, "consultant", sub, territories=[TERRITORY])
+        return st.consultant(targets[site]["consultant_id"])
 
     async def submit(site: str, body: dict[str, Any], key: str) -> httpx.Response:
         return await st.c.post(
@@ -398,18 +356,13 @@ async def test_lens_henin_rebond_from_sirene_import_to_funders(
     exogenous_jobs = sum(p["jobs_planned"] for p in EXOGENOUS)
     assert (endogenous_jobs, exogenous_jobs) == (150, 105)
 
-    async def projects() -> list[dict[str, Any]]:
-        resp = await st.d.get("/projects", params={"limit": 500}, headers=cell)
-        assert resp.status_code == 200, resp.text
-        return list(resp.json()["items"])
-
-    def settled(ps: list[dict[str, Any]]) -> bool:
+    def settled(ps: list[Project]) -> bool:
         return len(ps) == lead_count + 2 and sum(p["jobs_planned"] for p in ps) == (
             endogenous_jobs + exogenous_jobs
         )
 
-    found = await eventually(projects, settled, what="one project per lead, latest figures")
-    by_site: dict[str | None, list[dict[str, Any]]] = {}
+    found = await eventually(st.projects, settled, what="one project per lead, latest figures")
+    by_site: dict[str | None, list[Project]] = {}
     for p in found:
         by_site.setdefault(p["site_id"], []).append(p)
     for site, site_leads in reported.items():
@@ -478,7 +431,7 @@ async def test_lens_henin_rebond_from_sirene_import_to_funders(
     private = {p["id"] for p in found} - consented
     assert len(consented) == 9 and len(private) == 5
 
-    await drained(st)
+    await st.drained()
     feed = await read_all(bootstrap, FUNDER_FEED.physical(prefix))
     on_feed = {json.loads(m.value or b"{}")["project_id"] for m in feed}
     assert on_feed <= consented, on_feed & private
@@ -497,7 +450,7 @@ async def test_lens_henin_rebond_from_sirene_import_to_funders(
         assert hidden.status_code == 404, (pid, hidden.status_code)
 
     # --- every topic: no dead letter, no personal data, retries created nothing -----------
-    await drained(st)
+    await st.drained()
     topics = await topics_of_test(bootstrap, prefix)
     assert {t.physical(prefix) for t in ALL_TOPICS} <= set(topics)
     dead: list[Message] = []

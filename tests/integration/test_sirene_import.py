@@ -13,7 +13,7 @@ from sqlmodel import select
 from services.site_registry.adapters.orm import SiteRow
 from services.site_registry.adapters.reference_data import data_file
 from services.site_registry.bootstrap import SiteRegistry
-from services.site_registry.service_layer import services
+from services.site_registry.service_layer import batch_jobs, commands
 from shared.events.catalogue import SITES
 from shared.messaging.tables import OutboxEvent
 from tests.support.kafka import read_all
@@ -60,11 +60,11 @@ async def outbox_count(registry: SiteRegistry) -> int:
 
 async def run_import(
     registry: SiteRegistry, text: str, communes: set[str]
-) -> services.ImportReport:
-    return await services.import_sirene(
+) -> commands.ImportReport:
+    return await batch_jobs.import_sirene(
         registry.uow,
         io.StringIO(text, newline=""),
-        services.ImportScope(communes=frozenset(communes)),
+        commands.ImportScope(communes=frozenset(communes)),
         registry.refs,
         batch_size=3,  # several batches even on a small file
     )

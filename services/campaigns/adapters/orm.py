@@ -119,5 +119,5 @@ class SurveyRow(SQLModel, table=True):
     red_flags: list[dict[str, object]] = Field(sa_column=sa.Column(sa.JSON(), nullable=False))
     contact_name: str | None = None
     contact_phone: str | None = None
-    comments: str | None = None
+    comments: str | None = Field(default=None, sa_column=sa.Column(sa.Text(), nullable=True))
     submitted_at: datetime = Field(sa_column=_ts())

@@ -21,6 +21,7 @@ from services.campaigns.domain.model import (
     Campaign,
     CampaignStatus,
     Outcome,
+    Site,
     Survey,
     SurveyAnswers,
     TargetSite,
@@ -29,38 +30,40 @@ from services.campaigns.domain.model import (
 )
 from shared.events import campaigns as ev
 from shared.messaging.tables import utcnow
+from shared.projection import upsert_newer
 
 
-class SiteProjection:
+class SiteRepository:
+    """The projection of the registry's sites, kept by version (`shared.projection`)."""
+
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def get(self, site_id: str) -> CampaignSiteRow | None:
-        return await self._session.get(CampaignSiteRow, site_id)
+    async def get(self, site_id: str) -> Site | None:
+        row = await self._session.get(CampaignSiteRow, site_id)
+        return None if row is None else _site(row)
 
-    async def upsert(self, row: CampaignSiteRow) -> bool:
+    async def upsert(self, site: Site) -> bool:
         """Apply a newer version of a site; False if this version (or a later one) is known:
         replays and out-of-order duplicates change nothing."""
-        current = await self._session.get(CampaignSiteRow, row.site_id)
-        if current is not None and current.version >= row.version:
+        current = await self._session.get(CampaignSiteRow, site.site_id)
+        territories_before = None if current is None else list(current.territory_ids or [])
+        stored = await upsert_newer(self._session, _site_row(site))
+        if stored is None:
             return False
-        if current is None:
-            self._session.add(row)
-        else:
-            for name in CampaignSiteRow.model_fields:
-                setattr(current, name, getattr(row, name))
-        await self._session.exec(
-            delete(CampaignSiteTerritoryRow).where(
-                col(CampaignSiteTerritoryRow.site_id) == row.site_id
+        if territories_before != stored.territory_ids:
+            await self._session.exec(
+                delete(CampaignSiteTerritoryRow).where(
+                    col(CampaignSiteTerritoryRow.site_id) == site.site_id
+                )
             )
-        )
-        for territory_id in row.territory_ids:
-            self._session.add(
-                CampaignSiteTerritoryRow(territory_id=territory_id, site_id=row.site_id)
-            )
+            for territory_id in stored.territory_ids:
+                self._session.add(
+                    CampaignSiteTerritoryRow(territory_id=territory_id, site_id=site.site_id)
+                )
         return True
 
-    async def active_in_territory(self, territory_id: str) -> list[CampaignSiteRow]:
+    async def active_in_territory(self, territory_id: str) -> list[Site]:
         rows = await self._session.exec(
             select(CampaignSiteRow)
             .join(
@@ -71,18 +74,40 @@ class SiteProjection:
             .where(CampaignSiteRow.status == "active")
             .order_by(col(CampaignSiteRow.site_id))
         )
-        return list(rows.all())
+        return [_site(r) for r in rows.all()]
 
 
-def target_of(row: CampaignSiteRow) -> TargetSite:
-    return TargetSite(
+def _site(row: CampaignSiteRow) -> Site:
+    return Site(
         site_id=row.site_id,
         siren=row.siren,
+        name=row.name,
         naf_code=row.naf_code,
+        naf_section=row.naf_section,
         headcount_band=row.headcount_band,
         commune_insee=row.commune_insee,
+        territory_ids=tuple(row.territory_ids or ()),
         lon=row.lon,
         lat=row.lat,
+        status=row.status,
+        version=row.version,
+    )
+
+
+def _site_row(site: Site) -> CampaignSiteRow:
+    return CampaignSiteRow(
+        site_id=site.site_id,
+        siren=site.siren,
+        name=site.name,
+        naf_code=site.naf_code,
+        naf_section=site.naf_section,
+        headcount_band=site.headcount_band,
+        commune_insee=site.commune_insee,
+        territory_ids=list(site.territory_ids),
+        lon=site.lon,
+        lat=site.lat,
+        status=site.status,
+        version=site.version,
     )
 
 
@@ -122,6 +147,13 @@ class CampaignRepository:
             )
         ).all()
         return [self._seen.get(r.id) or await self._load(r) for r in rows]
+
+    async def campaign_of_visit(self, visit_id: uuid.UUID) -> uuid.UUID | None:
+        """The campaign a visit belongs to (a cancelled one too), or None."""
+        found = await self._session.exec(
+            select(VisitRow.campaign_id).where(VisitRow.id == visit_id)
+        )
+        return found.first()
 
     def add(self, campaign: Campaign) -> None:
         self._seen[campaign.id] = campaign

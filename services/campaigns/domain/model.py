@@ -11,15 +11,13 @@ import uuid
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from enum import StrEnum
-from zoneinfo import ZoneInfo
 
 from services.campaigns.domain.planning import Plan, PlanningRules, Target, make_plan
+from shared.clock import PARIS
 from shared.errors import Conflict, DomainError, NotFound
 from shared.events import campaigns as ev
 from shared.events.envelope import EventPayload
 from shared.timestamps import require_aware
-
-PARIS = ZoneInfo("Europe/Paris")  # visits happen in France: their dates are French dates
 
 
 class CampaignStatus(StrEnum):
@@ -72,6 +70,36 @@ class TargetSite:
     priority_score: float = 0.0
     priority_reasons: tuple[str, ...] = ()
     uncovered_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Site:
+    """A site as the registry last described it: the service's own projection, built
+    from site events alone (never a call to the registry)."""
+
+    site_id: str
+    siren: str
+    name: str | None
+    naf_code: str
+    naf_section: str
+    headcount_band: str | None
+    commune_insee: str
+    territory_ids: tuple[str, ...]
+    lon: float | None
+    lat: float | None
+    status: str  # active, closure_announced or closed
+    version: int
+
+    def target(self) -> TargetSite:
+        return TargetSite(
+            site_id=self.site_id,
+            siren=self.siren,
+            naf_code=self.naf_code,
+            headcount_band=self.headcount_band,
+            commune_insee=self.commune_insee,
+            lon=self.lon,
+            lat=self.lat,
+        )
 
 
 @dataclass

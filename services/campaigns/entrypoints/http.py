@@ -1,8 +1,8 @@
 """The campaigns API: the crisis cell steers campaigns; consultants work from a phone.
 
-Every POST accepts an `Idempotency-Key`: a retried request returns the first answer and
-creates nothing new. Consultants' reads carry an `ETag` (send it back in `If-None-Match`
-to get a 304 without a body) and are gzipped when large.
+Every command accepts an `Idempotency-Key`: a retried request returns the first answer
+and changes nothing more. Consultants' reads carry an `ETag` (send it back in
+`If-None-Match` to get a 304 without a body) and are gzipped when large.
 """
 
 from __future__ import annotations
@@ -14,81 +14,30 @@ import json
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import date, timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response, status
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Response, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import JSONResponse
-from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.campaigns.adapters.orm import CampaignRow
 from services.campaigns.bootstrap import Campaigns
-from services.campaigns.domain.model import Campaign, Outcome, SurveyAnswers
+from services.campaigns.domain.model import Campaign, Outcome
 from services.campaigns.entrypoints import schemas as s
 from services.campaigns.service_layer import commands, views
 from services.campaigns.service_layer.unit_of_work import CampaignsUnitOfWork
-from shared import idempotency
 from shared.auth import Allow, Principal, Role
-from shared.errors import DomainError, NotFound
-from shared.events.campaigns import ProjectLead, RedFlagItem
-from shared.runtime import SessionDep, service_app
+from shared.clock import Clock
+from shared.command_bus import Action, CommandBus, Created, command_bus
+from shared.errors import DomainError
+from shared.idempotency import request_hash
+from shared.runtime import ClockDep, SessionDep, service_app
 
 CrisisCell = Annotated[Principal, Depends(Allow(Role.CRISIS_CELL))]
 CrisisOrConsultant = Annotated[Principal, Depends(Allow(Role.CRISIS_CELL, Role.CONSULTANT))]
 Consultant = Annotated[Principal, Depends(Allow(Role.CONSULTANT, Role.CRISIS_CELL))]
-IdemKey = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        max_length=200,
-        description="any unique string per logical request (a UUID); retries reuse it",
-    ),
-]
-
-
-async def _service(request: Request) -> Campaigns:
-    svc: Campaigns = request.app.state.runtime
-    return svc
-
-
-Service = Annotated[Campaigns, Depends(_service)]
-
-
+Bus = Annotated[CommandBus[CampaignsUnitOfWork], Depends(command_bus)]
 Session = SessionDep
-
-Action = idempotency.Action[CampaignsUnitOfWork]
-
-
-async def run_command(
-    svc: Campaigns, principal: Principal, key: str | None, request_fingerprint: str, action: Action
-) -> JSONResponse:
-    return await idempotency.run_command(
-        svc.uow, principal.subject, key, request_fingerprint, action
-    )
-
-
-fingerprint = idempotency.fingerprint
-
-
-async def _summary(svc: Campaigns, campaign_id: uuid.UUID) -> dict[str, Any]:
-    async with svc.session_factory() as session:
-        row = await session.get(CampaignRow, campaign_id)
-        assert row is not None
-        return await views.summary(session, row)
-
-
-def _scope(principal: Principal) -> list[str] | None:
-    return None if principal.is_admin else sorted(principal.territories)
-
-
-async def _campaign_row(
-    session: AsyncSession, campaign_id: uuid.UUID, principal: Principal
-) -> CampaignRow:
-    row = await session.get(CampaignRow, campaign_id)
-    if row is None or not principal.can_see_territory(row.territory_id):
-        raise NotFound(f"no campaign {campaign_id} in your territories")
-    return row
 
 
 router = APIRouter()
@@ -98,251 +47,193 @@ router = APIRouter()
 
 @router.get(
     "/campaigns",
-    response_model=list[s.CampaignSummary],
+    response_model=list[s.CampaignOut],
     tags=["campaigns"],
     summary="Campaigns of the caller's territories (crisis cell, consultant; admin)",
 )
-async def list_campaigns(principal: CrisisOrConsultant, session: Session) -> list[dict[str, Any]]:
-    rows = await views.campaigns_in(session, _scope(principal))
-    return [await views.summary(session, r) for r in rows]
+async def list_campaigns(principal: CrisisOrConsultant, session: Session) -> list[s.CampaignOut]:
+    return await views.campaigns(session, principal)
 
 
 @router.get(
     "/campaigns/{campaign_id}",
-    response_model=s.CampaignSummary,
+    response_model=s.CampaignOut,
     tags=["campaigns"],
     summary="One campaign: terms, roster, plan figures (crisis cell, consultant; admin)",
 )
 async def get_campaign(
     campaign_id: uuid.UUID, principal: CrisisOrConsultant, session: Session
-) -> dict[str, Any]:
-    return await views.summary(session, await _campaign_row(session, campaign_id, principal))
+) -> s.CampaignOut:
+    return await views.campaign(session, campaign_id, principal)
 
 
 @router.get(
     "/campaigns/{campaign_id}/plan",
-    response_model=s.CampaignPlan,
+    response_model=s.PlanOut,
     tags=["campaigns"],
     summary="Every target with its priority, reasons, visit or uncovered reason (crisis cell)",
 )
-async def get_plan(
-    campaign_id: uuid.UUID, principal: CrisisCell, session: Session
-) -> dict[str, Any]:
-    row = await _campaign_row(session, campaign_id, principal)
-    return {
-        "campaign_id": row.id,
-        "plan_version": row.plan_version,
-        "targets": await views.plan(session, row),
-    }
+async def get_plan(campaign_id: uuid.UUID, principal: CrisisCell, session: Session) -> s.PlanOut:
+    return await views.plan(session, campaign_id, principal)
 
 
-def _campaign_action(
-    svc: Campaigns, op: Callable[[CampaignsUnitOfWork], Awaitable[Campaign]]
-) -> Action:
-    async def action(uow: CampaignsUnitOfWork) -> tuple[int, Any]:
-        campaign = await op(uow)
-        plan = campaign.last_plan
-        return 200, {
-            "campaign_id": campaign.id,
-            "status": campaign.status.value,
-            "plan_version": campaign.plan_version,
-            "planned": len(plan.visits) if plan else None,
-            "uncovered": len(plan.uncovered) if plan else None,
-            "roster": campaign.roster,
-            "budget_days": campaign.budget_days,
-        }
+def _changed(
+    change: Callable[[CampaignsUnitOfWork], Awaitable[Campaign]],
+) -> Action[CampaignsUnitOfWork, s.CampaignChangeOut]:
+    """A crisis cell's change, answered with the campaign as it left it."""
+
+    async def action(uow: CampaignsUnitOfWork) -> s.CampaignChangeOut:
+        return s.CampaignChangeOut.of(await change(uow))
 
     return action
 
 
 @router.post(
     "/campaigns/{campaign_id}/replan",
+    response_model=s.CampaignChangeOut,
     tags=["campaigns"],
     summary="Re-plan from scratch (crisis cell of the territory; admin)",
 )
 async def post_replan(
-    campaign_id: uuid.UUID,
-    request: Request,
-    principal: CrisisCell,
-    svc: Service,
-    key: IdemKey = None,
+    campaign_id: uuid.UUID, principal: CrisisCell, bus: Bus, clock: ClockDep
 ) -> JSONResponse:
-    return await run_command(
-        svc,
-        principal,
-        key,
-        fingerprint(request, None),
-        _campaign_action(svc, lambda uow: commands.replan(uow, campaign_id, principal, svc.clock)),
+    return await bus(
+        principal, _changed(lambda uow: commands.replan(uow, campaign_id, principal, clock))
     )
 
 
 @router.post(
     "/campaigns/{campaign_id}/targets",
+    response_model=s.CampaignChangeOut,
     tags=["campaigns"],
     summary="Add target sites of the territory (crisis cell; admin)",
 )
 async def post_targets(
-    campaign_id: uuid.UUID,
-    body: s.TargetsAdd,
-    request: Request,
-    principal: CrisisCell,
-    svc: Service,
-    key: IdemKey = None,
+    campaign_id: uuid.UUID, body: s.TargetsIn, principal: CrisisCell, bus: Bus, clock: ClockDep
 ) -> JSONResponse:
-    return await run_command(
-        svc,
+    return await bus(
         principal,
-        key,
-        fingerprint(request, body),
-        _campaign_action(
-            svc,
-            lambda uow: commands.add_targets(uow, campaign_id, body.site_ids, principal, svc.clock),
+        _changed(
+            lambda uow: commands.add_targets(uow, campaign_id, body.site_ids, principal, clock)
         ),
+        body=body,
     )
 
 
 @router.delete(
     "/campaigns/{campaign_id}/targets/{site_id}",
+    response_model=s.CampaignChangeOut,
     tags=["campaigns"],
     summary="Remove a target from the plan (crisis cell; admin)",
 )
 async def delete_target(
-    campaign_id: uuid.UUID, site_id: str, principal: CrisisCell, svc: Service
+    campaign_id: uuid.UUID, site_id: str, principal: CrisisCell, bus: Bus, clock: ClockDep
 ) -> JSONResponse:
-    return await run_command(
-        svc,
+    return await bus(
         principal,
-        None,
-        "",
-        _campaign_action(
-            svc,
-            lambda uow: commands.remove_target(uow, campaign_id, site_id, principal, svc.clock),
-        ),
+        _changed(lambda uow: commands.remove_target(uow, campaign_id, site_id, principal, clock)),
     )
 
 
 @router.post(
     "/campaigns/{campaign_id}/consultants",
+    response_model=s.CampaignChangeOut,
     tags=["campaigns"],
     summary="Add or remove consultants; their visits are re-planned (crisis cell; admin)",
 )
 async def post_consultants(
-    campaign_id: uuid.UUID,
-    body: s.RosterChange,
-    request: Request,
-    principal: CrisisCell,
-    svc: Service,
-    key: IdemKey = None,
+    campaign_id: uuid.UUID, body: s.RosterIn, principal: CrisisCell, bus: Bus, clock: ClockDep
 ) -> JSONResponse:
-    return await run_command(
-        svc,
+    return await bus(
         principal,
-        key,
-        fingerprint(request, body),
-        _campaign_action(
-            svc,
+        _changed(
             lambda uow: commands.change_roster(
-                uow, campaign_id, body.add, body.remove, principal, svc.clock
-            ),
+                uow, campaign_id, body.add, body.remove, principal, clock
+            )
         ),
+        body=body,
     )
 
 
 @router.patch(
     "/campaigns/{campaign_id}/terms",
+    response_model=s.CampaignChangeOut,
     tags=["campaigns"],
     summary="Change budget, cost per visit, daily cap or end date (crisis cell; admin)",
 )
 async def patch_terms(
-    campaign_id: uuid.UUID, body: s.TermsChange, principal: CrisisCell, svc: Service
+    campaign_id: uuid.UUID, body: s.TermsIn, principal: CrisisCell, bus: Bus, clock: ClockDep
 ) -> JSONResponse:
-    terms = commands.Terms(**body.model_dump())
-    return await run_command(
-        svc,
+    return await bus(
         principal,
-        None,
-        "",
-        _campaign_action(
-            svc, lambda uow: commands.change_terms(uow, campaign_id, terms, principal, svc.clock)
+        _changed(
+            lambda uow: commands.change_terms(uow, campaign_id, body.terms(), principal, clock)
         ),
+        body=body,
     )
 
 
 @router.post(
     "/campaigns/{campaign_id}/close",
+    response_model=s.CampaignChangeOut,
     tags=["campaigns"],
     summary="Close the campaign; planned visits are cancelled (crisis cell; admin)",
 )
 async def post_close(
-    campaign_id: uuid.UUID,
-    request: Request,
-    principal: CrisisCell,
-    svc: Service,
-    key: IdemKey = None,
+    campaign_id: uuid.UUID, principal: CrisisCell, bus: Bus, clock: ClockDep
 ) -> JSONResponse:
-    return await run_command(
-        svc,
-        principal,
-        key,
-        fingerprint(request, None),
-        _campaign_action(svc, lambda uow: commands.close(uow, campaign_id, principal, svc.clock)),
+    return await bus(
+        principal, _changed(lambda uow: commands.close(uow, campaign_id, principal, clock))
     )
 
 
 @router.get(
     "/campaigns/{campaign_id}/progress",
-    response_model=s.Progress,
+    response_model=s.ProgressOut,
     tags=["campaigns"],
     summary="Progress: visits, reach, budget used, projects, hidden share, red flags (crisis cell)",
 )
 async def get_progress(
     campaign_id: uuid.UUID, principal: CrisisCell, session: Session
-) -> dict[str, Any]:
-    return await views.progress(session, await _campaign_row(session, campaign_id, principal))
+) -> s.ProgressOut:
+    return await views.progress(session, campaign_id, principal)
 
 
 @router.get(
     "/campaigns/{campaign_id}/progress.csv",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+            "description": "one line for the campaign, then one per consultant and per commune:"
+            " scope, key, targets, planned, visited, reached, projects",
+        }
+    },
     tags=["campaigns"],
     summary="Progress per consultant and per commune, as CSV (crisis cell; admin)",
-    response_class=Response,
 )
 async def get_progress_csv(
     campaign_id: uuid.UUID, principal: CrisisCell, session: Session
 ) -> Response:
-    data = await views.progress(session, await _campaign_row(session, campaign_id, principal))
+    progress = await views.progress(session, campaign_id, principal)
+    return Response(
+        content=_progress_csv(progress),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="progress-{campaign_id}.csv"'},
+    )
+
+
+def _progress_csv(p: s.ProgressOut) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["scope", "key", "targets", "planned", "visited", "reached", "projects"])
     writer.writerow(
-        [
-            "campaign",
-            str(campaign_id),
-            data["targets"],
-            data["planned"],
-            data["visited"],
-            data["reached"],
-            data["projects"],
-        ]
+        ["campaign", str(p.campaign_id), p.targets, p.planned, p.visited, p.reached, p.projects]
     )
-    for scope in ("per_consultant", "per_commune"):
-        for b in data[scope]:
-            writer.writerow(
-                [
-                    scope.removeprefix("per_"),
-                    b["key"],
-                    b["targets"],
-                    b["planned"],
-                    b["visited"],
-                    b["reached"],
-                    b["projects"],
-                ]
-            )
-    return Response(
-        content=out.getvalue(),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="progress-{campaign_id}.csv"'},
-    )
+    for scope, buckets in (("consultant", p.per_consultant), ("commune", p.per_commune)):
+        for b in buckets:
+            writer.writerow([scope, b.key, b.targets, b.planned, b.visited, b.reached, b.projects])
+    return out.getvalue()
 
 
 # --- the consultants --------------------------------------------------------------------
@@ -350,7 +241,7 @@ async def get_progress_csv(
 
 @router.get(
     "/me/visits",
-    response_model=s.MyVisitsPage,
+    response_model=s.MyVisitsOut,
     response_model_exclude_none=True,
     tags=["consultants"],
     summary="My visits for a day or a week, in agenda order (consultant; crisis cell; admin)",
@@ -358,7 +249,7 @@ async def get_progress_csv(
 async def get_my_visits(
     principal: Consultant,
     session: Session,
-    svc: Service,
+    clock: ClockDep,
     day: Annotated[date | None, Query(alias="from", description="default: today")] = None,
     days: Annotated[int, Query(ge=1, le=31, description="1: today; 7: a week")] = 1,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -366,8 +257,8 @@ async def get_my_visits(
     done: Annotated[bool, Query(description="include completed visits")] = False,
     if_none_match: Annotated[str | None, Header(alias="If-None-Match")] = None,
 ) -> Response:
-    start = day or svc.clock.today()
-    items, next_cursor = await views.my_visits(
+    start = day or clock.today()
+    page = await views.my_visits(
         session,
         principal.subject,
         start=start,
@@ -376,11 +267,9 @@ async def get_my_visits(
         cursor=cursor,
         include_done=done,
     )
-    page: dict[str, Any] = {"items": [_compact(i) for i in items]}
-    if next_cursor:
-        page["next_cursor"] = next_cursor
     # Serialized once: the same bytes give the ETag and the body.
-    body = json.dumps(page, separators=(",", ":"), sort_keys=True, default=str).encode()
+    compact = page.model_dump(mode="json", exclude_none=True)
+    body = json.dumps(compact, separators=(",", ":"), sort_keys=True).encode()
     etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
     headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
     if if_none_match is not None and etag in [t.strip() for t in if_none_match.split(",")]:
@@ -388,69 +277,33 @@ async def get_my_visits(
     return Response(content=body, media_type="application/json", headers=headers)
 
 
-def _compact(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in item.items() if v is not None}
-
-
-def _answers(body: s.SurveyIn, visit_id: uuid.UUID) -> SurveyAnswers:
-    return SurveyAnswers(
-        questionnaire_version=body.questionnaire_version,
-        headcount=body.headcount,
-        projects=[
-            ProjectLead(
-                # Without a client id, the n-th project of a visit keeps one id across
-                # resubmissions: the same survey resent is the same projects.
-                lead_id=p.lead_id or uuid.uuid5(visit_id, f"lead-{n}"),
-                **p.model_dump(exclude={"lead_id"}),
-            )
-            for n, p in enumerate(body.projects)
-        ],
-        red_flags=[RedFlagItem(**f.model_dump()) for f in body.red_flags],
-        contact_name=body.contact_name,
-        contact_phone=body.contact_phone,
-        comments=body.comments,
+def _outcome(
+    visit_id: uuid.UUID, body: s.OutcomeIn, principal: Principal, clock: Clock
+) -> Action[CampaignsUnitOfWork, s.OutcomeOut]:
+    report = commands.OutcomeReport(
+        visit_id=visit_id,
+        outcome=Outcome(body.outcome),
+        reason=body.reason,
+        visited_on=body.visited_on or clock.today(),
     )
 
-
-def _outcome_action(
-    svc: Campaigns, visit_id: uuid.UUID, body: s.OutcomeIn, principal: Principal
-) -> Action:
-    async def action(uow: CampaignsUnitOfWork) -> tuple[int, Any]:
-        recorded = await commands.record_outcome(
-            uow,
-            commands.OutcomeReport(
-                visit_id=visit_id,
-                outcome=Outcome(body.outcome),
-                reason=body.reason,
-                visited_on=body.visited_on or svc.clock.today(),
-            ),
-            principal,
+    async def action(uow: CampaignsUnitOfWork) -> s.OutcomeOut:
+        recorded = await commands.record_outcome(uow, report, principal)
+        return s.OutcomeOut(
+            visit_id=visit_id, status="completed", outcome=body.outcome, recorded=recorded
         )
-        return 200, {
-            "visit_id": visit_id,
-            "status": "completed",
-            "outcome": body.outcome,
-            "recorded": recorded,
-        }
 
     return action
 
 
-def _survey_action(
-    svc: Campaigns, visit_id: uuid.UUID, body: s.SurveyIn, principal: Principal
-) -> Action:
-    async def action(uow: CampaignsUnitOfWork) -> tuple[int, Any]:
-        survey = await commands.submit_survey(
-            uow, visit_id, _answers(body, visit_id), principal, svc.clock
-        )
-        return 201, {
-            "survey_id": survey.id,
-            "visit_id": visit_id,
-            "revision": survey.revision,
-            "projects": len(survey.answers.projects),
-            "lead_ids": [p.lead_id for p in survey.answers.projects],
-            "red_flags": len(survey.answers.red_flags),
-        }
+def _survey(
+    visit_id: uuid.UUID, body: s.SurveyIn, principal: Principal, clock: Clock
+) -> Action[CampaignsUnitOfWork, Created[s.SurveyOut]]:
+    answers = body.answers(visit_id)
+
+    async def action(uow: CampaignsUnitOfWork) -> Created[s.SurveyOut]:
+        survey = await commands.submit_survey(uow, visit_id, answers, principal, clock)
+        return Created(s.SurveyOut.of(survey))
 
     return action
 
@@ -462,20 +315,9 @@ def _survey_action(
     summary="Record a visit's outcome (the assigned consultant; crisis cell; admin)",
 )
 async def post_outcome(
-    visit_id: uuid.UUID,
-    body: s.OutcomeIn,
-    request: Request,
-    principal: Consultant,
-    svc: Service,
-    key: IdemKey = None,
+    visit_id: uuid.UUID, body: s.OutcomeIn, principal: Consultant, bus: Bus, clock: ClockDep
 ) -> JSONResponse:
-    return await run_command(
-        svc,
-        principal,
-        key,
-        fingerprint(request, body),
-        _outcome_action(svc, visit_id, body, principal),
-    )
+    return await bus(principal, _outcome(visit_id, body, principal, clock), body=body)
 
 
 @router.post(
@@ -486,20 +328,9 @@ async def post_outcome(
     summary="Submit (or resubmit) the survey of a reached firm (assigned consultant; admin)",
 )
 async def post_survey(
-    visit_id: uuid.UUID,
-    body: s.SurveyIn,
-    request: Request,
-    principal: Consultant,
-    svc: Service,
-    key: IdemKey = None,
+    visit_id: uuid.UUID, body: s.SurveyIn, principal: Consultant, bus: Bus, clock: ClockDep
 ) -> JSONResponse:
-    return await run_command(
-        svc,
-        principal,
-        key,
-        fingerprint(request, body),
-        _survey_action(svc, visit_id, body, principal),
-    )
+    return await bus(principal, _survey(visit_id, body, principal, clock), body=body)
 
 
 @router.post(
@@ -508,55 +339,45 @@ async def post_survey(
     tags=["consultants"],
     summary="Upload reports made offline; answered item by item (consultant; admin)",
 )
-async def post_sync(body: s.SyncIn, principal: Consultant, svc: Service) -> s.SyncOut:
-    results: list[s.SyncResult] = []
-    for item in body.items:
-        if item.type == "outcome":
-            assert item.outcome is not None
-            action = _outcome_action(svc, item.visit_id, item.outcome, principal)
-            payload: Any = item.outcome
-        else:
-            assert item.survey is not None
-            action = _survey_action(svc, item.visit_id, item.survey, principal)
-            payload = item.survey
-        print_ = idempotency.request_hash(
-            "SYNC", f"/visits/{item.visit_id}/{item.type}", jsonable_encoder(payload)
+async def post_sync(body: s.SyncIn, principal: Consultant, bus: Bus, clock: ClockDep) -> s.SyncOut:
+    return s.SyncOut.of([await _sync(item, principal, bus, clock) for item in body.items])
+
+
+async def _sync(
+    item: s.SyncItemIn, principal: Principal, bus: Bus, clock: Clock
+) -> s.SyncResultOut:
+    """One offline report, under its own key (`sync:<client_id>`): a phone that resends a
+    batch gets "duplicate" for what was already accepted."""
+    report: s.OutcomeIn | s.SurveyIn | None = (
+        item.outcome if item.type == "outcome" else item.survey
+    )
+    assert report is not None  # SyncItemIn checks that the body matches the type
+    action: Action[CampaignsUnitOfWork, object] = (
+        _outcome(item.visit_id, report, principal, clock)
+        if isinstance(report, s.OutcomeIn)
+        else _survey(item.visit_id, report, principal, clock)
+    )
+    fingerprint = request_hash(
+        "SYNC", f"/visits/{item.visit_id}/{item.type}", jsonable_encoder(report)
+    )
+    try:
+        answer = await bus.execute(principal, f"sync:{item.client_id}", fingerprint, action)
+    except DomainError as exc:
+        return s.SyncResultOut(
+            client_id=item.client_id,
+            status=_sync_status(exc),
+            http_status=exc.status_code,
+            detail=exc.message,
         )
-        try:
-            response = await run_command(svc, principal, f"sync:{item.client_id}", print_, action)
-        except DomainError as exc:
-            results.append(
-                s.SyncResult(
-                    client_id=item.client_id,
-                    status=_sync_status(exc),
-                    http_status=exc.status_code,
-                    detail=exc.message,
-                )
-            )
-            continue
-        replayed = response.headers.get("Idempotent-Replayed") == "true"
-        results.append(
-            s.SyncResult(
-                client_id=item.client_id,
-                status="duplicate" if replayed else "accepted",
-                http_status=response.status_code,
-                result=json.loads(bytes(response.body)),
-            )
-        )
-    counts = {
-        st: sum(1 for r in results if r.status == st)
-        for st in ("accepted", "duplicate", "conflict")
-    }
-    return s.SyncOut(
-        accepted=counts["accepted"],
-        duplicates=counts["duplicate"],
-        conflicts=counts["conflict"],
-        rejected=sum(1 for r in results if r.status in ("rejected", "not_found")),
-        results=results,
+    return s.SyncResultOut(
+        client_id=item.client_id,
+        status="duplicate" if answer.replayed else "accepted",
+        http_status=answer.status_code,
+        result=answer.body,
     )
 
 
-def _sync_status(exc: DomainError) -> Any:
+def _sync_status(exc: DomainError) -> s.SyncStatus:
     if exc.status_code == 409:
         return "conflict"
     if exc.status_code == 404:
@@ -566,11 +387,14 @@ def _sync_status(exc: DomainError) -> Any:
 
 @router.get(
     "/questionnaire",
+    response_model=s.QuestionnaireOut,
     tags=["consultants"],
     summary="The current survey questionnaire: its version and JSON Schema (any consultant)",
 )
-async def get_questionnaire(_: Consultant) -> dict[str, Any]:
-    return {"version": s.QUESTIONNAIRE_VERSION, "schema": s.SurveyIn.model_json_schema()}
+async def get_questionnaire(_: Consultant) -> s.QuestionnaireOut:
+    return s.QuestionnaireOut(
+        version=s.QUESTIONNAIRE_VERSION, schema=s.SurveyIn.model_json_schema()
+    )
 
 
 def create_app(svc: Campaigns, *, run_workers: bool = True) -> FastAPI:

@@ -9,7 +9,17 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from shared.events.campaigns import Maturity, Obstacle, ProjectKind, RedFlagKind, VisitOutcome
+from services.campaigns.domain.model import Campaign, Survey, SurveyAnswers
+from services.campaigns.service_layer.commands import Terms
+from shared.events.campaigns import (
+    Maturity,
+    Obstacle,
+    ProjectKind,
+    ProjectLead,
+    RedFlagItem,
+    RedFlagKind,
+    VisitOutcome,
+)
 
 QUESTIONNAIRE_VERSION = "2026-1"
 
@@ -18,7 +28,7 @@ class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class CampaignSummary(BaseModel):
+class CampaignOut(BaseModel):
     id: uuid.UUID
     shock_id: uuid.UUID
     territory_id: str
@@ -39,7 +49,7 @@ class CampaignSummary(BaseModel):
     launched_at: AwareDatetime
 
 
-class PlanTarget(BaseModel):
+class PlanTargetOut(BaseModel):
     site_id: str
     name: str | None = None
     commune_insee: str
@@ -54,29 +64,62 @@ class PlanTarget(BaseModel):
     uncovered_reason: str | None = None
 
 
-class CampaignPlan(BaseModel):
+class PlanOut(BaseModel):
     campaign_id: uuid.UUID
     plan_version: int
-    targets: list[PlanTarget]
+    targets: list[PlanTargetOut]
 
 
-class TargetsAdd(_In):
+class TargetsIn(_In):
     site_ids: list[str] = Field(min_length=1, max_length=500)
 
 
-class RosterChange(_In):
+class RosterIn(_In):
     add: list[str] = Field(default_factory=list, description="consultant ids (token `sub`)")
     remove: list[str] = Field(default_factory=list)
 
 
-class TermsChange(_In):
+class TermsIn(_In):
     budget_days: float | None = Field(default=None, gt=0)
     cost_per_visit_days: float | None = Field(default=None, gt=0)
     daily_cap: int | None = Field(default=None, ge=1, le=20)
     ends_on: date | None = None
 
+    def terms(self) -> Terms:
+        return Terms(
+            budget_days=self.budget_days,
+            cost_per_visit_days=self.cost_per_visit_days,
+            daily_cap=self.daily_cap,
+            ends_on=self.ends_on,
+        )
 
-class MyVisit(BaseModel):
+
+class CampaignChangeOut(BaseModel):
+    """A campaign after a crisis cell's change."""
+
+    campaign_id: uuid.UUID
+    status: str
+    plan_version: int
+    planned: int | None = Field(description="visits of the new plan; null if not re-planned")
+    uncovered: int | None = Field(description="targets the new plan leaves out; null likewise")
+    roster: list[str]
+    budget_days: float
+
+    @classmethod
+    def of(cls, campaign: Campaign) -> CampaignChangeOut:
+        plan = campaign.last_plan
+        return cls(
+            campaign_id=campaign.id,
+            status=campaign.status.value,
+            plan_version=campaign.plan_version,
+            planned=len(plan.visits) if plan else None,
+            uncovered=len(plan.uncovered) if plan else None,
+            roster=campaign.roster,
+            budget_days=campaign.budget_days,
+        )
+
+
+class MyVisitOut(BaseModel):
     """One line of a consultant's agenda (compact: what a phone needs between visits)."""
 
     id: uuid.UUID
@@ -95,8 +138,8 @@ class MyVisit(BaseModel):
     v: int = Field(description="version: changes whenever the visit changes")
 
 
-class MyVisitsPage(BaseModel):
-    items: list[MyVisit]
+class MyVisitsOut(BaseModel):
+    items: list[MyVisitOut]
     next_cursor: str | None = None
 
 
@@ -152,6 +195,25 @@ class SurveyIn(_In):
     contact_phone: str | None = Field(default=None, max_length=40, description="never published")
     comments: str | None = Field(default=None, max_length=4000, description="never published")
 
+    def answers(self, visit_id: uuid.UUID) -> SurveyAnswers:
+        return SurveyAnswers(
+            questionnaire_version=self.questionnaire_version,
+            headcount=self.headcount,
+            projects=[
+                ProjectLead(
+                    # Without a client id, the n-th project of a visit keeps one id across
+                    # resubmissions: the same survey resent is the same projects.
+                    lead_id=p.lead_id or uuid.uuid5(visit_id, f"lead-{n}"),
+                    **p.model_dump(exclude={"lead_id"}),
+                )
+                for n, p in enumerate(self.projects)
+            ],
+            red_flags=[RedFlagItem(**f.model_dump()) for f in self.red_flags],
+            contact_name=self.contact_name,
+            contact_phone=self.contact_phone,
+            comments=self.comments,
+        )
+
 
 class SurveyOut(BaseModel):
     survey_id: uuid.UUID
@@ -161,8 +223,19 @@ class SurveyOut(BaseModel):
     lead_ids: list[uuid.UUID]
     red_flags: int
 
+    @classmethod
+    def of(cls, survey: Survey) -> SurveyOut:
+        return cls(
+            survey_id=survey.id,
+            visit_id=survey.visit_id,
+            revision=survey.revision,
+            projects=len(survey.answers.projects),
+            lead_ids=[p.lead_id for p in survey.answers.projects],
+            red_flags=len(survey.answers.red_flags),
+        )
 
-class SyncItem(_In):
+
+class SyncItemIn(_In):
     client_id: uuid.UUID = Field(description="generated on the phone; makes a retry harmless")
     type: Literal["outcome", "survey"]
     visit_id: uuid.UUID
@@ -171,7 +244,7 @@ class SyncItem(_In):
     survey: SurveyIn | None = None
 
     @model_validator(mode="after")
-    def _body_matches_type(self) -> SyncItem:
+    def _body_matches_type(self) -> SyncItemIn:
         if self.type == "outcome" and self.outcome is None:
             raise ValueError("an outcome item needs its `outcome`")
         if self.type == "survey" and self.survey is None:
@@ -180,12 +253,15 @@ class SyncItem(_In):
 
 
 class SyncIn(_In):
-    items: list[SyncItem] = Field(min_length=1, max_length=200)
+    items: list[SyncItemIn] = Field(min_length=1, max_length=200)
 
 
-class SyncResult(BaseModel):
+SyncStatus = Literal["accepted", "duplicate", "conflict", "rejected", "not_found"]
+
+
+class SyncResultOut(BaseModel):
     client_id: uuid.UUID
-    status: Literal["accepted", "duplicate", "conflict", "rejected", "not_found"]
+    status: SyncStatus
     http_status: int
     detail: str | None = None
     result: dict[str, object] | None = None
@@ -196,10 +272,30 @@ class SyncOut(BaseModel):
     duplicates: int
     conflicts: int
     rejected: int
-    results: list[SyncResult]
+    results: list[SyncResultOut]
+
+    @classmethod
+    def of(cls, results: list[SyncResultOut]) -> SyncOut:
+        def count(*statuses: str) -> int:
+            return sum(1 for r in results if r.status in statuses)
+
+        return cls(
+            accepted=count("accepted"),
+            duplicates=count("duplicate"),
+            conflicts=count("conflict"),
+            rejected=count("rejected", "not_found"),
+            results=results,
+        )
 
 
-class Breakdown(BaseModel):
+class QuestionnaireOut(BaseModel):
+    version: str
+    json_schema: dict[str, object] = Field(
+        alias="schema", description="the JSON Schema of a survey (`POST /visits/{id}/survey`)"
+    )
+
+
+class BreakdownOut(BaseModel):
     key: str
     targets: int
     planned: int
@@ -208,7 +304,7 @@ class Breakdown(BaseModel):
     projects: int
 
 
-class Progress(BaseModel):
+class ProgressOut(BaseModel):
     campaign_id: uuid.UUID
     targets: int
     planned: int
@@ -223,5 +319,5 @@ class Progress(BaseModel):
     hidden_share: float | None
     jobs_in_projects: int
     red_flags: int
-    per_consultant: list[Breakdown]
-    per_commune: list[Breakdown]
+    per_consultant: list[BreakdownOut]
+    per_commune: list[BreakdownOut]

@@ -1,4 +1,6 @@
-"""The crisis cell's and the consultants' commands, each in one unit of work."""
+"""The crisis cell's and the consultants' commands. Each runs inside the caller's unit of
+work and never commits: the caller (the command bus) commits once, with the request's
+idempotency key."""
 
 from __future__ import annotations
 
@@ -6,8 +8,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import date
 
-from services.campaigns.adapters.orm import VisitRow
-from services.campaigns.adapters.repository import target_of
 from services.campaigns.domain.model import (
     Campaign,
     InvalidCampaignChange,
@@ -15,15 +15,10 @@ from services.campaigns.domain.model import (
     Survey,
     SurveyAnswers,
 )
-from services.campaigns.service_layer.handlers import Clock
 from services.campaigns.service_layer.unit_of_work import CampaignsUnitOfWork
-from shared.auth import Principal
-from shared.errors import DomainError, NotFound
-
-
-class OutOfScope(DomainError):
-    status_code = 403
-    code = "out_of_scope"
+from shared.auth import Principal, Role
+from shared.clock import Clock
+from shared.errors import NotFound
 
 
 async def load_campaign(
@@ -38,14 +33,10 @@ async def load_campaign(
 async def campaign_of_visit(
     uow: CampaignsUnitOfWork, visit_id: uuid.UUID, principal: Principal
 ) -> Campaign:
-    row = await uow.session.get(VisitRow, visit_id)
-    if row is None:
+    campaign_id = await uow.campaigns.campaign_of_visit(visit_id)
+    if campaign_id is None:
         raise NotFound(f"no visit {visit_id}")
-    return await load_campaign(uow, row.campaign_id, principal)
-
-
-# The commands below run inside the caller's unit of work and never commit: the caller
-# commits once, together with the request's idempotency key.
+    return await load_campaign(uow, campaign_id, principal)
 
 
 async def replan(
@@ -66,16 +57,16 @@ async def add_targets(
     campaign = await load_campaign(uow, campaign_id, principal)
     sites = []
     for site_id in site_ids:
-        row = await uow.sites.get(site_id)
-        if row is None:
+        site = await uow.sites.get(site_id)
+        if site is None:
             raise NotFound(f"site {site_id} is unknown to the campaigns service")
-        if campaign.territory_id not in (row.territory_ids or []):
+        if campaign.territory_id not in site.territory_ids:
             raise InvalidCampaignChange(
                 f"site {site_id} is not in territory {campaign.territory_id}"
             )
-        if row.status == "closed":
+        if site.status == "closed":
             raise InvalidCampaignChange(f"site {site_id} is closed")
-        sites.append(target_of(row))
+        sites.append(site.target())
     campaign.add_targets(sites, today=clock.today(), manual=True)
     return campaign
 
@@ -107,6 +98,8 @@ async def change_roster(
 
 @dataclass(frozen=True)
 class Terms:
+    """The campaign's terms a crisis cell may change; None keeps the current value."""
+
     budget_days: float | None = None
     cost_per_visit_days: float | None = None
     daily_cap: int | None = None
@@ -141,7 +134,7 @@ async def close(
 
 def acting_for_others(principal: Principal) -> bool:
     """A crisis cell member or an admin may report for a consultant (e.g. a phone call)."""
-    return principal.is_admin or "crisis_cell" in principal.roles
+    return principal.is_admin or Role.CRISIS_CELL in principal.roles
 
 
 @dataclass(frozen=True)
@@ -155,7 +148,7 @@ class OutcomeReport:
 async def record_outcome(
     uow: CampaignsUnitOfWork, report: OutcomeReport, principal: Principal
 ) -> bool:
-    """Inside the caller's unit of work (so the idempotency key commits with it)."""
+    """True when recorded; False when the same outcome was already recorded (a retry)."""
     campaign = await campaign_of_visit(uow, report.visit_id, principal)
     return campaign.record_outcome(
         report.visit_id,

@@ -1,22 +1,20 @@
 """Reactions to other services' events: the site projection, and a campaign launched once
-per closure shock. Each handler runs inside the consumer's transaction (inbox row + effect),
-so a redelivered event changes nothing."""
+per closure shock. Each handler runs inside the consumer's unit of work (inbox row +
+effect) and never commits, so a redelivered event changes nothing."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
-from typing import Any
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
 
-from services.campaigns.adapters.orm import CampaignSiteRow
-from services.campaigns.adapters.repository import target_of
 from services.campaigns.domain.calendar import next_working_day
-from services.campaigns.domain.model import PARIS, Campaign
+from services.campaigns.domain.model import Campaign, Site
 from services.campaigns.service_layer.unit_of_work import CampaignsUnitOfWork
+from shared.clock import Clock
 from shared.events import site_registry as sr
 from shared.events.envelope import Envelope
 from shared.logging import get_logger
+from shared.messaging.consumer import Handler
 
 log = get_logger(__name__)
 
@@ -32,16 +30,8 @@ class LaunchDefaults:
     roster: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class Clock:
-    now: Callable[[], datetime]
-
-    def today(self) -> date:
-        return self.now().astimezone(PARIS).date()
-
-
-def _row(state: sr.SiteState) -> CampaignSiteRow:
-    return CampaignSiteRow(
+def site_of(state: sr.SiteState) -> Site:
+    return Site(
         site_id=state.site_id,
         siren=state.siren,
         name=state.name,
@@ -49,7 +39,7 @@ def _row(state: sr.SiteState) -> CampaignSiteRow:
         naf_section=state.naf_section,
         headcount_band=state.headcount_band,
         commune_insee=state.commune_insee,
-        territory_ids=list(state.territory_ids),
+        territory_ids=tuple(state.territory_ids),
         lon=state.lon,
         lat=state.lat,
         status=state.status,
@@ -62,7 +52,7 @@ class SiteEventHandlers:
         self._defaults = defaults
         self._clock = clock
 
-    def table(self) -> dict[str, Callable[[CampaignsUnitOfWork, Envelope[Any]], Any]]:
+    def table(self) -> dict[str, Handler[CampaignsUnitOfWork]]:
         return {
             sr.SiteRegistered.event_type: self.site_changed,
             sr.SiteUpdated.event_type: self.site_changed,
@@ -71,32 +61,30 @@ class SiteEventHandlers:
         }
 
     async def site_changed(self, uow: CampaignsUnitOfWork, env: Envelope[sr.SiteState]) -> None:
-        state = env.payload
-        previous = await uow.sites.get(state.site_id)
+        site = site_of(env.payload)
+        previous = await uow.sites.get(site.site_id)
         was_active = previous is not None and previous.status == "active"
-        row = _row(state)
-        if not await uow.sites.upsert(row):
+        if not await uow.sites.upsert(site):
             return  # an older version than we hold: nothing to apply
-        campaigns = await uow.campaigns.active_in_territories(state.territory_ids)
-        for campaign in campaigns:
-            if state.status == "closed":
-                await self._drop(campaign, state.site_id, "site closed")
-            elif state.status == "active" and not was_active:
-                campaign.add_targets([target_of(row)], today=self._clock.today(), manual=False)
+        for campaign in await uow.campaigns.active_in_territories(site.territory_ids):
+            if site.status == "closed":
+                self._drop(campaign, site.site_id, "site closed")
+            elif site.status == "active" and not was_active:
+                campaign.add_targets([site.target()], today=self._clock.today(), manual=False)
             else:
-                campaign.refresh_target(target_of(row))
+                campaign.refresh_target(site.target())
 
     async def site_closed(self, uow: CampaignsUnitOfWork, env: Envelope[sr.SiteClosed]) -> None:
         event = env.payload
-        row = await uow.sites.get(event.site_id)
-        if row is None or row.version >= event.version:
+        site = await uow.sites.get(event.site_id)
+        if site is None or not await uow.sites.upsert(
+            replace(site, status="closed", version=event.version)
+        ):
             return
-        row.status = "closed"
-        row.version = event.version
         for campaign in await uow.campaigns.active_in_territories(event.territory_ids):
-            await self._drop(campaign, event.site_id, "site closed")
+            self._drop(campaign, event.site_id, "site closed")
 
-    async def _drop(self, campaign: Campaign, site_id: str, reason: str) -> None:
+    def _drop(self, campaign: Campaign, site_id: str, reason: str) -> None:
         target = campaign.targets.get(site_id)
         if target is not None and target.active:
             campaign.remove_target(site_id, today=self._clock.today(), manual=False, reason=reason)
@@ -105,22 +93,21 @@ class SiteEventHandlers:
         self, uow: CampaignsUnitOfWork, env: Envelope[sr.ClosureAnnounced]
     ) -> None:
         shock = env.payload
-        row = await uow.sites.get(shock.site_id)
-        if row is not None and row.version < shock.version:
-            row.status = "closure_announced"
-            row.version = shock.version
+        site = await uow.sites.get(shock.site_id)
+        if site is not None:
+            await uow.sites.upsert(replace(site, status="closure_announced", version=shock.version))
         # The closing site leaves the plans of campaigns already running in its territory.
         for campaign in await uow.campaigns.active_in_territories(shock.territory_ids):
-            await self._drop(campaign, shock.site_id, "closure announced")
+            self._drop(campaign, shock.site_id, "closure announced")
         if await uow.campaigns.by_shock(shock.shock_id) is not None:
             log.info("campaign already launched for this shock", shock_id=str(shock.shock_id))
             return
-        if not shock.territory_ids:
+        territory = shock.primary_territory_id
+        if territory is None:
             log.warning("closure shock outside every territory: no campaign", site=shock.site_id)
             return
-        territory = shock.territory_ids[0]
         sites = [
-            target_of(s)
+            s.target()
             for s in await uow.sites.active_in_territory(territory)
             if s.site_id != shock.site_id
         ]

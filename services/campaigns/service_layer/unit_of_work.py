@@ -7,17 +7,17 @@ from collections.abc import Iterable
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.campaigns.adapters.repository import CampaignRepository, SiteProjection
+from services.campaigns.adapters.repository import CampaignRepository, SiteRepository
 from shared.messaging.unit_of_work import RecordsEvents, SqlUnitOfWork
 
 
 class CampaignsUnitOfWork(SqlUnitOfWork):
     campaigns: CampaignRepository
-    sites: SiteProjection
+    sites: SiteRepository
 
     def _start(self, session: AsyncSession) -> None:
         self.campaigns = CampaignRepository(session)
-        self.sites = SiteProjection(session)
+        self.sites = SiteRepository(session)
 
     def seen_aggregates(self) -> Iterable[RecordsEvents]:
         return self.campaigns.seen

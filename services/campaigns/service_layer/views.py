@@ -1,12 +1,11 @@
-"""Read side of the campaigns service: straight queries for the API."""
+"""Read side of the campaigns service: straight queries for the API, returning its read
+models (`entrypoints.schemas`). Read-only: nothing here changes a row."""
 
 from __future__ import annotations
 
-import base64
 import uuid
 from collections import Counter, defaultdict
 from datetime import date
-from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import col, select
@@ -19,19 +18,33 @@ from services.campaigns.adapters.orm import (
     TargetRow,
     VisitRow,
 )
-from shared.errors import DomainError
+from services.campaigns.entrypoints import schemas as s
+from shared.auth import Principal
+from shared.cursor import encode_cursor, parse_cursor
+from shared.errors import NotFound
 
 
-class BadCursor(DomainError):
-    status_code = 400
-    code = "bad_cursor"
+async def _campaign(
+    session: AsyncSession, campaign_id: uuid.UUID, principal: Principal
+) -> CampaignRow:
+    row = await session.get(CampaignRow, campaign_id)
+    if row is None or not principal.can_see_territory(row.territory_id):
+        raise NotFound(f"no campaign {campaign_id} in your territories")
+    return row
 
 
-async def campaigns_in(session: AsyncSession, territory_ids: list[str] | None) -> list[CampaignRow]:
+async def campaigns(session: AsyncSession, principal: Principal) -> list[s.CampaignOut]:
+    """The campaigns of the caller's territories (every one for an admin), latest first."""
     query = select(CampaignRow).order_by(col(CampaignRow.launched_at).desc())
-    if territory_ids is not None:
-        query = query.where(col(CampaignRow.territory_id).in_(territory_ids))
-    return list((await session.exec(query)).all())
+    if not principal.is_admin:
+        query = query.where(col(CampaignRow.territory_id).in_(sorted(principal.territories)))
+    return [await _summary(session, row) for row in (await session.exec(query)).all()]
+
+
+async def campaign(
+    session: AsyncSession, campaign_id: uuid.UUID, principal: Principal
+) -> s.CampaignOut:
+    return await _summary(session, await _campaign(session, campaign_id, principal))
 
 
 async def current_visits(session: AsyncSession, campaign_id: uuid.UUID) -> dict[str, VisitRow]:
@@ -49,23 +62,37 @@ async def current_visits(session: AsyncSession, campaign_id: uuid.UUID) -> dict[
     return current
 
 
-async def summary(session: AsyncSession, row: CampaignRow) -> dict[str, Any]:
+async def _summary(session: AsyncSession, row: CampaignRow) -> s.CampaignOut:
     targets = (await session.exec(select(TargetRow).where(TargetRow.campaign_id == row.id))).all()
     visits = await current_visits(session, row.id)
     active = [t for t in targets if t.active]
-    statuses = Counter(v.status for s, v in visits.items())
+    statuses = Counter(v.status for v in visits.values())
     planned = statuses["planned"]
-    return {
-        **row.model_dump(),
-        "targets": len(active),
-        "planned": planned,
-        "uncovered": sum(1 for t in active if t.uncovered_reason),
-        "completed": statuses["completed"],
-        "days_planned": round((planned + statuses["completed"]) * row.cost_per_visit_days, 3),
-    }
+    return s.CampaignOut(
+        id=row.id,
+        shock_id=row.shock_id,
+        territory_id=row.territory_id,
+        closing_site_id=row.closing_site_id,
+        status=row.status,
+        budget_days=row.budget_days,
+        cost_per_visit_days=row.cost_per_visit_days,
+        daily_cap=row.daily_cap,
+        starts_on=row.starts_on,
+        ends_on=row.ends_on,
+        roster=list(row.roster or []),
+        plan_version=row.plan_version,
+        targets=len(active),
+        planned=planned,
+        uncovered=sum(1 for t in active if t.uncovered_reason),
+        completed=statuses["completed"],
+        days_planned=round((planned + statuses["completed"]) * row.cost_per_visit_days, 3),
+        launched_at=row.launched_at,
+    )
 
 
-async def plan(session: AsyncSession, row: CampaignRow) -> list[dict[str, Any]]:
+async def plan(session: AsyncSession, campaign_id: uuid.UUID, principal: Principal) -> s.PlanOut:
+    """Every target with its priority, reasons, and current visit or uncovered reason."""
+    row = await _campaign(session, campaign_id, principal)
     targets = (
         await session.exec(
             select(TargetRow)
@@ -86,22 +113,22 @@ async def plan(session: AsyncSession, row: CampaignRow) -> list[dict[str, Any]]:
             status = "uncovered"
         live = v if v is not None and v.status != "cancelled" else None
         out.append(
-            {
-                "site_id": t.site_id,
-                "name": names.get(t.site_id),
-                "commune_insee": t.commune_insee,
-                "naf_code": t.naf_code,
-                "headcount_band": t.headcount_band,
-                "priority": t.priority_score,
-                "reasons": list(t.priority_reasons or []),
-                "visit_id": live.id if live else None,
-                "consultant_id": live.consultant_id if live else None,
-                "scheduled_on": live.scheduled_on if live else None,
-                "status": status,
-                "uncovered_reason": t.uncovered_reason,
-            }
+            s.PlanTargetOut(
+                site_id=t.site_id,
+                name=names.get(t.site_id),
+                commune_insee=t.commune_insee,
+                naf_code=t.naf_code,
+                headcount_band=t.headcount_band,
+                priority=t.priority_score,
+                reasons=list(t.priority_reasons or []),
+                visit_id=live.id if live else None,
+                consultant_id=live.consultant_id if live else None,
+                scheduled_on=live.scheduled_on if live else None,
+                status=status,
+                uncovered_reason=t.uncovered_reason,
+            )
         )
-    return out
+    return s.PlanOut(campaign_id=row.id, plan_version=row.plan_version, targets=out)
 
 
 async def _names(session: AsyncSession, site_ids: list[str]) -> dict[str, str | None]:
@@ -115,19 +142,9 @@ async def _names(session: AsyncSession, site_ids: list[str]) -> dict[str, str | 
     return dict(rows.all())
 
 
-def _cursor(day: date | None, order: int, visit_id: uuid.UUID) -> str:
-    raw = f"{day.isoformat() if day else ''}|{order}|{visit_id}"
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def _uncursor(cursor: str) -> tuple[str, int, str]:
-    try:
-        raw = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True)
-        day, order, visit_id = raw.decode().split("|")
-        uuid.UUID(visit_id)
-        return day, int(order), visit_id
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadCursor(f"cursor {cursor!r} is not one this API returned") from exc
+def _agenda_key(parts: tuple[str, ...]) -> tuple[date, int, uuid.UUID]:
+    day, order, visit_id = parts
+    return date.fromisoformat(day), int(order), uuid.UUID(visit_id)
 
 
 async def my_visits(
@@ -139,7 +156,7 @@ async def my_visits(
     limit: int,
     cursor: str | None,
     include_done: bool,
-) -> tuple[list[dict[str, Any]], str | None]:
+) -> s.MyVisitsOut:
     """A consultant's visits between two days, in agenda order (day, order), keyset-paged."""
     # Plain columns, not ORM entities: this is the consultants' hot path, and building
     # identity-mapped objects costs more than the query itself.
@@ -176,39 +193,44 @@ async def my_visits(
         .limit(limit + 1)
     )
     if cursor:
-        day, order, visit_id = _uncursor(cursor)
-        d = date.fromisoformat(day)
-        query = query.where(
-            sa.tuple_(v.scheduled_on, v.day_order, v.id) > sa.tuple_(d, order, uuid.UUID(visit_id))
-        )
-    rows = (await session.execute(query)).all()
+        after = parse_cursor(cursor, _agenda_key, 3)
+        query = query.where(sa.tuple_(v.scheduled_on, v.day_order, v.id) > sa.tuple_(*after))
+    # On the session's connection: the rows are plain tuples, and SQLModel's session
+    # warns on every `execute`.
+    rows = (await (await session.connection()).execute(query)).all()
     items = [
-        {
-            "id": r[0],
-            "campaign_id": r[1],
-            "site_id": r[2],
-            "name": r[3],
-            "commune": r[4] or "",
-            "naf": r[5] or "",
-            "band": r[6],
-            "lon": r[7],
-            "lat": r[8],
-            "day": r[9],
-            "order": r[10],
-            "status": r[11],
-            "outcome": r[12],
-            "v": r[13],
-        }
+        s.MyVisitOut(
+            id=r[0],
+            campaign_id=r[1],
+            site_id=r[2],
+            name=r[3],
+            commune=r[4] or "",
+            naf=r[5] or "",
+            band=r[6],
+            lon=r[7],
+            lat=r[8],
+            day=r[9],
+            order=r[10],
+            status=r[11],
+            outcome=r[12],
+            v=r[13],
+        )
         for r in rows[:limit]
     ]
     next_cursor = None
     if len(rows) > limit:
         last = rows[limit - 1]
-        next_cursor = _cursor(last[9], last[10], last[0])
-    return items, next_cursor
+        # Only scheduled visits are listed (the query bounds the day), so a day is known.
+        next_cursor = encode_cursor(last[9].isoformat(), str(last[10]), str(last[0]))
+    return s.MyVisitsOut(items=items, next_cursor=next_cursor)
 
 
-async def progress(session: AsyncSession, row: CampaignRow) -> dict[str, Any]:
+async def progress(
+    session: AsyncSession, campaign_id: uuid.UUID, principal: Principal
+) -> s.ProgressOut:
+    """Visits, reach, budget used, projects, hidden share, red flags; per consultant and
+    per commune."""
+    row = await _campaign(session, campaign_id, principal)
     targets = {
         t.site_id: t
         for t in (
@@ -218,14 +240,14 @@ async def progress(session: AsyncSession, row: CampaignRow) -> dict[str, Any]:
     }
     visits = await current_visits(session, row.id)
     latest: dict[str, SurveyRow] = {}
-    for s in (
+    for survey_row in (
         await session.exec(
             select(SurveyRow)
             .where(SurveyRow.campaign_id == row.id)
             .order_by(col(SurveyRow.revision))
         )
     ).all():
-        latest[s.site_id] = s
+        latest[survey_row.site_id] = survey_row
 
     def blank() -> dict[str, int]:
         return {"targets": 0, "planned": 0, "visited": 0, "reached": 0, "projects": 0}
@@ -261,21 +283,25 @@ async def progress(session: AsyncSession, row: CampaignRow) -> dict[str, Any]:
             flags += len(survey.red_flags)
             for b in buckets:
                 b["projects"] += n
-    return {
-        "campaign_id": row.id,
-        "targets": len(targets),
-        "planned": planned,
-        "uncovered": sum(1 for t in targets.values() if t.uncovered_reason),
-        "visited": visited,
-        "reached": reached,
-        "reached_rate": round(reached / visited, 4) if visited else None,
-        "days_used": round(visited * row.cost_per_visit_days, 3),
-        "budget_days": row.budget_days,
-        "projects": projects,
-        "projects_hidden": hidden,
-        "hidden_share": round(hidden / projects, 4) if projects else None,
-        "jobs_in_projects": jobs,
-        "red_flags": flags,
-        "per_consultant": [{"key": k, **v} for k, v in sorted(per_consultant.items())],
-        "per_commune": [{"key": k, **v} for k, v in sorted(per_commune.items())],
-    }
+    return s.ProgressOut(
+        campaign_id=row.id,
+        targets=len(targets),
+        planned=planned,
+        uncovered=sum(1 for t in targets.values() if t.uncovered_reason),
+        visited=visited,
+        reached=reached,
+        reached_rate=round(reached / visited, 4) if visited else None,
+        days_used=round(visited * row.cost_per_visit_days, 3),
+        budget_days=row.budget_days,
+        projects=projects,
+        projects_hidden=hidden,
+        hidden_share=round(hidden / projects, 4) if projects else None,
+        jobs_in_projects=jobs,
+        red_flags=flags,
+        per_consultant=_breakdowns(per_consultant),
+        per_commune=_breakdowns(per_commune),
+    )
+
+
+def _breakdowns(buckets: dict[str, dict[str, int]]) -> list[s.BreakdownOut]:
+    return [s.BreakdownOut(key=key, **counts) for key, counts in sorted(buckets.items())]

@@ -78,6 +78,17 @@ class SiteRow(SQLModel, table=True):
 
 class ClosureShockRow(SQLModel, table=True):
     __tablename__ = "closure_shocks"
+    __table_args__ = (
+        # At most one open shock per site, enforced by the database too: two concurrent
+        # declarations cannot both pass the domain check and both commit.
+        sa.Index(
+            "ux_closure_shocks_open_site",
+            "site_id",
+            unique=True,
+            postgresql_where=sa.text("status = 'open'"),
+            sqlite_where=sa.text("status = 'open'"),
+        ),
+    )
 
     id: uuid.UUID = Field(primary_key=True)
     site_id: str = Field(foreign_key="sites.siret", max_length=14, index=True)
@@ -85,7 +96,7 @@ class ClosureShockRow(SQLModel, table=True):
     announced_on: date
     jobs_lost: int
     planned_closure_on: date | None = None
-    note: str | None = None
+    note: str | None = Field(default=None, sa_column=sa.Column(sa.Text(), nullable=True))
     status: str = Field(max_length=20)
     declared_at: datetime = Field(sa_column=utc_column())
     declared_by: str = Field(max_length=200)

@@ -6,10 +6,22 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 
-from sqlmodel import col, select
+from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.site_registry.adapters.orm import ClosureShockRow, SiteRow, TerritoryCommuneRow
+from services.site_registry.adapters.orm import (
+    ClosureShockRow,
+    CommuneRow,
+    SiteRow,
+    TerritoryCommuneRow,
+    TerritoryGroupementRow,
+    TerritoryRow,
+)
+from services.site_registry.adapters.reference_data import (
+    CommuneRecord,
+    Groupement,
+    TerritoryRecord,
+)
 from services.site_registry.domain.model import (
     ClosureShock,
     ShockStatus,
@@ -18,6 +30,7 @@ from services.site_registry.domain.model import (
     SiteSource,
     SiteStatus,
 )
+from shared.db import lock_for_transaction
 from shared.messaging.tables import utcnow
 
 
@@ -180,3 +193,46 @@ class TerritoryMap:
             )
         )
         return set(rows)
+
+
+class ReferenceTables:
+    """The reference tables (territories, their groupements, communes, and which
+    communes each territory holds), replaced as a whole by each load."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def replace(
+        self,
+        territories: Sequence[TerritoryRecord],
+        groupements: Sequence[tuple[str, Groupement]],
+        communes: Sequence[CommuneRecord],
+        links: Sequence[tuple[str, str]],
+    ) -> None:
+        """`groupements` and `links` are (territory id, groupement) and (territory id,
+        commune INSEE code) pairs."""
+        s = self._session
+        # Two processes starting at once (serve and a CLI job) would otherwise interleave
+        # their deletes and inserts and one would fail on a duplicate key.
+        await lock_for_transaction(s, "site_registry.reference_data")
+        for table in (TerritoryCommuneRow, TerritoryGroupementRow, CommuneRow, TerritoryRow):
+            await s.exec(delete(table))
+        s.add_all(TerritoryRow(id=t.id, name=t.name) for t in territories)
+        await s.flush()
+        s.add_all(
+            TerritoryGroupementRow(territory_id=tid, siren=g.siren, name=g.name, kind=g.kind)
+            for tid, g in groupements
+        )
+        s.add_all(
+            CommuneRow(
+                insee=c.insee_code,
+                name=c.name,
+                epci_siren=c.epci_siren,
+                population=c.population,
+                postal_codes="|".join(c.postal_codes),
+                lon=c.lon,
+                lat=c.lat,
+            )
+            for c in communes
+        )
+        s.add_all(TerritoryCommuneRow(territory_id=t, commune_insee=c) for t, c in links)

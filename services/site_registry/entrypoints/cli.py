@@ -1,11 +1,11 @@
 """`python -m services.site_registry <command>`: the registry's processes and batch jobs.
 
-serve          HTTP API with the outbox relay in-process (migrates first)
-relay          the outbox relay alone (one active per database; others stand by)
-migrate        apply the Alembic migrations
-load-reference load the packaged Territoires d'industrie, EPCI and communes
-load-demo      load the Béthune-Bruay et Flandre-Lys demo sites (ti-3205)
-import-sirene  stream an INSEE StockEtablissement file into the registry
+serve [--demo]  HTTP API with the outbox relay in-process (migrates, loads the reference
+                data, and with --demo the Béthune-Bruay et Flandre-Lys sites, first)
+relay, consume, migrate, redrive   as every service (`shared.cli`)
+load-reference  load the packaged Territoires d'industrie, EPCI and communes
+load-demo       load the Béthune-Bruay et Flandre-Lys demo sites (ti-3205)
+import-sirene   stream an INSEE StockEtablissement file into the registry
 """
 
 from __future__ import annotations
@@ -16,26 +16,27 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from services.site_registry.adapters.reference_data import data_file
 from services.site_registry.adapters.sirene import open_sirene
 from services.site_registry.bootstrap import SiteRegistry, bootstrap
 from services.site_registry.domain.model import SiteSource
-from services.site_registry.service_layer import services
-from shared.cli import run_command
-from shared.logging import configure_logging, get_logger
-from shared.runtime import serve
+from services.site_registry.service_layer import batch_jobs
+from services.site_registry.service_layer.commands import ImportScope, SiteInput
+from shared.cli import service_main
+from shared.logging import get_logger
 
 log = get_logger(__name__)
 
 DEMO_FILE = "demo/ti-3205_sites.csv"
 
 
-def demo_sites() -> list[services.SiteInput]:
+def demo_sites() -> list[SiteInput]:
     """The committed demo file: real IREP sites plus generated ones (marked `generated`)."""
     with data_file(DEMO_FILE).open("r", encoding="utf-8") as fh:
         return [
-            services.SiteInput(
+            SiteInput(
                 siret=row["siret"],
                 naf_code=row["naf_code"],
                 commune_insee=row["commune_insee"],
@@ -56,23 +57,8 @@ async def prepare(registry: SiteRegistry, *, demo: bool) -> None:
     counts = await registry.load_reference_data()
     log.info("reference data loaded", **counts)
     if demo:
-        outcome = await services.upsert_many(registry.uow, demo_sites(), registry.refs)
+        outcome = await batch_jobs.load_sites(registry.uow, demo_sites(), registry.refs)
         log.info("demo loaded", **{k.value: v for k, v in outcome.items() if v})
-
-
-async def _serve(registry: SiteRegistry, *, demo: bool) -> None:
-    from services.site_registry.entrypoints.http import create_app
-
-    await prepare(registry, demo=demo)
-    settings = registry.settings
-    log.info(
-        "site registry listening", docs=f"http://{settings.http_host}:{settings.http_port}/docs"
-    )
-    await serve(create_app(registry), settings)
-
-
-async def _relay(registry: SiteRegistry) -> None:
-    await registry.relay.run()
 
 
 async def _import(registry: SiteRegistry, path: Path, territories: list[str]) -> int:
@@ -86,10 +72,10 @@ async def _import(registry: SiteRegistry, path: Path, territories: list[str]) ->
         print(f"no communes known for {', '.join(territories)}", file=sys.stderr)
         return 2
     with open_sirene(path) as source, tqdm(unit=" rows", unit_scale=True, file=sys.stderr) as bar:
-        report = await services.import_sirene(
+        report = await batch_jobs.import_sirene(
             registry.uow,
             source,
-            services.ImportScope(communes=frozenset(communes)),
+            ImportScope(communes=frozenset(communes)),
             registry.refs,
             on_progress=bar.update,
         )
@@ -97,7 +83,7 @@ async def _import(registry: SiteRegistry, path: Path, territories: list[str]) ->
     await registry.relay.publish_pending()
     for err in report.errors:
         print(f"line {err.line}: {err.reason}", file=sys.stderr)
-    summary = {
+    summary: dict[str, Any] = {
         k: getattr(report, k)
         for k in (
             "rows_read",
@@ -115,42 +101,74 @@ async def _import(registry: SiteRegistry, path: Path, territories: list[str]) ->
     return 0
 
 
+async def _load_reference(registry: SiteRegistry, _: argparse.Namespace) -> None:
+    await registry.migrate()
+    print(json.dumps(await registry.load_reference_data()))
+
+
+async def _load_demo(registry: SiteRegistry, _: argparse.Namespace) -> None:
+    await prepare(registry, demo=True)
+    await registry.relay.publish_pending()
+
+
+async def _import_sirene(registry: SiteRegistry, args: argparse.Namespace) -> int:
+    return await _import(registry, args.path, args.territory)
+
+
+def _import_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", type=Path, help="StockEtablissement .csv, .zip or .gz")
+    parser.add_argument("--territory", action="append", required=True, help="e.g. ti-3205")
+
+
+class _Prestart:
+    """What `serve` (and `consume`) run first. `shared.cli` hands its `prepare` the
+    runtime alone, not the parsed arguments, so `serve --demo` is noted here as argparse
+    reads it."""
+
+    def __init__(self) -> None:
+        self.demo = False
+
+    async def __call__(self, registry: SiteRegistry) -> None:
+        await prepare(registry, demo=self.demo)
+
+    def serve_arguments(self, parser: argparse.ArgumentParser) -> None:
+        prestart = self
+
+        class Demo(argparse.Action):
+            def __call__(
+                self,
+                parser: argparse.ArgumentParser,
+                namespace: argparse.Namespace,
+                values: str | Sequence[Any] | None,
+                option_string: str | None = None,
+            ) -> None:
+                setattr(namespace, self.dest, True)
+                prestart.demo = True
+
+        parser.add_argument(
+            "--demo", nargs=0, default=False, action=Demo, help="load the ti-3205 demo first"
+        )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m services.site_registry")
-    sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve")
-    serve.add_argument("--demo", action="store_true", help="load the ti-3205 demo first")
-    sub.add_parser("relay")
-    sub.add_parser("migrate")
-    sub.add_parser("load-reference")
-    sub.add_parser("load-demo")
-    imp = sub.add_parser("import-sirene")
-    imp.add_argument("path", type=Path, help="StockEtablissement .csv, .zip or .gz")
-    imp.add_argument("--territory", action="append", required=True, help="e.g. ti-3205")
-    args = parser.parse_args(argv)
+    from services.site_registry.entrypoints.http import create_app
 
-    registry = bootstrap()
-    configure_logging("site_registry", registry.settings.log_level, registry.settings.log_json)
-
-    async def run() -> int:
-        try:
-            if args.command == "serve":
-                await _serve(registry, demo=args.demo)
-            elif args.command == "relay":
-                await registry.migrate()
-                await _relay(registry)
-            elif args.command == "migrate":
-                await registry.migrate()
-            elif args.command == "load-reference":
-                await registry.migrate()
-                print(json.dumps(await registry.load_reference_data()))
-            elif args.command == "load-demo":
-                await prepare(registry, demo=True)
-                await registry.relay.publish_pending()
-            elif args.command == "import-sirene":
-                return await _import(registry, args.path, args.territory)
-            return 0
-        finally:
-            await registry.aclose()
-
-    return run_command(run, registry.settings, long_running=args.command in ("serve", "relay"))
+    prestart = _Prestart()
+    return service_main(
+        argv,
+        bootstrap=bootstrap,
+        create_app=create_app,
+        prepare=prestart,
+        jobs={
+            "load-reference": (
+                "load the packaged Territoires d'industrie, EPCI and communes",
+                _load_reference,
+            ),
+            "load-demo": ("load the Béthune-Bruay et Flandre-Lys demo sites", _load_demo),
+            "import-sirene": (
+                "stream an INSEE StockEtablissement file into the registry",
+                _import_sirene,
+            ),
+        },
+        arguments={"serve": prestart.serve_arguments, "import-sirene": _import_arguments},
+    )

@@ -1,4 +1,5 @@
-"""The API's request and response models (never the table models)."""
+"""The API's models: `XIn` for a request body, `XOut` for a response (never the table
+models). The views build the read models; `of` builds one from a command's aggregate."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ from typing import Generic, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from services.site_registry.domain.model import Site, SiteSource
+from services.site_registry.service_layer.commands import DeclareClosureShock, SiteInput
+
 T = TypeVar("T")
 
 
@@ -16,7 +20,7 @@ class Page(BaseModel, Generic[T]):
     next_cursor: str | None = Field(description="pass as `cursor` for the next page")
 
 
-class SiteCreate(BaseModel):
+class SiteIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     siret: str = Field(examples=["36120038900019"], description="14 digits, Luhn-checked")
@@ -27,8 +31,20 @@ class SiteCreate(BaseModel):
     lon: float | None = Field(default=None, ge=-180, le=180)
     lat: float | None = Field(default=None, ge=-90, le=90)
 
+    def command(self) -> SiteInput:
+        return SiteInput(
+            siret=self.siret,
+            naf_code=self.naf_code,
+            commune_insee=self.commune_insee,
+            source=SiteSource.MANUAL,
+            name=self.name,
+            headcount_band=self.headcount_band,
+            lon=self.lon,
+            lat=self.lat,
+        )
 
-class SitePublic(BaseModel):
+
+class SiteOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     siret: str
@@ -46,8 +62,28 @@ class SitePublic(BaseModel):
     closed_on: date | None
     version: int
 
+    @classmethod
+    def of(cls, site: Site) -> SiteOut:
+        f = site.facts
+        return cls(
+            siret=site.siret,
+            siren=f.siren,
+            name=f.name,
+            naf_code=f.naf_code,
+            naf_section=f.naf_section,
+            headcount_band=f.headcount_band,
+            commune_insee=f.commune_insee,
+            territory_ids=list(site.territory_ids),
+            lon=f.lon,
+            lat=f.lat,
+            status=site.status.value,
+            source=f.source.value,
+            closed_on=site.closed_on,
+            version=site.version,
+        )
 
-class ClosureShockCreate(BaseModel):
+
+class ClosureShockIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     site_id: str = Field(description="SIRET of the closing site", examples=["36120038900019"])
@@ -58,8 +94,20 @@ class ClosureShockCreate(BaseModel):
         default=None, max_length=4000, description="internal note; never published in events"
     )
 
+    def command(self) -> DeclareClosureShock:
+        return DeclareClosureShock(
+            site_id=self.site_id.replace(" ", ""),  # SIRETs are often written in groups
+            announced_on=self.announced_on,
+            jobs_lost=self.jobs_lost,
+            planned_closure_on=self.planned_closure_on,
+            note=self.note,
+        )
 
-class ClosureShockPublic(BaseModel):
+
+class ClosureShockOut(BaseModel):
+    """Built from a row (views) or from the domain's `ClosureShock` (the command's
+    answer), whose attributes it shares; `declared_by` stays in the registry."""
+
     model_config = ConfigDict(from_attributes=True)
 
     id: uuid.UUID
@@ -73,13 +121,13 @@ class ClosureShockPublic(BaseModel):
     declared_at: AwareDatetime
 
 
-class SiteClose(BaseModel):
+class SiteClosureIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     closed_on: date | None = None
 
 
-class CommunePublic(BaseModel):
+class CommuneOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     insee: str
@@ -90,7 +138,7 @@ class CommunePublic(BaseModel):
     lat: float | None
 
 
-class GroupementPublic(BaseModel):
+class GroupementOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     siren: str
@@ -98,28 +146,28 @@ class GroupementPublic(BaseModel):
     kind: str
 
 
-class TerritorySummary(BaseModel):
+class TerritorySummaryOut(BaseModel):
     id: str
     name: str
     programme: str
-    groupements: list[GroupementPublic]
+    groupements: list[GroupementOut]
     commune_count: int = Field(description="communes known to the registry (dept 62 only)")
 
 
-class TerritoryDetail(TerritorySummary):
-    communes: list[CommunePublic]
+class TerritoryDetailOut(TerritorySummaryOut):
+    communes: list[CommuneOut]
     site_counts: dict[str, int]
 
 
-class TerritoryRef(BaseModel):
+class TerritoryRefOut(BaseModel):
     id: str
     name: str
 
 
-class SiteCard(BaseModel):
-    site: SitePublic
+class SiteCardOut(BaseModel):
+    site: SiteOut
     naf_label: str | None
     headcount_label: str | None
-    commune: CommunePublic | None
-    territories: list[TerritoryRef]
-    closure_shocks: list[ClosureShockPublic]
+    commune: CommuneOut | None
+    territories: list[TerritoryRefOut]
+    closure_shocks: list[ClosureShockOut]

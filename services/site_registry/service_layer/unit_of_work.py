@@ -8,6 +8,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.site_registry.adapters.repository import (
     ClosureShockRepository,
+    ReferenceTables,
     SiteRepository,
     TerritoryMap,
 )
@@ -18,11 +19,13 @@ class SiteRegistryUnitOfWork(SqlUnitOfWork):
     sites: SiteRepository
     shocks: ClosureShockRepository
     territories: TerritoryMap
+    reference: ReferenceTables
 
     def _start(self, session: AsyncSession) -> None:
         self.sites = SiteRepository(session)
         self.shocks = ClosureShockRepository(session)
         self.territories = TerritoryMap(session)
+        self.reference = ReferenceTables(session)
 
     def seen_aggregates(self) -> Iterable[RecordsEvents]:
         return self.sites.seen

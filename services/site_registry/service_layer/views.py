@@ -1,10 +1,10 @@
-"""Read side: queries for the API, straight from the tables (no aggregates, no events)."""
+"""Read side: queries for the API, straight from the tables (no aggregates, no events),
+returning the API's read models."""
 
 from __future__ import annotations
 
-import base64
+import uuid
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import func
 from sqlmodel import col, select
@@ -18,27 +18,19 @@ from services.site_registry.adapters.orm import (
     TerritoryGroupementRow,
     TerritoryRow,
 )
-from shared.errors import DomainError
-
-
-class BadCursor(DomainError):
-    status_code = 400
-    code = "bad_cursor"
-
-
-def encode_cursor(last_key: str) -> str:
-    return base64.urlsafe_b64encode(last_key.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> str:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        key = base64.b64decode(padded.encode(), altchars=b"-_", validate=True).decode()
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadCursor(f"cursor {cursor!r} is not one this API returned") from exc
-    if not key:
-        raise BadCursor(f"cursor {cursor!r} is not one this API returned")
-    return key
+from services.site_registry.entrypoints.schemas import (
+    ClosureShockOut,
+    CommuneOut,
+    GroupementOut,
+    Page,
+    SiteCardOut,
+    SiteOut,
+    TerritoryDetailOut,
+    TerritoryRefOut,
+    TerritorySummaryOut,
+)
+from services.site_registry.service_layer.commands import Nomenclatures
+from shared.cursor import decode_cursor, encode_cursor
 
 
 @dataclass(frozen=True)
@@ -55,7 +47,7 @@ class SiteFilter:
 
 async def list_sites(
     session: AsyncSession, flt: SiteFilter, *, limit: int, cursor: str | None
-) -> tuple[list[SiteRow], str | None]:
+) -> Page[SiteOut]:
     """Keyset pagination on SIRET: stable under concurrent inserts, O(limit) per page."""
     query = select(SiteRow).order_by(col(SiteRow.siret)).limit(limit + 1)
     if flt.territory_ids is not None:
@@ -78,13 +70,15 @@ async def list_sites(
     if flt.source:
         query = query.where(SiteRow.source == flt.source)
     if cursor:
-        query = query.where(col(SiteRow.siret) > decode_cursor(cursor))
+        (after,) = decode_cursor(cursor, 1)
+        query = query.where(col(SiteRow.siret) > after)
     rows = list((await session.exec(query)).all())
     next_cursor = encode_cursor(rows[limit - 1].siret) if len(rows) > limit else None
-    return rows[:limit], next_cursor
+    return Page(items=[SiteOut.model_validate(r) for r in rows[:limit]], next_cursor=next_cursor)
 
 
-async def site_card(session: AsyncSession, siret: str) -> dict[str, Any] | None:
+async def site_card(session: AsyncSession, siret: str, refs: Nomenclatures) -> SiteCardOut | None:
+    """A site with its labels, its commune, its territories and its closure shocks."""
     site = await session.get(SiteRow, siret)
     if site is None:
         return None
@@ -101,15 +95,19 @@ async def site_card(session: AsyncSession, siret: str) -> dict[str, Any] | None:
             .order_by(col(ClosureShockRow.announced_on))
         )
     ).all()
-    return {
-        "site": site,
-        "commune": commune,
-        "territories": list(territories),
-        "shocks": list(shocks),
-    }
+    naf = refs.naf.get(site.naf_code)
+    band = refs.bands.get(site.headcount_band) if site.headcount_band else None
+    return SiteCardOut(
+        site=SiteOut.model_validate(site),
+        naf_label=naf.label if naf else None,
+        headcount_label=band.label if band else None,
+        commune=CommuneOut.model_validate(commune) if commune else None,
+        territories=[TerritoryRefOut(id=t.id, name=t.name) for t in territories],
+        closure_shocks=[ClosureShockOut.model_validate(s) for s in shocks],
+    )
 
 
-async def list_territories(session: AsyncSession) -> list[dict[str, Any]]:
+async def list_territories(session: AsyncSession) -> list[TerritorySummaryOut]:
     territories = (await session.exec(select(TerritoryRow).order_by(col(TerritoryRow.id)))).all()
     communes = dict(
         (
@@ -120,20 +118,24 @@ async def list_territories(session: AsyncSession) -> list[dict[str, Any]]:
             )
         ).all()
     )
-    groupements: dict[str, list[TerritoryGroupementRow]] = {}
+    groupements: dict[str, list[GroupementOut]] = {}
     for g in (await session.exec(select(TerritoryGroupementRow))).all():
-        groupements.setdefault(g.territory_id, []).append(g)
+        groupements.setdefault(g.territory_id, []).append(GroupementOut.model_validate(g))
     return [
-        {
-            "territory": t,
-            "groupements": groupements.get(t.id, []),
-            "commune_count": communes.get(t.id, 0),
-        }
+        TerritorySummaryOut(
+            id=t.id,
+            name=t.name,
+            programme=t.programme,
+            groupements=groupements.get(t.id, []),
+            commune_count=communes.get(t.id, 0),
+        )
         for t in territories
     ]
 
 
-async def territory_detail(session: AsyncSession, territory_id: str) -> dict[str, Any] | None:
+async def territory_detail(session: AsyncSession, territory_id: str) -> TerritoryDetailOut | None:
+    """A territory with its groupements, its communes and how many sites it holds in each
+    status."""
     territory = await session.get(TerritoryRow, territory_id)
     if territory is None:
         return None
@@ -164,20 +166,31 @@ async def territory_detail(session: AsyncSession, territory_id: str) -> dict[str
             )
         ).all()
     )
-    return {
-        "territory": territory,
-        "groupements": list(groupements),
-        "communes": list(communes),
-        "site_counts": counts,
-    }
+    return TerritoryDetailOut(
+        id=territory.id,
+        name=territory.name,
+        programme=territory.programme,
+        groupements=[GroupementOut.model_validate(g) for g in groupements],
+        commune_count=len(communes),
+        communes=[CommuneOut.model_validate(c) for c in communes],
+        site_counts=counts,
+    )
 
 
 async def list_shocks(
     session: AsyncSession, territory_ids: tuple[str, ...] | None
-) -> list[ClosureShockRow]:
+) -> list[ClosureShockOut]:
+    """Every closure shock (`territory_ids` None) or those touching these territories."""
     rows = (
         await session.exec(select(ClosureShockRow).order_by(col(ClosureShockRow.declared_at)))
     ).all()
-    if territory_ids is None:
-        return list(rows)
-    return [r for r in rows if set(r.territory_ids or ()) & set(territory_ids)]
+    return [
+        ClosureShockOut.model_validate(r)
+        for r in rows
+        if territory_ids is None or set(r.territory_ids or ()) & set(territory_ids)
+    ]
+
+
+async def closure_shock(session: AsyncSession, shock_id: uuid.UUID) -> ClosureShockOut | None:
+    row = await session.get(ClosureShockRow, shock_id)
+    return None if row is None else ClosureShockOut.model_validate(row)

@@ -1,25 +1,20 @@
 """The registry's commands: register or update a site, close it, declare a closure shock,
-import Sirene, load the reference data and the demo territory."""
+upsert a batch of sites (a Sirene import's, the demo's), load the reference data.
+
+Each runs inside the caller's unit of work and never commits: the command bus commits a
+request's effect with its idempotency key, `batch_jobs` commits each batch of a job.
+"""
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date
 from enum import StrEnum
 from typing import TextIO
 
-from sqlmodel import delete
-
 from services.site_registry.adapters import geo
-from services.site_registry.adapters.orm import (
-    CommuneRow,
-    TerritoryCommuneRow,
-    TerritoryGroupementRow,
-    TerritoryRow,
-)
 from services.site_registry.adapters.reference_data import (
     CommuneRecord,
     Groupement,
@@ -31,12 +26,7 @@ from services.site_registry.adapters.sirene import (
     SireneRowError,
     read_stock_etablissement,
 )
-from services.site_registry.domain.model import (
-    ClosureShock,
-    Site,
-    SiteFacts,
-    SiteSource,
-)
+from services.site_registry.domain.model import ClosureShock, Site, SiteFacts, SiteSource
 from services.site_registry.domain.nomenclature import (
     HeadcountBands,
     NafNomenclature,
@@ -45,10 +35,9 @@ from services.site_registry.domain.nomenclature import (
 )
 from services.site_registry.domain.siret import InvalidIdentifier, validate_siret
 from services.site_registry.service_layer.unit_of_work import SiteRegistryUnitOfWork
-from shared.db import lock_for_transaction
-from shared.errors import DomainError, NotFound
-
-UowFactory = Callable[[], SiteRegistryUnitOfWork]
+from shared.auth import Principal
+from shared.clock import Clock
+from shared.errors import DomainError, NotFound, OutOfScope
 
 
 class InvalidSite(DomainError):
@@ -145,23 +134,37 @@ async def _apply(
     return Outcome.UPDATED if changed else Outcome.UNCHANGED
 
 
-async def upsert_site(uow_factory: UowFactory, data: SiteInput, refs: Nomenclatures) -> Outcome:
+def _out_of_scope(territory_ids: Sequence[str], fallback: str) -> OutOfScope:
+    return OutOfScope(f"your token does not cover territory {', '.join(territory_ids) or fallback}")
+
+
+async def register_site(
+    uow: SiteRegistryUnitOfWork, data: SiteInput, refs: Nomenclatures, principal: Principal
+) -> Site:
+    """Register a site, or update the one with this SIRET (a person's description wins
+    over a source's blank, as an import's does): the site as it now stands."""
     siret, facts = check_site(data, refs)
-    async with uow_factory() as uow:
-        site = await uow.sites.get(siret, for_update=True)
-        outcome = await _apply(uow, site, siret, facts, data)
-        await uow.commit()
-    return outcome
+    territory_ids = await uow.territories.territories_of(facts.commune_insee)
+    if not principal.can_see_any_territory(territory_ids):
+        raise _out_of_scope(territory_ids, f"(commune {facts.commune_insee})")
+    site = await uow.sites.get(siret, for_update=True)
+    await _apply(uow, site, siret, facts, data)
+    registered = uow.sites.loaded(siret)
+    assert registered is not None  # an active input is always added or kept
+    return registered
 
 
-async def close_site(uow_factory: UowFactory, siret: str, closed_on: date | None) -> bool:
-    async with uow_factory() as uow:
-        site = await uow.sites.get(siret, for_update=True)
-        if site is None:
-            raise NotFound(f"no site with SIRET {siret}")
-        closed = site.close(closed_on)
-        await uow.commit()
-    return closed
+async def close_site(
+    uow: SiteRegistryUnitOfWork, siret: str, closed_on: date | None, principal: Principal
+) -> Site:
+    """Record that a site has closed; closing a closed site changes nothing."""
+    site = await uow.sites.get(siret, for_update=True)
+    if site is None:
+        raise NotFound(f"no site with SIRET {siret}")
+    if not principal.can_see_any_territory(site.territory_ids):
+        raise _out_of_scope(site.territory_ids, "(none)")
+    site.close(closed_on)
+    return site
 
 
 @dataclass(frozen=True)
@@ -174,40 +177,51 @@ class DeclareClosureShock:
 
 
 async def declare_closure_shock(
-    uow_factory: UowFactory,
-    cmd: DeclareClosureShock,
-    *,
-    declared_by: str,
-    may_act_on: Callable[[tuple[str, ...]], bool],
+    uow: SiteRegistryUnitOfWork, cmd: DeclareClosureShock, principal: Principal, clock: Clock
 ) -> ClosureShock:
-    """`may_act_on(territory_ids)` says whether the caller's scope covers the site."""
-    async with uow_factory() as uow:
-        site = await uow.sites.get(cmd.site_id, for_update=True)
-        if site is None:
-            raise NotFound(f"no site with SIRET {cmd.site_id}: register it before declaring")
-        if not may_act_on(site.territory_ids):
-            raise OutOfScope(
-                f"site {cmd.site_id} is in {', '.join(site.territory_ids) or 'no territory'},"
-                " outside the territories of your token"
-            )
-        shock = site.announce_closure(
-            open_shock=await uow.shocks.open_shock_of(site.siret),
-            announced_on=cmd.announced_on,
-            jobs_lost=cmd.jobs_lost,
-            planned_closure_on=cmd.planned_closure_on,
-            note=cmd.note,
-            declared_at=datetime.now(UTC),
-            declared_by=declared_by,
-            shock_id=uuid.uuid4(),
+    site = await uow.sites.get(cmd.site_id, for_update=True)
+    if site is None:
+        raise NotFound(f"no site with SIRET {cmd.site_id}: register it before declaring")
+    if not principal.can_see_any_territory(site.territory_ids):
+        raise OutOfScope(
+            f"site {cmd.site_id} is in {', '.join(site.territory_ids) or 'no territory'},"
+            " outside the territories of your token"
         )
-        uow.shocks.add(shock)
-        await uow.commit()
+    shock = site.announce_closure(
+        open_shock=await uow.shocks.open_shock_of(site.siret),
+        announced_on=cmd.announced_on,
+        jobs_lost=cmd.jobs_lost,
+        planned_closure_on=cmd.planned_closure_on,
+        note=cmd.note,
+        declared_at=clock.now(),
+        declared_by=principal.subject,
+        shock_id=uuid.uuid4(),
+    )
+    uow.shocks.add(shock)
     return shock
 
 
-class OutOfScope(DomainError):
-    status_code = 403
-    code = "out_of_scope"
+async def _upsert_checked(
+    uow: SiteRegistryUnitOfWork, checked: Sequence[tuple[str, SiteFacts, SiteInput]]
+) -> list[Outcome]:
+    # One query loads every known site of the batch; a new site then costs no round trip.
+    await uow.sites.get_many(siret for siret, _, _ in checked)
+    return [
+        await _apply(uow, uow.sites.loaded(siret), siret, facts, data)
+        for siret, facts, data in checked
+    ]
+
+
+async def upsert_many(
+    uow: SiteRegistryUnitOfWork, sites: Iterable[SiteInput], refs: Nomenclatures
+) -> dict[Outcome, int]:
+    """Upsert a known-good list of sites (the demo file): an invalid one is a bug of the
+    list, and refuses the whole of it."""
+    counts: dict[Outcome, int] = dict.fromkeys(Outcome, 0)
+    checked = [(*check_site(data, refs), data) for data in sites]
+    for outcome in await _upsert_checked(uow, checked):
+        counts[outcome] += 1
+    return counts
 
 
 # --- Sirene import ---------------------------------------------------------------------
@@ -277,28 +291,29 @@ def _to_input(row: SireneEstablishment) -> SiteInput:
     )
 
 
-async def import_sirene(
-    uow_factory: UowFactory,
+SireneBatch = list[tuple[int, SiteInput]]  # (line in the file, the row as a site)
+
+PROGRESS_EVERY = 10_000  # rows
+
+
+def sirene_batches(
     source: TextIO,
     scope: ImportScope,
     refs: Nomenclatures,
+    report: ImportReport,
     *,
-    batch_size: int = 500,
+    batch_size: int,
     on_progress: Callable[[int], None] | None = None,
-) -> ImportReport:
-    """Stream a StockEtablissement CSV; upsert the sites in scope, batch by batch.
-
-    Idempotent: a row equal to what the registry holds changes nothing and emits nothing.
-    Bad rows are reported with their line number and the import goes on.
-    """
-    started = time.perf_counter()
-    report = ImportReport()
+) -> Iterator[SireneBatch]:
+    """Stream a StockEtablissement CSV: the rows in scope, `batch_size` at a time. Counts
+    the rows read and reports the unreadable ones (with their line) as it goes; memory
+    stays one batch whatever the file's size."""
     codes = frozenset(c.code for c in refs.naf.codes_in_section(scope.section))
-    batch: list[tuple[int, SiteInput]] = []
+    batch: SireneBatch = []
     last_reported = 0
     for item in read_stock_etablissement(source):
         report.rows_read += 1
-        if on_progress is not None and report.rows_read - last_reported >= 10_000:
+        if on_progress is not None and report.rows_read - last_reported >= PROGRESS_EVERY:
             on_progress(report.rows_read - last_reported)
             last_reported = report.rows_read
         if isinstance(item, SireneRowError):
@@ -309,22 +324,20 @@ async def import_sirene(
         report.in_scope += 1
         batch.append((item.line, _to_input(item)))
         if len(batch) >= batch_size:
-            await _import_batch(uow_factory, batch, refs, report)
+            yield batch
             batch = []
     if batch:
-        await _import_batch(uow_factory, batch, refs, report)
+        yield batch
     if on_progress is not None:
         on_progress(report.rows_read - last_reported)
-    report.seconds = time.perf_counter() - started
-    return report
 
 
-async def _import_batch(
-    uow_factory: UowFactory,
-    batch: list[tuple[int, SiteInput]],
-    refs: Nomenclatures,
-    report: ImportReport,
+async def import_batch(
+    uow: SiteRegistryUnitOfWork, batch: SireneBatch, refs: Nomenclatures, report: ImportReport
 ) -> None:
+    """Upsert one batch of an import. Idempotent: a row equal to what the registry holds
+    changes nothing and records nothing. A row the nomenclatures refuse is reported with
+    its line, and the others go on."""
     checked: list[tuple[str, SiteFacts, SiteInput]] = []
     for line, data in batch:
         try:
@@ -333,34 +346,15 @@ async def _import_batch(
             report.error(SireneRowError(line=line, reason=exc.message, siret=data.siret))
             continue
         checked.append((siret, facts, data))
-    async with uow_factory() as uow:
-        await uow.sites.get_many(s for s, _, _ in checked)
-        for siret, facts, data in checked:
-            site = uow.sites.loaded(siret)
-            report.count(await _apply(uow, site, siret, facts, data))
-        await uow.commit()
-
-
-async def upsert_many(
-    uow_factory: UowFactory, sites: Iterable[SiteInput], refs: Nomenclatures
-) -> dict[Outcome, int]:
-    """Upsert a known-good list of sites (the demo file) in one transaction."""
-    counts: dict[Outcome, int] = dict.fromkeys(Outcome, 0)
-    checked = [(*check_site(data, refs), data) for data in sites]
-    async with uow_factory() as uow:
-        await uow.sites.get_many(s for s, _, _ in checked)
-        for siret, facts, data in checked:
-            site = uow.sites.loaded(siret)
-            counts[await _apply(uow, site, siret, facts, data)] += 1
-        await uow.commit()
-    return counts
+    for outcome in await _upsert_checked(uow, checked):
+        report.count(outcome)
 
 
 # --- Reference data --------------------------------------------------------------------
 
 
 async def load_reference_data(
-    uow_factory: UowFactory,
+    uow: SiteRegistryUnitOfWork,
     territories: Iterable[TerritoryRecord],
     communes: Iterable[CommuneRecord],
     territory_communes: dict[str, list[str]],
@@ -369,39 +363,17 @@ async def load_reference_data(
     reference data is published by its producers — ANCT, INSEE — not by us)."""
     territories = list(territories)
     communes = list(communes)
-    async with uow_factory() as uow:
-        s = uow.session
-        await lock_for_transaction(s, "site_registry.reference_data")
-        for table in (TerritoryCommuneRow, TerritoryGroupementRow, CommuneRow, TerritoryRow):
-            await s.exec(delete(table))
-        s.add_all(TerritoryRow(id=t.id, name=t.name) for t in territories)
-        await s.flush()
-        s.add_all(
-            TerritoryGroupementRow(territory_id=t.id, siren=g.siren, name=g.name, kind=g.kind)
-            for t in territories
-            for g in _unique_groupements(t)
-        )
-        s.add_all(
-            CommuneRow(
-                insee=c.insee_code,
-                name=c.name,
-                epci_siren=c.epci_siren,
-                population=c.population,
-                postal_codes="|".join(c.postal_codes),
-                lon=c.lon,
-                lat=c.lat,
-            )
-            for c in communes
-        )
-        known_territories = {t.id for t in territories}
-        links = {
+    known_territories = {t.id for t in territories}
+    links = sorted(
+        {
             (tid, insee)
             for tid, codes in territory_communes.items()
             if tid in known_territories
             for insee in codes
         }
-        s.add_all(TerritoryCommuneRow(territory_id=t, commune_insee=c) for t, c in sorted(links))
-        await uow.commit()
+    )
+    groupements = [(t.id, g) for t in territories for g in _unique_groupements(t)]
+    await uow.reference.replace(territories, groupements, communes, links)
     return {"territories": len(territories), "communes": len(communes), "links": len(links)}
 
 

@@ -1,0 +1,45 @@
+"""The registry's command line keeps its own commands and options on `shared.cli`."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import pytest
+
+from services.site_registry.entrypoints import cli
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture
+def main_kwargs(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+
+    def service_main(argv: object, **kwargs: Any) -> int:
+        seen.update(kwargs)
+        return 0
+
+    monkeypatch.setattr(cli, "service_main", service_main)
+    assert cli.main([]) == 0
+    return seen
+
+
+def parse(main_kwargs: dict[str, Any], command: str, *args: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    main_kwargs["arguments"][command](parser)
+    return parser.parse_args(args)
+
+
+def test_the_registry_adds_its_batch_jobs(main_kwargs: dict[str, Any]) -> None:
+    assert list(main_kwargs["jobs"]) == ["load-reference", "load-demo", "import-sirene"]
+    args = parse(main_kwargs, "import-sirene", "f.csv", "--territory", "a", "--territory", "b")
+    assert (str(args.path), args.territory) == ("f.csv", ["a", "b"])
+
+
+def test_serve_loads_the_demo_first_only_when_asked(main_kwargs: dict[str, Any]) -> None:
+    prestart = main_kwargs["prepare"]
+    parse(main_kwargs, "serve")
+    assert prestart.demo is False
+    assert parse(main_kwargs, "serve", "--demo").demo is True
+    assert prestart.demo is True
