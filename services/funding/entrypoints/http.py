@@ -5,8 +5,7 @@ and the AsyncAPI document of every topic."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -18,10 +17,10 @@ from services.funding.service_layer.matching import Matcher
 from services.funding.service_layer.unit_of_work import FundingUnitOfWork
 from shared.auth import Allow, Principal, Role
 from shared.clock import Clock
-from shared.command_bus import CommandBus, Created, command_bus
+from shared.command_bus import CommandBus, command_bus
 from shared.errors import DomainError
 from shared.events.asyncapi import asyncapi_document
-from shared.runtime import SessionDep, service_app
+from shared.runtime import ClockDep, SessionDep, service_app
 
 Anyone = Annotated[Principal, Depends(Allow(Role.CRISIS_CELL, Role.FUNDER, Role.CONSULTANT))]
 Funder = Annotated[Principal, Depends(Allow(Role.FUNDER))]
@@ -37,21 +36,6 @@ async def _matcher(request: Request) -> Matcher:
 
 
 Matching = Annotated[Matcher, Depends(_matcher)]
-
-T = TypeVar("T")
-R = TypeVar("R")
-
-
-def then(
-    command: Callable[[FundingUnitOfWork], Awaitable[T]], answer: Callable[[T], R]
-) -> Callable[[FundingUnitOfWork], Awaitable[R]]:
-    """The command, its result turned into the route's answer (in the same unit of work)."""
-
-    async def action(uow: FundingUnitOfWork) -> R:
-        return answer(await command(uow))
-
-    return action
-
 
 router = APIRouter()
 
@@ -91,10 +75,8 @@ async def put_scheme(
         raise DomainError(f"the body's id {body.id!r} differs from the path's {scheme_id!r}")
     return await bus(
         principal,
-        then(
-            lambda uow: commands.save_scheme(uow, body.to_scheme(), principal, matcher),
-            lambda saved: s.SavedSchemeOut.saved(saved.scheme, saved.changed),
-        ),
+        lambda uow: commands.save_scheme(uow, body.to_scheme(), principal, matcher),
+        answer=lambda saved: s.SavedSchemeOut.saved(saved.scheme, saved.changed),
         body=body,
     )
 
@@ -110,11 +92,9 @@ async def import_aides_territoires(
 ) -> JSONResponse:
     return await bus(
         principal,
-        then(
-            lambda uow: commands.import_aides_territoires(uow, document, matcher),
-            lambda report: s.ImportOut(
-                schemes=report.schemes, changed=report.changed, problems=list(report.problems)
-            ),
+        lambda uow: commands.import_aides_territoires(uow, document, matcher),
+        answer=lambda report: s.ImportOut(
+            schemes=report.schemes, changed=report.changed, problems=list(report.problems)
         ),
         body=document,
     )
@@ -129,10 +109,8 @@ async def import_aides_territoires(
 async def put_call(call_id: str, body: s.CallIn, principal: Funder, bus: Bus) -> JSONResponse:
     return await bus(
         principal,
-        then(
-            lambda uow: commands.save_call(uow, body.to_call(call_id), principal),
-            s.SavedCallOut.of,
-        ),
+        lambda uow: commands.save_call(uow, body.to_call(call_id), principal),
+        answer=s.SavedCallOut.of,
         body=body,
     )
 
@@ -158,10 +136,8 @@ async def post_round_result(
 ) -> JSONResponse:
     return await bus(
         principal,
-        then(
-            lambda uow: commands.record_round(uow, body.to_result(call_id), principal),
-            s.SelectionRoundOut.of,
-        ),
+        lambda uow: commands.record_round(uow, body.to_result(call_id), principal),
+        answer=s.SelectionRoundOut.of,
         body=body,
     )
 
@@ -206,21 +182,20 @@ async def get_funder_projects(principal: Funder, session: Session) -> list[s.Fun
     summary="Record an application of a consented project to my scheme (funder; admin)",
 )
 async def post_application(
-    body: s.ApplicationIn, principal: Funder, bus: Bus, matcher: Matching
+    body: s.ApplicationIn, principal: Funder, bus: Bus, clock: ClockDep
 ) -> JSONResponse:
     return await bus(
         principal,
-        then(
-            lambda uow: commands.submit_application(
-                uow,
-                body.project_id,
-                body.scheme_id,
-                body.amount_requested_eur,
-                principal,
-                matcher.clock,
-            ),
-            lambda application: Created(s.ApplicationOut.of(application)),
+        lambda uow: commands.submit_application(
+            uow,
+            body.project_id,
+            body.scheme_id,
+            body.amount_requested_eur,
+            principal,
+            clock,
         ),
+        answer=s.ApplicationOut.of,
+        status_code=201,
         body=body,
     )
 
@@ -230,10 +205,8 @@ async def _decide(
 ) -> JSONResponse:
     return await bus(
         principal,
-        then(
-            lambda uow: commands.decide(uow, application_id, body.decision(), principal, clock),
-            s.ApplicationOut.of,
-        ),
+        lambda uow: commands.decide(uow, application_id, body.decision(), principal, clock),
+        answer=s.ApplicationOut.of,
         body=body,
     )
 
@@ -245,9 +218,9 @@ async def _decide(
     summary="Record an award granted, with its amount (funder; admin)",
 )
 async def post_award(
-    application_id: uuid.UUID, body: s.AwardIn, principal: Funder, bus: Bus, matcher: Matching
+    application_id: uuid.UUID, body: s.AwardIn, principal: Funder, bus: Bus, clock: ClockDep
 ) -> JSONResponse:
-    return await _decide(application_id, body, principal, bus, matcher.clock)
+    return await _decide(application_id, body, principal, bus, clock)
 
 
 @router.post(
@@ -257,9 +230,9 @@ async def post_award(
     summary="Record a refusal, with its reason (funder; admin)",
 )
 async def post_refusal(
-    application_id: uuid.UUID, body: s.RefusalIn, principal: Funder, bus: Bus, matcher: Matching
+    application_id: uuid.UUID, body: s.RefusalIn, principal: Funder, bus: Bus, clock: ClockDep
 ) -> JSONResponse:
-    return await _decide(application_id, body, principal, bus, matcher.clock)
+    return await _decide(application_id, body, principal, bus, clock)
 
 
 @router.post(
@@ -269,9 +242,9 @@ async def post_refusal(
     summary="Record a payment of an award (funder; admin)",
 )
 async def post_payment(
-    application_id: uuid.UUID, body: s.PaymentIn, principal: Funder, bus: Bus, matcher: Matching
+    application_id: uuid.UUID, body: s.PaymentIn, principal: Funder, bus: Bus, clock: ClockDep
 ) -> JSONResponse:
-    return await _decide(application_id, body, principal, bus, matcher.clock)
+    return await _decide(application_id, body, principal, bus, clock)
 
 
 def create_app(svc: Funding, *, run_workers: bool = True) -> FastAPI:

@@ -75,9 +75,7 @@ class FakeProjects(ProjectRepository):
         return self.by_id.get(project_id)
 
     async def upsert_newer(self, project: FundingProject) -> bool:
-        # (`Versioned` declares a settable version: a frozen projection is one too.)
-        current = self.by_id.get(project.project_id)
-        if not is_newer(current, project.version):  # type: ignore[arg-type]
+        if not is_newer(self.by_id.get(project.project_id), project.version):
             return False
         self.by_id[project.project_id] = project
         self.plans[project.project_id] = None  # as the SQL upsert: matching writes it again
@@ -100,7 +98,7 @@ class FakeSites(SiteRepository):
         return self.by_id.get(site_id)
 
     async def upsert_newer(self, site: FundingSite) -> bool:
-        if not is_newer(self.by_id.get(site.site_id), site.version):  # type: ignore[arg-type]
+        if not is_newer(self.by_id.get(site.site_id), site.version):
             return False
         self.by_id[site.site_id] = site
         return True
