@@ -23,7 +23,7 @@ PROJECT_EVENTS: tuple[type[dt.ProjectState], ...] = tuple(
 )
 
 
-def project_of(event: dt.ProjectState) -> FundingProject:
+def projected(event: dt.ProjectState) -> FundingProject:
     return FundingProject(
         project_id=event.project_id,
         version=event.version,
@@ -67,7 +67,7 @@ class Handlers:
         )
 
     async def project_changed(self, uow: UnitOfWork, env: Envelope[dt.ProjectState]) -> None:
-        project = project_of(env.payload)
+        project = projected(env.payload)
         if not await uow.projects.upsert_newer(project):
             return  # a replay or an older version: matching already reflects newer facts
         await self._matcher.rematch(uow, project)
