@@ -4,15 +4,17 @@ consumer of sites and projects, and the seed of real schemes."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
-from services.funding.adapters.repository import CatalogueCache, upsert_scheme
+from services.funding.adapters.repository import CatalogueCache
 from services.funding.domain.plan import IntensityCaps
+from services.funding.service_layer import commands
 from services.funding.service_layer.handlers import Handlers
 from services.funding.service_layer.matching import Matcher
 from services.funding.service_layer.unit_of_work import FundingUnitOfWork
 from services.funding.settings import FundingSettings
+from shared.clock import Clock, system_now
 from shared.db import lock_for_transaction
 from shared.events.catalogue import PROJECTS, SITES
 from shared.messaging.relay import AfterPublish
@@ -22,10 +24,6 @@ SERVICE = "funding"
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def system_clock() -> datetime:
-    return datetime.now(UTC)
-
-
 class Funding(ServiceRuntime):
     settings: FundingSettings
 
@@ -33,15 +31,17 @@ class Funding(ServiceRuntime):
         self,
         settings: FundingSettings,
         *,
-        now: Callable[[], datetime] = system_clock,
+        clock: Clock,
         after_publish: AfterPublish | None = None,
     ) -> None:
         super().__init__(SERVICE, settings, MIGRATIONS, after_publish=after_publish)
+        self.clock = clock
+        self.catalogue = CatalogueCache()
         self.matcher = Matcher(
-            cache=CatalogueCache(),
+            cache=self.catalogue,
             caps=IntensityCaps(),
             zones=dict(settings.zones),
-            now=now,
+            clock=clock,
             propose_top=settings.propose_top,
         )
         self.consumer = self.consumer_runner(
@@ -50,7 +50,10 @@ class Funding(ServiceRuntime):
 
     def uow(self) -> FundingUnitOfWork:
         return FundingUnitOfWork(
-            self.session_factory, source=SERVICE, on_commit_with_events=self.relay.notify
+            self.session_factory,
+            source=SERVICE,
+            catalogue=self.catalogue,
+            on_commit_with_events=self.relay.notify,
         )
 
     def workers(self) -> Sequence[Worker]:
@@ -63,12 +66,7 @@ class Funding(ServiceRuntime):
         async with self.uow() as uow:
             # Two replicas starting together would insert the same schemes.
             await lock_for_transaction(uow.session, "funding.seed")
-            changed = 0
-            for scheme in load_seed():
-                changed += await upsert_scheme(uow.session, scheme)
-            if changed:
-                await uow.session.flush()
-                await self.matcher.rematch_all(uow)
+            changed = await commands.upsert_schemes(uow, load_seed(), self.matcher)
             await uow.commit()
         return changed
 
@@ -76,7 +74,8 @@ class Funding(ServiceRuntime):
 def bootstrap(
     settings: FundingSettings | None = None,
     *,
-    now: Callable[[], datetime] = system_clock,
+    now: Callable[[], datetime] = system_now,
     after_publish: AfterPublish | None = None,
 ) -> Funding:
-    return Funding(settings or FundingSettings(), now=now, after_publish=after_publish)
+    """The funding service; `now` is its clock's time (tests fix it)."""
+    return Funding(settings or FundingSettings(), clock=Clock(now), after_publish=after_publish)

@@ -1,8 +1,9 @@
 """Matching latency per project against a catalogue of 10,000 GENERATED schemes.
 
 Two figures: the pure domain (match every criterion of every scheme, rank, stack a
-financing plan) and the service path (`Matcher.rematch`: catalogue cache check, matching,
-plan, writing the match rows and the funder-feed outbox rows, commit) on PostgreSQL.
+financing plan) and the service path (`Matcher.rematch` through the unit of work's
+repositories: catalogue cache check, matching, plan, writing the match rows and the
+funder-feed outbox rows, commit) on PostgreSQL.
 Schemes come from `tests/bench/generate_schemes.py` and are marked generated.
 """
 
@@ -128,9 +129,9 @@ async def service_path(schemes: list[Any], projects: list[ProjectProfile]) -> di
         for p in projects:
             t = time.perf_counter()
             async with svc.uow() as uow:
-                row = await uow.session.get(FundingProjectRow, p.project_id)
-                assert row is not None
-                await svc.matcher.rematch(uow, row)
+                project = await uow.projects.get(p.project_id)
+                assert project is not None
+                await svc.matcher.rematch(uow, project)
                 await uow.commit()
             samples.append((time.perf_counter() - t) * 1000)
         return {

@@ -4,12 +4,14 @@ scheme, calls and their selection rounds, and the served AsyncAPI document."""
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from services.funding.adapters.seed import DATA_DIR
 from services.funding.bootstrap import Funding
 from services.funding.entrypoints.http import create_app
 from tests.support.dsl import token
@@ -19,6 +21,7 @@ pytestmark = pytest.mark.integration
 COMMITTED_ASYNCAPI = json.loads(
     (Path(__file__).resolve().parents[2] / "docs" / "asyncapi.json").read_text("utf-8")
 )
+DROME = "aides_departement_drome_format_api_aides_territoires.json"
 SCHEME = {
     "id": "hdf-test-scheme",
     "name": "Aide régionale de test (generated for this test)",
@@ -95,6 +98,37 @@ async def test_catalogue_validation_ownership_calls_and_rounds(
     mine = next(c for c in calls if c["id"] == "hdf-test-call")
     assert mine["results"][0]["selected"] == 18
     assert mine["results"][0]["per_territory"] == {"ti-3205": 18}
+
+
+async def test_an_aides_territoires_document_is_imported_once_per_key(
+    funding: Funding, client: httpx.AsyncClient
+) -> None:
+    admin = token(funding.auth, "admin", "admin")
+    drome = json.loads((DATA_DIR / DROME).read_text("utf-8"))["results"]  # none for firms
+    for_business = {
+        **drome[0],
+        "targeted_audiences": ["Communes", "Entreprises privées"],  # made up for the test
+        "aid_types": ["Subvention"],
+        "submission_deadline": "2025-06-30",
+    }
+    document = {"count": 4, "results": [*drome, for_business]}
+    keyed = {**admin, "Idempotency-Key": str(uuid.uuid4())}
+
+    first = await client.post("/schemes/import/aides-territoires", json=document, headers=keyed)
+    assert first.status_code == 200, first.text
+    assert (first.json()["schemes"], first.json()["changed"]) == (1, 1)
+    assert len(first.json()["problems"]) == 3
+    replayed = await client.post("/schemes/import/aides-territoires", json=document, headers=keyed)
+    assert replayed.headers.get("Idempotent-Replayed") == "true"
+    assert replayed.json() == first.json()
+    again = await client.post("/schemes/import/aides-territoires", json=document, headers=admin)
+    assert again.json()["changed"] == 0
+
+    imported = (await client.get(f"/schemes/at-{drome[0]['id']}", headers=admin)).json()
+    assert imported["version"] == 1 and imported["source"].startswith("Aides-territoires")
+    funder = token(funding.auth, "funder", "hdf", regions=["32"], org="Région Hauts-de-France")
+    refused = await client.post("/schemes/import/aides-territoires", json=document, headers=funder)
+    assert refused.status_code == 403
 
 
 async def test_asyncapi_document_is_served_as_committed(client: httpx.AsyncClient) -> None:

@@ -51,6 +51,7 @@ __all__ = [
     "InvalidCall",
     "InvalidScheme",
     "Perimeter",
+    "RoundResult",
     "Scale",
     "Scheme",
     "SelectionRound",
@@ -370,6 +371,18 @@ class Call:
             if r.closes_on is None or r.closes_on >= today:
                 return r
         return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RoundResult:
+    """What a selection round decided: e.g. 18 of 50 applications selected, by territory."""
+
+    call_id: str
+    round: str
+    decided_on: date
+    applications: int
+    selected: int
+    per_territory: Mapping[str, int] = field(default_factory=dict)
 
 
 def _join_limited(labels: list[str], limit: int = 5) -> str:

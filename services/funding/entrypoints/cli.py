@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from services.funding.bootstrap import Funding, bootstrap
+from services.funding.service_layer import commands
 from shared.cli import service_main
 from shared.logging import get_logger
 
@@ -28,20 +29,6 @@ async def prepare(svc: Funding) -> None:
         log.info("seed schemes loaded", changed=await svc.load_seed())
 
 
-async def import_document(svc: Funding, document: dict[str, object]) -> dict[str, object]:
-    from services.funding.adapters.aides_territoires import parse_aides_territoires
-    from services.funding.adapters.repository import upsert_scheme
-
-    schemes, problems = parse_aides_territoires(document)
-    async with svc.uow() as uow:
-        changed = sum([await upsert_scheme(uow.session, s) for s in schemes])
-        if changed:
-            await uow.session.flush()
-            await svc.matcher.rematch_all(uow)
-        await uow.commit()
-    return {"schemes": len(schemes), "changed": changed, "problems": [str(p) for p in problems]}
-
-
 async def load_seed(svc: Funding, _: argparse.Namespace) -> int:
     await svc.migrate()
     print(json.dumps({"changed": await svc.load_seed()}))
@@ -53,7 +40,14 @@ async def import_aides_territoires(svc: Funding, args: argparse.Namespace) -> in
     await svc.migrate()
     await svc.ensure_topics()
     document = json.loads(args.path.read_text(encoding="utf-8"))
-    print(json.dumps(await import_document(svc, document)))
+    async with svc.uow() as uow:
+        report = await commands.import_aides_territoires(uow, document, svc.matcher)
+        await uow.commit()
+    print(
+        json.dumps(
+            {"schemes": report.schemes, "changed": report.changed, "problems": report.problems}
+        )
+    )
     await svc.relay.publish_pending()
     return 0
 

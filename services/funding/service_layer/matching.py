@@ -8,25 +8,27 @@ of a match (MatchProposed / MatchUpdated) only when the firm consented to share.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import uuid
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Literal
+from datetime import date, datetime
+from typing import Literal, TypedDict
 
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
-
-from services.funding.adapters.orm import FundingProjectRow, FundingSiteRow, MatchRow
 from services.funding.adapters.repository import CatalogueCache
 from services.funding.domain.catalogue import Scheme
 from services.funding.domain.matching import Match, ProjectProfile, evaluate, match
-from services.funding.domain.plan import FinancingPlan, IntensityCaps, financing_plan
-from services.funding.service_layer.unit_of_work import FundingUnitOfWork
+from services.funding.domain.plan import IntensityCaps, financing_plan
+from services.funding.domain.projects import (
+    MATCHABLE,
+    FundingProject,
+    FundingSite,
+    ProjectMatch,
+)
+from services.funding.service_layer.unit_of_work import UnitOfWork
+from shared.clock import Clock
 from shared.events import funding as fd
-from shared.events.funding import FirmSize
-from shared.messaging.tables import utcnow
+from shared.events.campaigns import ProjectKind
+from shared.events.funding import AidType, FirmSize
 
-MATCHABLE = frozenset({"qualified", "in_funding", "funded", "launched"})
 Zone = Literal["afr_a", "afr_c", "none"]
 
 # INSEE headcount band → upper bound of employees, to estimate the firm's size from its
@@ -62,7 +64,7 @@ def department_of(commune_insee: str | None) -> str | None:
     return commune_insee[:3] if commune_insee.startswith("97") else commune_insee[:2]
 
 
-def profile(project: FundingProjectRow, site: FundingSiteRow | None) -> ProjectProfile:
+def profile(project: FundingProject, site: FundingSite | None) -> ProjectProfile:
     return ProjectProfile(
         project_id=project.project_id,
         territory_id=project.territory_id,
@@ -71,7 +73,7 @@ def profile(project: FundingProjectRow, site: FundingSiteRow | None) -> ProjectP
         epci_sirens=(),
         firm_size=firm_size_of(site.headcount_band if site else None),
         naf_code=project.naf_code,
-        kind=project.kind,  # type: ignore[arg-type]
+        kind=project.kind,
         jobs_planned=project.jobs_planned,
         capex_eur=project.capex_eur,
         funding_need_eur=project.funding_need_eur,
@@ -79,12 +81,38 @@ def profile(project: FundingProjectRow, site: FundingSiteRow | None) -> ProjectP
     )
 
 
+class _MatchFields(TypedDict):
+    """What MatchProposed and MatchUpdated both say of a match."""
+
+    project_id: uuid.UUID
+    scheme_id: str
+    scheme_name: str
+    funders: list[str]
+    aid_type: AidType
+    rate_min_pct: float | None
+    rate_max_pct: float | None
+    territory_id: str
+    firm_name: str | None
+    siren: str | None
+    firm_size: FirmSize | None
+    kind: ProjectKind
+    jobs_planned: int
+    capex_eur: int | None
+    funding_need_eur: int | None
+    rank: int
+    score: float
+    planned_amount_eur: int
+    criteria: list[fd.CriterionResult]
+    occurred_at: datetime
+
+
 @dataclass(frozen=True)
 class Matcher:
+    #: the catalogue as the views read it (the unit of work's schemes share it)
     cache: CatalogueCache
     caps: IntensityCaps
     zones: dict[str, Zone]
-    now: Callable[[], datetime]
+    clock: Clock
     #: matches first proposed to funders: the best-ranked ones (a project goes to "4 to 6
     #: funders", not to every scheme whose criteria it happens to meet)
     propose_top: int = 10
@@ -92,86 +120,78 @@ class Matcher:
     def zone(self, territory_id: str) -> Zone:
         return self.zones.get(territory_id, "none")
 
-    async def profile_of(self, session: AsyncSession, project: FundingProjectRow) -> ProjectProfile:
-        site = await session.get(FundingSiteRow, project.site_id) if project.site_id else None
-        return profile(project, site)
+    def today(self) -> date:
+        return self.clock.today()
 
-    async def compute(
-        self, uow: FundingUnitOfWork, project: FundingProjectRow
-    ) -> tuple[ProjectProfile, list[Match], FinancingPlan]:
-        prof = await self.profile_of(uow.session, project)
-        schemes = await self.cache.schemes(uow.session)
-        matches = match(prof, schemes, self.now().date())
-        plan = financing_plan(prof, matches, self.caps, self.zone(project.territory_id))
-        return prof, matches, plan
-
-    async def rematch(self, uow: FundingUnitOfWork, project: FundingProjectRow) -> None:
-        now = self.now()
-        existing = {
-            m.scheme_id: m
-            for m in (
-                await uow.session.exec(
-                    select(MatchRow).where(MatchRow.project_id == project.project_id)
-                )
-            ).all()
-        }
-        if project.stage in MATCHABLE:
-            prof, matches, plan = await self.compute(uow, project)
-            project.plan = plan_dict(plan)
+    async def rematch(self, uow: UnitOfWork, project: FundingProject) -> None:
+        """Match the project against the catalogue again: store its matches and plan, and
+        tell funders (if the firm consented) of each new, changed or withdrawn match."""
+        now, today = self.clock.now(), self.today()
+        existing = {m.scheme_id: m for m in await uow.matches.of_project(project.project_id)}
+        site = await uow.sites.get(project.site_id) if project.site_id else None
+        prof = profile(project, site)
+        schemes: dict[str, Scheme] = {}
+        matches: list[Match] = []
+        amounts: dict[str, int] = {}
+        if project.matchable:
+            catalogue = await uow.schemes.all()
+            schemes = {s.id: s for s in catalogue}
+            matches = match(prof, catalogue, today)
+            plan = financing_plan(prof, matches, self.caps, self.zone(project.territory_id))
+            amounts = {line.scheme_id: line.amount_eur for line in plan.lines}
+            await uow.projects.save_plan(project.project_id, plan)
         else:
-            prof, matches, project.plan = await self.profile_of(uow.session, project), [], None
-        amounts = {line.scheme_id: line.amount_eur for line in (plan.lines if matches else ())}
-        current: set[str] = set()
+            await uow.projects.save_plan(project.project_id, None)
         for rank, m in enumerate(matches, start=1):
-            current.add(m.scheme.id)
-            criteria = [c.model_dump() for c in m.criteria]
-            values: dict[str, Any] = {
-                "eligible": True,
-                "rank": rank,
-                "score": round(m.score * 100, 2),
-                "planned_amount_eur": amounts.get(m.scheme.id, 0),
-                "criteria": criteria,
-            }
-            row = existing.get(m.scheme.id)
-            changed = row is None or any(getattr(row, k) != v for k, v in values.items())
-            if row is None:
-                row = MatchRow(project_id=project.project_id, scheme_id=m.scheme.id, **values)
-                uow.session.add(row)
-            elif changed:
-                for key, value in values.items():
-                    setattr(row, key, value)
-                row.updated_at = utcnow()
-            proposable = row.published or rank <= self.propose_top
-            if changed and project.consent_to_share and proposable:
-                kind = fd.MatchUpdated if row.published else fd.MatchProposed
-                extra: dict[str, Any] = {"still_eligible": True} if row.published else {}
-                uow.publish(kind(**self._state(project, prof, m.scheme, row, now), **extra))
-                row.published = True
-        for scheme_id, row in existing.items():
-            if scheme_id in current or not row.eligible:
-                continue
-            row.eligible, row.rank, row.planned_amount_eur = False, None, 0
-            row.updated_at = utcnow()
-            scheme = next(
-                (s for s in await self.cache.schemes(uow.session) if s.id == scheme_id), None
+            stored = existing.get(m.scheme.id)
+            fresh = ProjectMatch(
+                project_id=project.project_id,
+                scheme_id=m.scheme.id,
+                eligible=True,
+                rank=rank,
+                score=round(m.score * 100, 2),
+                planned_amount_eur=amounts.get(m.scheme.id, 0),
+                criteria=m.criteria,
+                published=stored.published if stored else False,
             )
-            if scheme is not None:
-                row.criteria = [c.model_dump() for c in evaluate(scheme, prof, now.date())]
-            if row.published and project.consent_to_share and scheme is not None:
+            if stored == fresh:
+                continue
+            proposable = fresh.published or rank <= self.propose_top
+            if project.consent_to_share and proposable:
+                fields = self._fields(project, prof, m.scheme, fresh, now)
                 uow.publish(
-                    fd.MatchUpdated(
-                        **self._state(project, prof, scheme, row, now), still_eligible=False
-                    )
+                    fd.MatchUpdated(**fields, still_eligible=True)
+                    if fresh.published
+                    else fd.MatchProposed(**fields)
                 )
+                fresh.published = True
+            if stored is None:
+                uow.matches.add(fresh)
+            else:
+                await uow.matches.save(fresh)
+        current = {m.scheme.id for m in matches}
+        for scheme_id, stored in existing.items():
+            if scheme_id in current or not stored.eligible:
+                continue
+            if not schemes:
+                schemes = {s.id: s for s in await uow.schemes.all()}
+            stored.eligible, stored.rank, stored.planned_amount_eur = False, None, 0
+            scheme = schemes.get(scheme_id)
+            if scheme is not None:
+                stored.criteria = evaluate(scheme, prof, today)
+                if stored.published and project.consent_to_share:
+                    fields = self._fields(project, prof, scheme, stored, now)
+                    uow.publish(fd.MatchUpdated(**fields, still_eligible=False))
+            await uow.matches.save(stored)
 
-    def _state(
+    def _fields(
         self,
-        project: FundingProjectRow,
+        project: FundingProject,
         prof: ProjectProfile,
         scheme: Scheme,
-        row: MatchRow,
+        stored: ProjectMatch,
         now: datetime,
-    ) -> dict[str, Any]:
+    ) -> _MatchFields:
         return {
             "project_id": project.project_id,
             "scheme_id": scheme.id,
@@ -188,43 +208,15 @@ class Matcher:
             "jobs_planned": project.jobs_planned,
             "capex_eur": project.capex_eur,
             "funding_need_eur": project.funding_need_eur,
-            "rank": row.rank or 1,
-            "score": row.score,
-            "planned_amount_eur": row.planned_amount_eur,
-            "criteria": [fd.CriterionResult.model_validate(c) for c in row.criteria],
+            "rank": stored.rank or 1,
+            "score": stored.score,
+            "planned_amount_eur": stored.planned_amount_eur,
+            "criteria": list(stored.criteria),
             "occurred_at": now,
         }
 
-    async def rematch_all(self, uow: FundingUnitOfWork) -> int:
-        rows = (
-            await uow.session.exec(
-                select(FundingProjectRow).where(col(FundingProjectRow.stage).in_(list(MATCHABLE)))
-            )
-        ).all()
-        for row in rows:
-            await self.rematch(uow, row)
-        return len(rows)
-
-
-def plan_dict(plan: FinancingPlan) -> dict[str, Any]:
-    return {
-        "base_eur": plan.base_eur,
-        "need_eur": plan.need_eur,
-        "cap_pct": plan.cap_pct,
-        "cap_eur": plan.cap_eur,
-        "lines": [
-            {
-                "scheme_id": line.scheme_id,
-                "aid_type": line.aid_type,
-                "amount_eur": line.amount_eur,
-                "rate_pct_of_base": line.rate_pct_of_base,
-                "grant_equivalent_eur": line.grant_equivalent_eur,
-            }
-            for line in plan.lines
-        ],
-        "total_eur": plan.total_eur,
-        "grant_equivalent_eur": plan.grant_equivalent_eur,
-        "covered_pct_of_need": plan.covered_pct_of_need,
-        "remaining_need_eur": plan.remaining_need_eur,
-        "notes": list(plan.notes),
-    }
+    async def rematch_all(self, uow: UnitOfWork) -> int:
+        projects = await uow.projects.in_stages(MATCHABLE)
+        for project in projects:
+            await self.rematch(uow, project)
+        return len(projects)
