@@ -23,7 +23,7 @@ from sqlmodel import col, delete
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.detection.adapters.orm import LedgerJobEntryRow, LedgerProjectRow, ShockRow
-from services.detection.domain.ledger import Shock
+from services.detection.domain.ledger import LedgerProject, Shock
 from services.detection.domain.stages import Stage, reached
 from shared.events import detection as dt
 from shared.events import site_registry as sr
@@ -86,6 +86,26 @@ def line_of(event: dt.ProjectState) -> ProjectLine:
         # Readers of events from before the duplicate flag find None: not under review.
         under_review=event.possible_duplicate_of is not None,
         merged_into=event.merged_into if isinstance(event, dt.ProjectMerged) else None,
+    )
+
+
+def counted(
+    row: ProjectLine | LedgerProjectRow, entries: Iterable[JobEntry | LedgerJobEntryRow]
+) -> LedgerProject:
+    """What the ledger counts of a stored project, with its job entries."""
+    return LedgerProject(
+        project_id=row.project_id,
+        territory_id=row.territory_id,
+        origin=row.origin,
+        stage=row.stage,
+        jobs_planned=row.jobs_planned,
+        jobs_created=row.jobs_created,
+        detected_on=row.detected_on,
+        qualified_on=row.qualified_on,
+        funded_on=row.funded_on,
+        job_entries=tuple(sorted((e.created_on, e.jobs_added) for e in entries)),
+        under_review=row.under_review,
+        merged_into=row.merged_into,
     )
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.detection.adapters.ledger_projection import counted
 from services.detection.adapters.orm import (
     LedgerJobEntryRow,
     LedgerProjectRow,
@@ -22,7 +23,7 @@ from services.detection.adapters.orm import (
     ShockRow,
 )
 from services.detection.adapters.repository import ShockRepository, project_of
-from services.detection.domain.ledger import Ledger, LedgerProject, Shock, ledger
+from services.detection.domain.ledger import Ledger, Shock, ledger
 from services.detection.domain.stages import Stage
 from services.detection.entrypoints import schemas as s
 from shared.auth import Principal
@@ -193,30 +194,14 @@ async def _ledger(session: AsyncSession, shock: Shock, until: date | None) -> Le
             .where(col(LedgerProjectRow.detected_on) >= shock.announced_on)
         )
     ).all()
-    entries: dict[uuid.UUID, list[tuple[date, int]]] = {}
+    entries: dict[uuid.UUID, list[LedgerJobEntryRow]] = {}
     for e in (
         await session.exec(
             select(LedgerJobEntryRow).where(col(LedgerJobEntryRow.project_id).in_(in_scope))
         )
     ).all():
-        entries.setdefault(e.project_id, []).append((e.created_on, e.jobs_added))
-    projects = [
-        LedgerProject(
-            project_id=r.project_id,
-            territory_id=r.territory_id,
-            origin=r.origin,
-            stage=r.stage,
-            jobs_planned=r.jobs_planned,
-            jobs_created=r.jobs_created,
-            detected_on=r.detected_on,
-            qualified_on=r.qualified_on,
-            funded_on=r.funded_on,
-            job_entries=tuple(sorted(entries.get(r.project_id, []))),
-            under_review=r.under_review,
-            merged_into=r.merged_into,
-        )
-        for r in rows
-    ]
+        entries.setdefault(e.project_id, []).append(e)
+    projects = [counted(r, entries.get(r.project_id, ())) for r in rows]
     return ledger(shock, projects, until=until)
 
 

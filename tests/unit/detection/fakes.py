@@ -10,8 +10,8 @@ from collections.abc import Iterable
 from dataclasses import replace
 from datetime import date
 
-from services.detection.adapters.ledger_projection import JobEntry, ProjectLine, batch
-from services.detection.domain.ledger import Ledger, LedgerProject, Shock, ledger
+from services.detection.adapters.ledger_projection import JobEntry, ProjectLine, batch, counted
+from services.detection.domain.ledger import Ledger, Shock, ledger
 from services.detection.domain.model import Project
 from services.detection.domain.sites import Site
 from shared.events.envelope import EventPayload
@@ -116,26 +116,10 @@ class FakeLedger:
 
     def ledger(self, shock_id: uuid.UUID, until: date | None = None) -> Ledger:
         """What the view computes from these rows."""
-        entries: dict[uuid.UUID, list[tuple[date, int]]] = {}
-        for e in self.job_entries.values():
-            entries.setdefault(e.project_id, []).append((e.created_on, e.jobs_added))
-        projects = [
-            LedgerProject(
-                project_id=p.project_id,
-                territory_id=p.territory_id,
-                origin=p.origin,
-                stage=p.stage,
-                jobs_planned=p.jobs_planned,
-                jobs_created=p.jobs_created,
-                detected_on=p.detected_on,
-                qualified_on=p.qualified_on,
-                funded_on=p.funded_on,
-                job_entries=tuple(sorted(entries.get(p.project_id, []))),
-                under_review=p.under_review,
-                merged_into=p.merged_into,
-            )
-            for p in self.projects.values()
-        ]
+        entries: dict[uuid.UUID, list[JobEntry]] = {}
+        for entry in self.job_entries.values():
+            entries.setdefault(entry.project_id, []).append(entry)
+        projects = [counted(p, entries.get(p.project_id, ())) for p in self.projects.values()]
         return ledger(self.shocks[shock_id], projects, until=until)
 
 
