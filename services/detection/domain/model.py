@@ -14,9 +14,9 @@ Choices the rules below rely on:
   kept forever, so a merged project can always be explained.
 * **Newer figures win.** A report's figures are applied only when it is not older than
   the latest report that gave figures: surveys are synced late from flaky phones and
-  events may arrive out of order, and a stale revision must not undo a newer one. A
-  figure the report leaves out (``None``) keeps the current value; an explicit empty
-  obstacle list clears the obstacles.
+  events may arrive out of order, and a stale revision must not undo a newer one. An
+  optional figure the report leaves out (``None``, see ``Figures``) keeps the current
+  value; an explicit empty obstacle list clears the obstacles.
 * **``hidden`` is fixed at first detection.** It measures what public actors knew when
   the rebond found the project; a later report saying "known" only says the rebond made
   it known. Later reports keep their ``hidden`` answer in their figures, for history.
@@ -301,19 +301,20 @@ class Project:
             if value is not None
         }
         current = self.figures
-        corrected = [name for name, value in given.items() if getattr(current, name) != value]
         # Checked (a Figures refuses a negative amount) before anything changes.
-        checked = replace(
-            current,
-            jobs_planned=current.jobs_planned if jobs_planned is None else jobs_planned,
-            capex_eur=current.capex_eur if capex_eur is None else capex_eur,
+        figures, corrected = current.merged(
+            replace(
+                current,
+                jobs_planned=current.jobs_planned if jobs_planned is None else jobs_planned,
+                capex_eur=current.capex_eur if capex_eur is None else capex_eur,
+            )
         )
         if given:
             # The analyst vouches for these figures, changed or not: that is history too.
             self.reports.append(
                 Report(source="crisis_cell", reference=reference, reported_at=now, figures=given)
             )
-        self.figures = checked
+        self.figures = figures
         self.stage = Stage.QUALIFIED
         self._record(ev.ProjectQualified, now)
         return corrected
