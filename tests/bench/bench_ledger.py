@@ -44,6 +44,7 @@ from typing import Any, get_args
 
 from services.detection.domain.ledger import Ledger, LedgerProject, Shock, ledger
 from services.detection.domain.stages import Stage, check_transition
+from services.detection.entrypoints.schemas import LedgerOut
 from shared.events import detection as dt
 from shared.events import site_registry as sr
 from shared.events.campaigns import Maturity, Obstacle, ProjectKind
@@ -341,7 +342,7 @@ def generate(events: int) -> Generated:
     )
 
 
-def expected_ledger(projects: list[LedgerProject]) -> dict[str, Any]:
+def expected_ledger(projects: list[LedgerProject]) -> Ledger:
     shock = Shock(
         shock_id=SHOCK_ID,
         territory_id=TERRITORY,
@@ -349,13 +350,11 @@ def expected_ledger(projects: list[LedgerProject]) -> dict[str, Any]:
         jobs_lost=JOBS_LOST,
         site_id=CLOSING_SITE,
     )
-    return as_json(ledger(shock, projects))
+    return ledger(shock, projects)
 
 
 def as_json(result: Ledger) -> dict[str, Any]:
     """The ledger as the API gives it (`GET /shocks/{id}/ledger`): what is compared."""
-    from services.detection.entrypoints.schemas import LedgerOut
-
     return LedgerOut.of(result).model_dump(mode="json")
 
 
@@ -567,7 +566,7 @@ async def _bench(broker: Broker, database: Database) -> dict[str, Any]:
             f" {published['seconds']:.1f} s: {published['messages_per_s']:,} msg/s"
         )
         started = time.perf_counter()
-        expected = expected_ledger(data.projects)
+        expected = as_json(expected_ledger(data.projects))  # schemas imported by now
         expected_s = time.perf_counter() - started
 
         rebuilds = []
