@@ -5,28 +5,21 @@ announcements) and the ledger rebuild."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
-from sqlmodel import col, delete
-
-from services.detection.adapters import ledger_projection
-from services.detection.service_layer.handlers import Clock, LedgerHandlers, MainHandlers
+from services.detection.service_layer.handlers import LedgerHandlers, MainHandlers
 from services.detection.service_layer.unit_of_work import DetectionUnitOfWork
 from services.detection.settings import DetectionSettings
+from shared.clock import Clock, system_now
 from shared.events.catalogue import FUNDER_FEED, PROJECTS, SITES, SURVEYS, event_registry
 from shared.events.envelope import Envelope, EventPayload
 from shared.messaging.relay import AfterPublish
 from shared.messaging.replay import ReplayReport, replay
-from shared.messaging.tables import InboxMessage
 from shared.runtime import ServiceRuntime, Worker
 
 SERVICE = "detection"
 MIGRATIONS = Path(__file__).parent / "migrations"
-
-
-def system_clock() -> datetime:
-    return datetime.now(UTC)
 
 
 class Detection(ServiceRuntime):
@@ -36,7 +29,7 @@ class Detection(ServiceRuntime):
         self,
         settings: DetectionSettings,
         *,
-        now: Callable[[], datetime] = system_clock,
+        now: Callable[[], datetime] = system_now,
         after_publish: AfterPublish | None = None,
     ) -> None:
         super().__init__(SERVICE, settings, MIGRATIONS, after_publish=after_publish)
@@ -63,15 +56,10 @@ class Detection(ServiceRuntime):
         upsert, so its writes (waiting on ours) land on top of the rebuilt rows."""
         prefix = self.settings.kafka_topic_prefix
         async with self.uow() as uow:
-            await ledger_projection.drop(uow.session)
-            await uow.session.exec(
-                delete(InboxMessage).where(col(InboxMessage.consumer) == self.ledger_consumer.name)
-            )
+            await uow.ledger.reset(self.ledger_consumer.name)
 
             async def apply(batch: list[Envelope[EventPayload]]) -> None:
-                await ledger_projection.apply(
-                    uow.session, ledger_projection.relevant(e.payload for e in batch)
-                )
+                await uow.ledger.apply(e.payload for e in batch)
 
             report = await replay(
                 self.settings.kafka_access(),
@@ -87,7 +75,7 @@ class Detection(ServiceRuntime):
 def bootstrap(
     settings: DetectionSettings | None = None,
     *,
-    now: Callable[[], datetime] = system_clock,
+    now: Callable[[], datetime] = system_now,
     after_publish: AfterPublish | None = None,
 ) -> Detection:
     return Detection(settings or DetectionSettings(), now=now, after_publish=after_publish)

@@ -42,8 +42,9 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, get_args
 
-from services.detection.domain.ledger import LedgerProject, Shock, ledger
+from services.detection.domain.ledger import Ledger, LedgerProject, Shock, ledger
 from services.detection.domain.stages import Stage, check_transition
+from services.detection.entrypoints.schemas import LedgerOut
 from shared.events import detection as dt
 from shared.events import site_registry as sr
 from shared.events.campaigns import Maturity, Obstacle, ProjectKind
@@ -67,6 +68,7 @@ SHOCK_ID = uuid.UUID("6c0b5e55-3205-4000-8000-000000000900")
 CAMPAIGN_ID = uuid.UUID("6c0b5e55-3205-4000-8000-00000000ca11")
 ANNOUNCED_ON = date(2020, 9, 16)
 JOBS_LOST = 900
+CLOSING_SITE = "36120038900019"  # the closure's site (a real SIRET; the shock is GENERATED)
 FIRST_DAY = date(2021, 1, 1)
 LAST_MOMENT = datetime(2025, 12, 31, 23, 59, tzinfo=UTC)  # no event after it
 DETECTION_DAYS = (LAST_MOMENT.date() - FIRST_DAY).days + 1
@@ -318,7 +320,7 @@ def generate(events: int) -> Generated:
         by_type[type(event).__name__] = by_type.get(type(event).__name__, 0) + 1
     shock = sr.ClosureAnnounced(
         shock_id=SHOCK_ID,
-        site_id="36120038900019",
+        site_id=CLOSING_SITE,
         siren="361200389",
         site_name="GENERATED closure shock",
         naf_code="22.11Z",
@@ -340,11 +342,20 @@ def generate(events: int) -> Generated:
     )
 
 
-def expected_ledger(projects: list[LedgerProject]) -> dict[str, Any]:
+def expected_ledger(projects: list[LedgerProject]) -> Ledger:
     shock = Shock(
-        shock_id=SHOCK_ID, territory_id=TERRITORY, announced_on=ANNOUNCED_ON, jobs_lost=JOBS_LOST
+        shock_id=SHOCK_ID,
+        territory_id=TERRITORY,
+        announced_on=ANNOUNCED_ON,
+        jobs_lost=JOBS_LOST,
+        site_id=CLOSING_SITE,
     )
     return ledger(shock, projects)
+
+
+def as_json(result: Ledger) -> dict[str, Any]:
+    """The ledger as the API gives it (`GET /shocks/{id}/ledger`): what is compared."""
+    return LedgerOut.of(result).model_dump(mode="json")
 
 
 # --- publishing ---------------------------------------------------------------------------
@@ -472,7 +483,7 @@ async def read_ledger(
     how long the read took."""
     from sqlmodel import func, select
 
-    from services.detection.adapters.orm import LedgerJobEntryRow, LedgerProjectRow, LedgerShockRow
+    from services.detection.adapters.orm import LedgerJobEntryRow, LedgerProjectRow, ShockRow
     from services.detection.bootstrap import bootstrap
     from services.detection.service_layer.views import shock_ledger
     from services.detection.settings import DetectionSettings
@@ -492,12 +503,12 @@ async def read_ledger(
             result = await shock_ledger(session, SHOCK_ID)
             seconds = time.perf_counter() - started
             counts = {}
-            for table in (LedgerProjectRow, LedgerJobEntryRow, LedgerShockRow):
+            for table in (LedgerProjectRow, LedgerJobEntryRow, ShockRow):
                 count = await session.exec(select(func.count()).select_from(table))
                 counts[str(table.__tablename__)] = int(count.one())
     finally:
         await svc.aclose()
-    return result, counts, seconds
+    return None if result is None else as_json(result), counts, seconds
 
 
 def differences(expected: Any, actual: Any, path: str = "") -> list[str]:
@@ -555,7 +566,7 @@ async def _bench(broker: Broker, database: Database) -> dict[str, Any]:
             f" {published['seconds']:.1f} s: {published['messages_per_s']:,} msg/s"
         )
         started = time.perf_counter()
-        expected = expected_ledger(data.projects)
+        expected = as_json(expected_ledger(data.projects))  # schemas imported by now
         expected_s = time.perf_counter() - started
 
         rebuilds = []

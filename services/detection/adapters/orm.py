@@ -1,6 +1,8 @@
 """The detection service's tables: the write model (projects, their leads, reports and
 timeline), the projections it needs (sites, shocks), and the ledger's own tables — a
-projection of the projects topic that can be dropped and rebuilt."""
+projection of the projects topic that can be dropped and rebuilt. Shocks are one table,
+for the commands and the ledger alike: a shock is announced once and never changes, so
+a rebuild keeps them."""
 
 from __future__ import annotations
 
@@ -39,11 +41,15 @@ class DetectionSiteRow(SQLModel, table=True):
 
 
 class ShockRow(SQLModel, table=True):
+    """A closure shock, from its announcement: the one territory it belongs to
+    (`ClosureAnnounced.primary_territory_id`) is where its projects are declared and
+    where its ledger counts them."""
+
     __tablename__ = "shocks"
 
     shock_id: uuid.UUID = Field(primary_key=True)
     site_id: str = Field(max_length=14)
-    territory_ids: list[str] = Field(default_factory=list, sa_column=_json())
+    territory_id: str = Field(max_length=20)
     announced_on: date
     jobs_lost: int
 
@@ -121,17 +127,7 @@ class ProjectHistoryRow(SQLModel, table=True):
     detail: dict[str, object] = Field(default_factory=dict, sa_column=_json())
 
 
-# --- the ledger: a projection of the projects topic (and of closure announcements) ---
-
-
-class LedgerShockRow(SQLModel, table=True):
-    __tablename__ = "ledger_shocks"
-
-    shock_id: uuid.UUID = Field(primary_key=True)
-    site_id: str = Field(max_length=14)
-    territory_id: str = Field(max_length=20)
-    announced_on: date
-    jobs_lost: int
+# --- the ledger: a projection of the projects topic -----------------------------------
 
 
 class LedgerProjectRow(SQLModel, table=True):

@@ -1,10 +1,10 @@
 """Repositories of the detection service: projects (with their leads, reports and
-timeline), and the site and shock projections."""
+timeline), and the site and shock projections. The only code that maps rows to the
+domain and back (`project_of`, `_columns`)."""
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from sqlmodel import col, select
 from sqlmodel import delete as sa_delete
@@ -18,38 +18,87 @@ from services.detection.adapters.orm import (
     ProjectRow,
     ShockRow,
 )
-from services.detection.domain.model import Project, Report
+from services.detection.domain.ledger import Shock
+from services.detection.domain.model import Figures, Project, Report
+from services.detection.domain.sites import Site
 from services.detection.domain.stages import Stage
 from shared.events import detection as ev
 from shared.messaging.tables import utcnow
+from shared.projection import is_newer, upsert_newer
 
-_PROJECT_FIELDS = (
-    "territory_id",
-    "shock_id",
-    "campaign_id",
-    "site_id",
-    "siren",
-    "firm_name",
-    "naf_code",
-    "origin",
-    "kind",
-    "description",
-    "hidden",
-    "jobs_planned",
-    "jobs_created",
-    "jobs_complete",
-    "capex_eur",
-    "funding_need_eur",
-    "maturity",
-    "consent_to_share",
-    "land_needs_ha",
-    "detected_on",
-    "abandoned_reason",
-    "possible_duplicate_of",
-    "duplicate_reason",
-    "merged_into",
-    "version",
-)
+
+def project_of(
+    row: ProjectRow, lead_ids: set[uuid.UUID] | None = None, reports: list[Report] | None = None
+) -> Project:
+    """The project a row holds (with its leads and reports when the caller loaded them)."""
+    return Project(
+        id=row.id,
+        territory_id=row.territory_id,
+        shock_id=row.shock_id,
+        campaign_id=row.campaign_id,
+        site_id=row.site_id,
+        siren=row.siren,
+        firm_name=row.firm_name,
+        naf_code=row.naf_code,
+        origin="endogenous" if row.origin == "endogenous" else "exogenous",
+        kind=row.kind,
+        figures=Figures(
+            description=row.description,
+            jobs_planned=row.jobs_planned,
+            capex_eur=row.capex_eur,
+            funding_need_eur=row.funding_need_eur,
+            maturity=row.maturity,
+            obstacles=tuple(row.obstacles or ()),
+            land_needs_ha=row.land_needs_ha,
+            consent_to_share=row.consent_to_share,
+        ),
+        stage=Stage(row.stage),
+        hidden=row.hidden,
+        jobs_created=row.jobs_created,
+        detected_on=row.detected_on,
+        version=row.version,
+        lead_ids=lead_ids or set(),
+        abandoned_reason=row.abandoned_reason,
+        jobs_complete=row.jobs_complete,
+        possible_duplicate_of=row.possible_duplicate_of,
+        duplicate_reason=row.duplicate_reason,
+        merged_into=row.merged_into,
+        reports=reports or [],
+    )
+
+
+def _columns(project: Project) -> dict[str, object]:
+    """The row's columns for a project (all but its id and updated_at)."""
+    figures = project.figures
+    return {
+        "version": project.version,
+        "territory_id": project.territory_id,
+        "shock_id": project.shock_id,
+        "campaign_id": project.campaign_id,
+        "site_id": project.site_id,
+        "siren": project.siren,
+        "firm_name": project.firm_name,
+        "naf_code": project.naf_code,
+        "origin": project.origin,
+        "kind": project.kind,
+        "description": figures.description,
+        "stage": project.stage.value,
+        "hidden": project.hidden,
+        "jobs_planned": figures.jobs_planned,
+        "jobs_created": project.jobs_created,
+        "jobs_complete": project.jobs_complete,
+        "capex_eur": figures.capex_eur,
+        "funding_need_eur": figures.funding_need_eur,
+        "maturity": figures.maturity,
+        "obstacles": list(figures.obstacles),
+        "consent_to_share": figures.consent_to_share,
+        "land_needs_ha": figures.land_needs_ha,
+        "detected_on": project.detected_on,
+        "abandoned_reason": project.abandoned_reason,
+        "possible_duplicate_of": project.possible_duplicate_of,
+        "duplicate_reason": project.duplicate_reason,
+        "merged_into": project.merged_into,
+    }
 
 
 class ProjectRepository:
@@ -115,37 +164,10 @@ class ProjectRepository:
                 .order_by(col(ProjectReportRow.id))
             )
         ).all()
-        project = Project(
-            id=row.id,
-            territory_id=row.territory_id,
-            shock_id=row.shock_id,
-            campaign_id=row.campaign_id,
-            site_id=row.site_id,
-            siren=row.siren,
-            firm_name=row.firm_name,
-            naf_code=row.naf_code,
-            origin=row.origin,  # type: ignore[arg-type]
-            kind=row.kind,
-            description=row.description,
-            stage=Stage(row.stage),
-            hidden=row.hidden,
-            jobs_planned=row.jobs_planned,
-            jobs_created=row.jobs_created,
-            capex_eur=row.capex_eur,
-            funding_need_eur=row.funding_need_eur,
-            maturity=row.maturity,
-            obstacles=list(row.obstacles or []),
-            consent_to_share=row.consent_to_share,
-            detected_on=row.detected_on,
-            version=row.version,
-            lead_ids=set(leads),
-            land_needs_ha=row.land_needs_ha,
-            abandoned_reason=row.abandoned_reason,
-            jobs_complete=row.jobs_complete,
-            possible_duplicate_of=row.possible_duplicate_of,
-            duplicate_reason=row.duplicate_reason,
-            merged_into=row.merged_into,
-            reports=[
+        project = project_of(
+            row,
+            set(leads),
+            [
                 Report(
                     source=r.source,
                     reference=r.reference,
@@ -183,9 +205,7 @@ class ProjectRepository:
             self._sync_children(project)
 
     def _sync_row(self, project: Project) -> None:
-        values: dict[str, Any] = {name: getattr(project, name) for name in _PROJECT_FIELDS}
-        values["stage"] = project.stage.value
-        values["obstacles"] = list(project.obstacles)
+        values = _columns(project)
         row = self._rows.get(project.id)
         if row is None:
             row = ProjectRow.model_validate({"id": project.id, **values})
@@ -254,22 +274,48 @@ def _history(event: ev.ProjectState) -> ProjectHistoryRow:
 
 
 class SiteProjection:
+    """The registry's sites, by version: a replayed or re-driven older version is ignored."""
+
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def upsert(self, row: DetectionSiteRow) -> bool:
-        current = await self._session.get(DetectionSiteRow, row.site_id)
-        if current is not None and current.version >= row.version:
+    async def upsert(self, site: Site) -> bool:
+        """Store the site if its version is newer; whether it was."""
+        row = DetectionSiteRow(
+            site_id=site.site_id,
+            siren=site.siren,
+            name=site.name,
+            naf_code=site.naf_code,
+            commune_insee=site.commune_insee,
+            territory_ids=list(site.territory_ids),
+            status=site.status,
+            version=site.version,
+        )
+        return await upsert_newer(self._session, row) is not None
+
+    async def close(self, site_id: str, version: int) -> bool:
+        """Mark a known site closed at `version` if that is newer; whether it was."""
+        row = await self._session.get(DetectionSiteRow, site_id)
+        if row is None or not is_newer(row, version):
             return False
-        if current is None:
-            self._session.add(row)
-        else:
-            for name in DetectionSiteRow.model_fields:
-                setattr(current, name, getattr(row, name))
+        row.status = "closed"
+        row.version = version
         return True
 
-    async def get(self, site_id: str) -> DetectionSiteRow | None:
-        return await self._session.get(DetectionSiteRow, site_id)
+    async def get(self, site_id: str) -> Site | None:
+        row = await self._session.get(DetectionSiteRow, site_id)
+        if row is None:
+            return None
+        return Site(
+            site_id=row.site_id,
+            siren=row.siren,
+            name=row.name,
+            naf_code=row.naf_code,
+            commune_insee=row.commune_insee,
+            territory_ids=tuple(row.territory_ids or ()),
+            status=row.status,
+            version=row.version,
+        )
 
     async def firm_has_site_in(self, siren: str, territory_id: str) -> bool:
         rows = (
@@ -282,13 +328,20 @@ class SiteProjection:
         return any(territory_id in (r.territory_ids or []) for r in rows)
 
 
-class ShockProjection:
+class ShockRepository:
+    """Closure shocks, for the commands (the ledger projection writes them)."""
+
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
-    async def add(self, row: ShockRow) -> None:
-        if await self._session.get(ShockRow, row.shock_id) is None:
-            self._session.add(row)
-
-    async def get(self, shock_id: uuid.UUID) -> ShockRow | None:
-        return await self._session.get(ShockRow, shock_id)
+    async def get(self, shock_id: uuid.UUID) -> Shock | None:
+        row = await self._session.get(ShockRow, shock_id)
+        if row is None:
+            return None
+        return Shock(
+            shock_id=row.shock_id,
+            territory_id=row.territory_id,
+            announced_on=row.announced_on,
+            jobs_lost=row.jobs_lost,
+            site_id=row.site_id,
+        )

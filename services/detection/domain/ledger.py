@@ -31,32 +31,39 @@ the project events). Rules:
   totals. Job entries dated before the announcement count from its month. ``until`` only
   bounds the series: the totals are always the current state.
 
-Deterministic: months in order, origins in a fixed order, ints and floats rounded to four
-decimals; ids and dates as strings, so the result is plain JSON.
+Deterministic: months in order, origins in a fixed order, rates rounded to four
+decimals. A typed value (ids, dates, months, ints): the API turns it into JSON at its edge.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Final
+from typing import Final, Literal
 
 from services.detection.domain.stages import Stage, reached
 
 __all__ = [
     "BUCKETS",
     "ORIGINS",
+    "Jobs",
+    "Ledger",
     "LedgerProject",
+    "Month",
+    "MonthPoint",
     "Shock",
+    "Split",
+    "Totals",
     "ledger",
     "ledger_csv_rows",
 ]
 
-ORIGINS: Final = ("endogenous", "exogenous")
+Group = Literal["endogenous", "exogenous", "total"]
+ORIGINS: Final[tuple[Group, Group]] = ("endogenous", "exogenous")
 BUCKETS: Final = ("detected", "qualified", "funded", "created")
-_GROUPS: Final = (*ORIGINS, "total")
+_GROUPS: Final[tuple[Group, ...]] = (*ORIGINS, "total")
 
 
 @dataclass(frozen=True)
@@ -77,21 +84,121 @@ class LedgerProject:
 
 @dataclass(frozen=True)
 class Shock:
+    """A closure shock, counted in the ledger of its one primary territory."""
+
     shock_id: uuid.UUID
-    territory_id: str
+    territory_id: str  # ClosureAnnounced.primary_territory_id
     announced_on: date
     jobs_lost: int
+    site_id: str  # the establishment that announced its closure
 
 
-Month = tuple[int, int]
+@dataclass(frozen=True)
+class Jobs:
+    """Jobs per bucket: planned jobs detected, qualified and funded; jobs created."""
+
+    detected: int = 0
+    qualified: int = 0
+    funded: int = 0
+    created: int = 0
 
 
-def ledger(
-    shock: Shock, projects: Iterable[LedgerProject], *, until: date | None = None
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Totals:
+    """One origin's figures (or the total's), against the shock's jobs lost."""
+
+    projects: int
+    detected: int
+    qualified: int
+    funded: int
+    created: int
+    abandoned: int
+    jobs_abandoned: int
+    projects_under_review: int
+    jobs_under_review: int
+    detected_rate: float | None
+    qualified_rate: float | None
+    funded_rate: float | None
+    created_rate: float | None
+
+
+@dataclass(frozen=True)
+class Split:
+    """Each origin's share of the jobs created."""
+
+    endogenous: float
+    exogenous: float
+
+
+@dataclass(frozen=True, order=True)
+class Month:
+    year: int
+    month: int
+
+    @classmethod
+    def of(cls, day: date) -> Month:
+        return cls(day.year, day.month)
+
+    def next(self) -> Month:
+        return Month(self.year + 1, 1) if self.month == 12 else Month(self.year, self.month + 1)
+
+    def __str__(self) -> str:
+        return f"{self.year:04d}-{self.month:02d}"
+
+
+@dataclass(frozen=True)
+class MonthPoint:
+    """Cumulative jobs at the end of ``month``."""
+
+    month: Month
+    endogenous: Jobs
+    exogenous: Jobs
+    total: Jobs
+
+
+@dataclass(frozen=True)
+class Ledger:
+    shock: Shock
+    endogenous: Totals
+    exogenous: Totals
+    total: Totals
+    compensation_rate: float | None  # the total's created_rate
+    split: Split | None  # None while no job is created
+    series: tuple[MonthPoint, ...]
+
+
+@dataclass
+class _Tally:
+    projects: int = 0
+    abandoned: int = 0
+    jobs_abandoned: int = 0
+    projects_under_review: int = 0
+    jobs_under_review: int = 0
+    jobs: dict[str, int] = field(default_factory=lambda: dict.fromkeys(BUCKETS, 0))
+
+    def totals(self, jobs_lost: int) -> Totals:
+        j = self.jobs
+        return Totals(
+            projects=self.projects,
+            detected=j["detected"],
+            qualified=j["qualified"],
+            funded=j["funded"],
+            created=j["created"],
+            abandoned=self.abandoned,
+            jobs_abandoned=self.jobs_abandoned,
+            projects_under_review=self.projects_under_review,
+            jobs_under_review=self.jobs_under_review,
+            detected_rate=_ratio(j["detected"], jobs_lost),
+            qualified_rate=_ratio(j["qualified"], jobs_lost),
+            funded_rate=_ratio(j["funded"], jobs_lost),
+            created_rate=_ratio(j["created"], jobs_lost),
+        )
+
+
+def ledger(shock: Shock, projects: Iterable[LedgerProject], *, until: date | None = None) -> Ledger:
     """The ledger of ``shock`` over ``projects`` (any territory: they are filtered here)."""
     counted: list[LedgerProject] = []
-    totals = {g: _empty_bucket() for g in _GROUPS}
+    tallies = {g: _Tally() for g in _GROUPS}
     for p in sorted(projects, key=lambda p: str(p.project_id)):
         if p.territory_id != shock.territory_id or p.detected_on < shock.announced_on:
             continue
@@ -101,93 +208,65 @@ def ledger(
             raise ValueError(f"project {p.project_id} has unknown origin {p.origin!r}")
         stage = Stage(p.stage)
         for group in (p.origin, "total"):
-            bucket = totals[group]
+            tally = tallies[group]
             if stage is Stage.ABANDONED:
-                bucket["abandoned"] += 1
-                bucket["jobs_abandoned"] += p.jobs_planned
+                tally.abandoned += 1
+                tally.jobs_abandoned += p.jobs_planned
                 continue
-            bucket["projects"] += 1
-            bucket["detected"] += p.jobs_planned
+            tally.projects += 1
+            tally.jobs["detected"] += p.jobs_planned
             if p.under_review:
-                bucket["projects_under_review"] += 1
-                bucket["jobs_under_review"] += p.jobs_planned
+                tally.projects_under_review += 1
+                tally.jobs_under_review += p.jobs_planned
             if reached(stage, Stage.QUALIFIED):
-                bucket["qualified"] += p.jobs_planned
+                tally.jobs["qualified"] += p.jobs_planned
             if reached(stage, Stage.FUNDED):
-                bucket["funded"] += p.jobs_planned
-            bucket["created"] += p.jobs_created
+                tally.jobs["funded"] += p.jobs_planned
+            tally.jobs["created"] += p.jobs_created
         if stage is not Stage.ABANDONED:
             counted.append(p)
 
-    result: dict[str, Any] = {
-        "shock_id": str(shock.shock_id),
-        "territory_id": shock.territory_id,
-        "announced_on": shock.announced_on.isoformat(),
-        "jobs_lost": shock.jobs_lost,
-    }
-    for group in _GROUPS:
-        figures: dict[str, Any] = dict(totals[group])
-        for name in BUCKETS:
-            figures[f"{name}_rate"] = _ratio(totals[group][name], shock.jobs_lost)
-        result[group] = figures
-    created = totals["total"]["created"]
-    result["compensation_rate"] = result["total"]["created_rate"]
-    result["split"] = (
-        {o: _ratio(totals[o]["created"], created) for o in ORIGINS} if created else None
+    totals = {g: tallies[g].totals(shock.jobs_lost) for g in _GROUPS}
+    created = totals["total"].created
+    return Ledger(
+        shock=shock,
+        endogenous=totals["endogenous"],
+        exogenous=totals["exogenous"],
+        total=totals["total"],
+        compensation_rate=totals["total"].created_rate,
+        split=Split(
+            endogenous=round(totals["endogenous"].created / created, 4),
+            exogenous=round(totals["exogenous"].created / created, 4),
+        )
+        if created
+        else None,
+        series=_series(shock, counted, until),
     )
-    result["series"] = _series(shock, counted, until)
-    return result
 
 
-def ledger_csv_rows(result: dict[str, Any]) -> list[list[str]]:
+def ledger_csv_rows(result: Ledger) -> list[list[str]]:
     """A header, then one row per month: cumulative jobs per origin and in total."""
     header = ["month"] + [f"{g}_{b}" for g in _GROUPS for b in BUCKETS]
     rows = [header]
-    for point in result["series"]:
-        rows.append([point["month"]] + [str(point[g][b]) for g in _GROUPS for b in BUCKETS])
+    for point in result.series:
+        groups = (point.endogenous, point.exogenous, point.total)
+        rows.append([str(point.month)] + [str(getattr(j, b)) for j in groups for b in BUCKETS])
     return rows
-
-
-def _empty_bucket() -> dict[str, int]:
-    return dict.fromkeys(
-        (
-            "projects",
-            *BUCKETS,
-            "abandoned",
-            "jobs_abandoned",
-            "projects_under_review",
-            "jobs_under_review",
-        ),
-        0,
-    )
 
 
 def _ratio(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
-def _month(day: date) -> Month:
-    return (day.year, day.month)
-
-
-def _months(first: Month, last: Month) -> list[Month]:
-    months: list[Month] = []
-    year, month = first
-    while (year, month) <= last:
-        months.append((year, month))
-        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
-    return months
-
-
 def _series(
     shock: Shock, counted: Sequence[LedgerProject], until: date | None
-) -> list[dict[str, Any]]:
-    start = _month(shock.announced_on)
+) -> tuple[MonthPoint, ...]:
+    start = Month.of(shock.announced_on)
     # Per (month, origin, bucket): the jobs that month adds; clamped to the first month.
     added: dict[tuple[Month, str, str], int] = {}
 
     def add(day: date, origin: str, bucket: str, jobs: int) -> None:
-        key = (max(start, _month(day)), origin, bucket)
+        key = (max(start, Month.of(day)), origin, bucket)
         added[key] = added.get(key, 0) + jobs
 
     for p in counted:
@@ -201,16 +280,16 @@ def _series(
         for created_on, jobs in p.job_entries:
             add(created_on, p.origin, "created", jobs)
 
-    last = _month(until) if until is not None else max((k[0] for k in added), default=start)
+    last = Month.of(until) if until is not None else max((k[0] for k in added), default=start)
     running = {(o, b): 0 for o in ORIGINS for b in BUCKETS}
-    series: list[dict[str, Any]] = []
-    for month in _months(start, max(start, last)):
+    series: list[MonthPoint] = []
+    month = start
+    while month <= max(start, last):
         for origin in ORIGINS:
             for bucket in BUCKETS:
                 running[origin, bucket] += added.get((month, origin, bucket), 0)
-        point: dict[str, Any] = {"month": f"{month[0]:04d}-{month[1]:02d}"}
-        for origin in ORIGINS:
-            point[origin] = {b: running[origin, b] for b in BUCKETS}
-        point["total"] = {b: sum(running[o, b] for o in ORIGINS) for b in BUCKETS}
-        series.append(point)
-    return series
+        endogenous, exogenous = (Jobs(*(running[o, b] for b in BUCKETS)) for o in ORIGINS)
+        total = Jobs(*(running["endogenous", b] + running["exogenous", b] for b in BUCKETS))
+        series.append(MonthPoint(month, endogenous, exogenous, total))
+        month = month.next()
+    return tuple(series)

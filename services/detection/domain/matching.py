@@ -34,6 +34,9 @@ _NOT_WORD = re.compile(r"[^0-9a-z]+")
 
 @dataclass(frozen=True)
 class ProjectKey:
+    """Whose project of which kind, in which territory, reported where: what a project is
+    detected with and what look-alikes are compared on."""
+
     siren: str | None
     kind: str
     territory_id: str

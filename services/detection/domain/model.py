@@ -14,9 +14,9 @@ Choices the rules below rely on:
   kept forever, so a merged project can always be explained.
 * **Newer figures win.** A report's figures are applied only when it is not older than
   the latest report that gave figures: surveys are synced late from flaky phones and
-  events may arrive out of order, and a stale revision must not undo a newer one. A
-  figure the report leaves out (``None``) keeps the current value; an explicit empty
-  obstacle list clears the obstacles.
+  events may arrive out of order, and a stale revision must not undo a newer one. An
+  optional figure the report leaves out (``None``, see ``Figures``) keeps the current
+  value; an explicit empty obstacle list clears the obstacles.
 * **``hidden`` is fixed at first detection.** It measures what public actors knew when
   the rebond found the project; a later report saying "known" only says the rebond made
   it known. Later reports keep their ``hidden`` answer in their figures, for history.
@@ -37,8 +37,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime
 from typing import Final, Literal, get_args
 
@@ -55,22 +54,12 @@ from shared.timestamps import require_aware
 __all__ = [
     "FIGURE_FIELDS",
     "AlreadyQualified",
+    "Figures",
     "InvalidProjectChange",
     "Project",
     "Report",
 ]
 
-#: The figures a report may change, in the order ``changed_fields`` lists them.
-FIGURE_FIELDS: Final = (
-    "description",
-    "jobs_planned",
-    "capex_eur",
-    "funding_need_eur",
-    "maturity",
-    "obstacles",
-    "land_needs_ha",
-    "consent_to_share",
-)
 ABANDON_REASON_MAX: Final = 500  # the ProjectAbandoned event's limit
 
 _KINDS: Final = frozenset(get_args(ProjectKind))
@@ -88,6 +77,71 @@ class InvalidProjectChange(DomainError):
 
 class AlreadyQualified(Conflict):
     code = "already_qualified"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Figures:
+    """A project's figures, or what one report gives of them: a value object, checked and
+    in canonical form when made (obstacles in one order, so a reordered list is no change).
+
+    An optional figure left None is one the report does not give: merged into a project
+    (``merged``), it keeps the project's value; an empty obstacle list is given, and
+    clears them. Field order is the order ``changed_fields`` lists them in.
+    """
+
+    description: str
+    jobs_planned: int
+    capex_eur: int | None = None
+    funding_need_eur: int | None = None
+    maturity: str | None = None
+    obstacles: tuple[str, ...] = ()
+    land_needs_ha: float | None = None
+    consent_to_share: bool
+
+    def __post_init__(self) -> None:
+        for name, amount in (
+            ("jobs_planned", self.jobs_planned),
+            ("capex_eur", self.capex_eur),
+            ("funding_need_eur", self.funding_need_eur),
+            ("land_needs_ha", self.land_needs_ha),
+        ):
+            if amount is not None and amount < 0:
+                raise InvalidProjectChange(f"{name} cannot be negative, got {amount}")
+        if self.maturity is not None and self.maturity not in _MATURITIES:
+            raise InvalidProjectChange(
+                f"unknown maturity {self.maturity!r} (known: idea, study, ready, started)"
+            )
+        unknown = sorted(set(self.obstacles) - set(_OBSTACLES))
+        if unknown:
+            raise InvalidProjectChange(
+                f"unknown obstacles {', '.join(unknown)} (known: {', '.join(_OBSTACLES)})"
+            )
+        # One order whatever the report's (frozen: set once, here).
+        object.__setattr__(self, "obstacles", tuple(o for o in _OBSTACLES if o in self.obstacles))
+
+    def given(self) -> dict[str, object]:
+        """The figures given (not None), JSON-shaped: what a report keeps in its history."""
+        out: dict[str, object] = {}
+        for name in FIGURE_FIELDS:
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+    def merged(self, newer: Figures) -> tuple[Figures, list[str]]:
+        """These figures under ``newer``'s given ones, and the names of those that changed."""
+        changed = [
+            name
+            for name in FIGURE_FIELDS
+            if getattr(newer, name) is not None and getattr(newer, name) != getattr(self, name)
+        ]
+        if not changed:
+            return self, []
+        return replace(self, **{name: getattr(newer, name) for name in changed}), changed
+
+
+#: The figures a report may change, in the order ``changed_fields`` lists them.
+FIGURE_FIELDS: Final = tuple(f.name for f in fields(Figures))
 
 
 @dataclass
@@ -115,20 +169,13 @@ class Project:
     naf_code: str | None
     origin: Literal["endogenous", "exogenous"]
     kind: str
-    description: str
+    figures: Figures
     stage: Stage
     hidden: bool
-    jobs_planned: int
     jobs_created: int
-    capex_eur: int | None
-    funding_need_eur: int | None
-    maturity: str | None
-    obstacles: list[str]
-    consent_to_share: bool
     detected_on: date
     version: int = 0
     lead_ids: set[uuid.UUID] = field(default_factory=set)
-    land_needs_ha: float | None = None
     abandoned_reason: str | None = None
     jobs_complete: bool = False
     possible_duplicate_of: uuid.UUID | None = None  # under the crisis cell's review
@@ -142,27 +189,16 @@ class Project:
     @classmethod
     def detect(
         cls,
+        key: ProjectKey,
+        figures: Figures,
         *,
-        territory_id: str,
         origin: str,
-        kind: str,
-        description: str,
-        jobs_planned: int,
-        consent_to_share: bool,
         hidden: bool,
         report: Report,
         now: datetime,
+        naf_code: str | None = None,
         shock_id: uuid.UUID | None = None,
         campaign_id: uuid.UUID | None = None,
-        site_id: str | None = None,
-        siren: str | None = None,
-        firm_name: str | None = None,
-        naf_code: str | None = None,
-        capex_eur: int | None = None,
-        funding_need_eur: int | None = None,
-        maturity: str | None = None,
-        obstacles: Sequence[str] = (),
-        land_needs_ha: float | None = None,
         detected_on: date | None = None,
         lead_id: uuid.UUID | None = None,
         project_id: uuid.UUID | None = None,
@@ -170,60 +206,44 @@ class Project:
     ) -> Project:
         """A new project, from its first report (the event's ``source`` is the report's).
 
-        ``looks_like`` — (project id, reason) — flags it as a possible duplicate of an
-        existing project: it is detected all the same, and the crisis cell decides.
+        ``key`` says whose project of which kind, in which territory, reported at which
+        site. ``looks_like`` — (project id, reason) — flags it as a possible duplicate
+        of an existing project: it is detected all the same, and the crisis cell decides.
         """
         _check_source(report.source)
         if origin not in _ORIGINS:
             raise InvalidProjectChange(f"origin must be endogenous or exogenous, got {origin!r}")
-        if kind not in _KINDS:
+        if key.kind not in _KINDS:
             raise InvalidProjectChange(
-                f"unknown project kind {kind!r} (known: {', '.join(sorted(_KINDS))})"
+                f"unknown project kind {key.kind!r} (known: {', '.join(sorted(_KINDS))})"
             )
-        if siren is not None and not _SIREN.match(siren):
-            raise InvalidProjectChange(f"a SIREN has 9 digits, got {siren!r}")
+        if key.siren is not None and not _SIREN.match(key.siren):
+            raise InvalidProjectChange(f"a SIREN has 9 digits, got {key.siren!r}")
         if naf_code is not None and not _NAF.match(naf_code):
             raise InvalidProjectChange(f"a NAF code looks like 22.11Z, got {naf_code!r}")
-        figures = _check_figures(
-            description=description,
-            jobs_planned=jobs_planned,
-            capex_eur=capex_eur,
-            funding_need_eur=funding_need_eur,
-            maturity=maturity,
-            obstacles=obstacles,
-            land_needs_ha=land_needs_ha,
-            consent_to_share=consent_to_share,
-        )
         project = cls(
             id=project_id or uuid.uuid4(),
-            territory_id=territory_id,
+            territory_id=key.territory_id,
             shock_id=shock_id,
             campaign_id=campaign_id,
-            site_id=site_id,
-            siren=siren,
-            firm_name=firm_name,
+            site_id=key.site_id,
+            siren=key.siren,
+            firm_name=key.firm_name,
             naf_code=naf_code,
             origin="endogenous" if origin == "endogenous" else "exogenous",
-            kind=kind,
-            description=description,
+            kind=key.kind,
+            figures=figures,
             stage=Stage.DETECTED,
             hidden=hidden,
-            jobs_planned=jobs_planned,
             jobs_created=0,
-            capex_eur=capex_eur,
-            funding_need_eur=funding_need_eur,
-            maturity=maturity,
-            obstacles=_canonical_obstacles(obstacles),
-            consent_to_share=consent_to_share,
             detected_on=detected_on or report.reported_at.date(),
-            land_needs_ha=land_needs_ha,
             possible_duplicate_of=looks_like[0] if looks_like else None,
             duplicate_reason=looks_like[1] if looks_like else None,
         )
         if lead_id is not None:
             project.lead_ids.add(lead_id)
         project.reports.append(
-            replace(report, figures={**report.figures, **figures, "hidden": hidden})
+            replace(report, figures={**report.figures, **figures.given(), "hidden": hidden})
         )
         project.version = 1
         project.events.append(ev.ProjectDetected(**project._state(now), source=report.source))
@@ -232,50 +252,29 @@ class Project:
     def merge_report(
         self,
         report: Report,
+        figures: Figures,
         *,
         now: datetime,
         lead_id: uuid.UUID | None = None,
-        description: str | None = None,
-        jobs_planned: int | None = None,
-        capex_eur: int | None = None,
-        funding_need_eur: int | None = None,
-        maturity: str | None = None,
-        obstacles: Sequence[str] | None = None,
-        land_needs_ha: float | None = None,
-        consent_to_share: bool | None = None,
         hidden: bool | None = None,
     ) -> list[str]:
         """Keep the report; apply its figures if it is the newest. Returns changed fields.
 
-        ``None`` means "the report does not say". ``hidden`` is only kept in the report's
-        figures (see the module docstring), as are any extra figures the caller put in
-        ``report.figures``.
+        ``hidden`` is only kept in the report's figures (see the module docstring), as are
+        any extra figures the caller put in ``report.figures``.
         """
         _check_source(report.source)
         self._require_not_merged()
-        figures = _check_figures(
-            description=description,
-            jobs_planned=jobs_planned,
-            capex_eur=capex_eur,
-            funding_need_eur=funding_need_eur,
-            maturity=maturity,
-            obstacles=obstacles,
-            land_needs_ha=land_needs_ha,
-            consent_to_share=consent_to_share,
-        )
         if lead_id is not None:
             self.lead_ids.add(lead_id)
         as_of = self._figures_as_of()
         extra: dict[str, object] = {} if hidden is None else {"hidden": hidden}
-        self.reports.append(replace(report, figures={**report.figures, **figures, **extra}))
+        self.reports.append(replace(report, figures={**report.figures, **figures.given(), **extra}))
         if self.stage is Stage.ABANDONED or (as_of is not None and report.reported_at < as_of):
             return []
-        changed = [name for name, value in figures.items() if getattr(self, name) != value]
-        if not changed:
-            return []
-        for name in changed:
-            setattr(self, name, figures[name])
-        self._record(ev.ProjectUpdated, now, source=report.source, changed_fields=changed)
+        self.figures, changed = self.figures.merged(figures)
+        if changed:
+            self._record(ev.ProjectUpdated, now, source=report.source, changed_fields=changed)
         return changed
 
     # --- the analysts' and funders' decisions -------------------------------------------
@@ -296,15 +295,26 @@ class Project:
                 " a refused application moves it back with move_to(qualified)"
             )
         check_transition(self.stage, Stage.QUALIFIED)
-        figures = _check_figures(jobs_planned=jobs_planned, capex_eur=capex_eur)
-        corrected = [name for name, value in figures.items() if getattr(self, name) != value]
-        if figures:
+        given: dict[str, object] = {
+            name: value
+            for name, value in (("jobs_planned", jobs_planned), ("capex_eur", capex_eur))
+            if value is not None
+        }
+        current = self.figures
+        # Checked (a Figures refuses a negative amount) before anything changes.
+        figures, corrected = current.merged(
+            replace(
+                current,
+                jobs_planned=current.jobs_planned if jobs_planned is None else jobs_planned,
+                capex_eur=current.capex_eur if capex_eur is None else capex_eur,
+            )
+        )
+        if given:
             # The analyst vouches for these figures, changed or not: that is history too.
             self.reports.append(
-                Report(source="crisis_cell", reference=reference, reported_at=now, figures=figures)
+                Report(source="crisis_cell", reference=reference, reported_at=now, figures=given)
             )
-        for name in corrected:
-            setattr(self, name, figures[name])
+        self.figures = figures
         self.stage = Stage.QUALIFIED
         self._record(ev.ProjectQualified, now)
         return corrected
@@ -476,11 +486,7 @@ class Project:
         mine, theirs = self._figures_as_of(), other._figures_as_of()
         changed: list[str] = []
         if theirs is not None and (mine is None or theirs > mine):
-            for name in FIGURE_FIELDS:
-                value = getattr(other, name)
-                if value is not None and getattr(self, name) != value:
-                    setattr(self, name, value)
-                    changed.append(name)
+            self.figures, changed = self.figures.merged(other.figures)
         self.lead_ids |= other.lead_ids
         other.lead_ids = set()
         for report in other.reports:
@@ -538,11 +544,12 @@ class Project:
         )
 
     def priority(self) -> SupportPriority:
+        figures = self.figures
         return support_priority(
-            jobs_planned=self.jobs_planned,
-            capex_eur=self.capex_eur,
-            maturity=self.maturity,
-            obstacles=self.obstacles,
+            jobs_planned=figures.jobs_planned,
+            capex_eur=figures.capex_eur,
+            maturity=figures.maturity,
+            obstacles=figures.obstacles,
             hidden=self.hidden,
         )
 
@@ -578,13 +585,13 @@ class Project:
             "kind": self.kind,
             "stage": self.stage.value,
             "hidden": self.hidden,
-            "jobs_planned": self.jobs_planned,
+            "jobs_planned": self.figures.jobs_planned,
             "jobs_created": self.jobs_created,
-            "capex_eur": self.capex_eur,
-            "funding_need_eur": self.funding_need_eur,
-            "maturity": self.maturity,
-            "obstacles": list(self.obstacles),
-            "consent_to_share": self.consent_to_share,
+            "capex_eur": self.figures.capex_eur,
+            "funding_need_eur": self.figures.funding_need_eur,
+            "maturity": self.figures.maturity,
+            "obstacles": list(self.figures.obstacles),
+            "consent_to_share": self.figures.consent_to_share,
             "detected_on": self.detected_on,
             "occurred_at": now,
             "possible_duplicate_of": self.possible_duplicate_of,
@@ -596,51 +603,3 @@ def _check_source(source: str) -> None:
         raise InvalidProjectChange(
             f"unknown report source {source!r} (known: {', '.join(sorted(_SOURCES))})"
         )
-
-
-def _canonical_obstacles(obstacles: Sequence[str]) -> list[str]:
-    # One order whatever the report's, so a reordered list is not a change.
-    return [o for o in _OBSTACLES if o in set(obstacles)]
-
-
-def _check_figures(
-    *,
-    description: str | None = None,
-    jobs_planned: int | None = None,
-    capex_eur: int | None = None,
-    funding_need_eur: int | None = None,
-    maturity: str | None = None,
-    obstacles: Sequence[str] | None = None,
-    land_needs_ha: float | None = None,
-    consent_to_share: bool | None = None,
-) -> dict[str, object]:
-    """The figures given (not None), validated and in canonical form, in FIGURE_FIELDS order."""
-    for name, amount in (
-        ("jobs_planned", jobs_planned),
-        ("capex_eur", capex_eur),
-        ("funding_need_eur", funding_need_eur),
-        ("land_needs_ha", land_needs_ha),
-    ):
-        if amount is not None and amount < 0:
-            raise InvalidProjectChange(f"{name} cannot be negative, got {amount}")
-    if maturity is not None and maturity not in _MATURITIES:
-        raise InvalidProjectChange(
-            f"unknown maturity {maturity!r} (known: idea, study, ready, started)"
-        )
-    if obstacles is not None:
-        unknown = sorted(set(obstacles) - set(_OBSTACLES))
-        if unknown:
-            raise InvalidProjectChange(
-                f"unknown obstacles {', '.join(unknown)} (known: {', '.join(_OBSTACLES)})"
-            )
-    given: dict[str, object] = {
-        "description": description,
-        "jobs_planned": jobs_planned,
-        "capex_eur": capex_eur,
-        "funding_need_eur": funding_need_eur,
-        "maturity": maturity,
-        "obstacles": None if obstacles is None else _canonical_obstacles(obstacles),
-        "land_needs_ha": land_needs_ha,
-        "consent_to_share": consent_to_share,
-    }
-    return {name: value for name, value in given.items() if value is not None}

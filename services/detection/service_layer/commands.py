@@ -6,25 +6,28 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
 
 from services.detection.domain.matching import ProjectKey
-from services.detection.domain.model import Project, Report
+from services.detection.domain.model import Figures, Project, Report
 from services.detection.domain.stages import Stage
-from services.detection.service_layer.handlers import Clock, find_lookalike, origin_of
+from services.detection.service_layer.handlers import find_lookalike, origin_of
 from services.detection.service_layer.unit_of_work import DetectionUnitOfWork
 from shared.auth import Principal
-from shared.errors import DomainError, NotFound
-
-
-class OutOfScope(DomainError):
-    status_code = 403
-    code = "out_of_scope"
+from shared.clock import Clock
+from shared.errors import DomainError, NotFound, OutOfScope
 
 
 class UnknownShock(DomainError):
     status_code = 422
     code = "unknown_shock"
+
+
+class ShockOfAnotherTerritory(DomainError):
+    """A project compensates a shock only in the shock's own (primary) territory: that is
+    where its ledger counts it."""
+
+    status_code = 422
+    code = "shock_of_another_territory"
 
 
 async def load_project(
@@ -41,67 +44,52 @@ class ExogenousProject:
     territory_id: str
     firm_name: str
     kind: str
-    description: str
-    jobs_planned: int
-    consent_to_share: bool
+    figures: Figures
     shock_id: uuid.UUID | None = None
     siren: str | None = None
     naf_code: str | None = None
-    capex_eur: int | None = None
-    funding_need_eur: int | None = None
-    land_needs_ha: float | None = None
-    maturity: str | None = None
     known_to_public_actors: bool = True
 
 
 async def declare_exogenous(
     uow: DetectionUnitOfWork, data: ExogenousProject, principal: Principal, clock: Clock
-) -> tuple[Project, bool]:
-    """A firm from outside looking for a location. Returns (project, created): always a
-    new project — flagged when it looks like one already known."""
+) -> Project:
+    """A firm from outside looking for a location: always a new project — flagged when it
+    looks like one already known."""
     if not principal.can_see_territory(data.territory_id):
         raise OutOfScope(f"territory {data.territory_id} is outside your token's territories")
     if data.shock_id is not None:
         shock = await uow.shocks.get(data.shock_id)
         if shock is None:
             raise UnknownShock(f"no closure shock {data.shock_id} is known to detection")
-        if data.territory_id not in shock.territory_ids:
-            raise UnknownShock(
-                f"closure shock {data.shock_id} is not in territory {data.territory_id}"
+        if shock.territory_id != data.territory_id:
+            raise ShockOfAnotherTerritory(
+                f"closure shock {data.shock_id} belongs to territory {shock.territory_id},"
+                f" not {data.territory_id}: its ledger counts only the projects of"
+                f" {shock.territory_id}"
             )
     now = clock.now()
-    report = Report(source="crisis_cell", reference="declared by the crisis cell", reported_at=now)
-    figures: dict[str, Any] = {
-        "description": data.description,
-        "jobs_planned": data.jobs_planned,
-        "capex_eur": data.capex_eur,
-        "funding_need_eur": data.funding_need_eur,
-        "land_needs_ha": data.land_needs_ha,
-        "maturity": data.maturity,
-        "consent_to_share": data.consent_to_share,
-    }
     key = ProjectKey(
         siren=data.siren, kind=data.kind, territory_id=data.territory_id, firm_name=data.firm_name
     )
     project = Project.detect(
-        territory_id=data.territory_id,
+        key,
+        data.figures,
         origin=await origin_of(uow, data.siren, data.territory_id),
-        kind=data.kind,
         hidden=not data.known_to_public_actors,
-        report=report,
+        report=Report(
+            source="crisis_cell", reference="declared by the crisis cell", reported_at=now
+        ),
         now=now,
-        shock_id=data.shock_id,
-        siren=data.siren,
-        firm_name=data.firm_name,
         naf_code=data.naf_code,
+        shock_id=data.shock_id,
         detected_on=clock.today(),
         # Declared again (without the Idempotency-Key of the first declaration) or the
         # same firm's project already found by a survey: flagged, for the cell to decide.
         looks_like=await find_lookalike(uow, key),
-        **figures,
     )
     uow.projects.add(project)
-    return project, True
+    return project
 
 
 async def qualify(

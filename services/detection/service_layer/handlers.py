@@ -4,36 +4,27 @@ the consumer's transaction with its inbox row: a redelivered event changes nothi
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import date, datetime
 from typing import Any
 
-from services.detection.adapters import ledger_projection
-from services.detection.adapters.orm import DetectionSiteRow, ShockRow
 from services.detection.domain.matching import ProjectKey, lookalike_reason
-from services.detection.domain.model import Project, Report
-from services.detection.domain.stages import IllegalTransition, Stage
+from services.detection.domain.model import Figures, Project, Report
+from services.detection.domain.sites import Site
+from services.detection.domain.stages import IllegalTransition, Stage, reached
 from services.detection.service_layer.unit_of_work import DetectionUnitOfWork
+from shared.clock import Clock
 from shared.events import campaigns as cp
-from shared.events import detection as dt
 from shared.events import funding as fd
 from shared.events import site_registry as sr
-from shared.events.envelope import Envelope
-from shared.logging import get_logger
-from shared.messaging.consumer import PermanentError
+from shared.events.catalogue import PROJECTS
+from shared.events.envelope import Envelope, EventPayload
+from shared.messaging.consumer import Handler, PermanentError
 
-log = get_logger(__name__)
-
-Handler = Callable[[DetectionUnitOfWork, Envelope[Any]], Any]
-
-
-@dataclass(frozen=True)
-class Clock:
-    now: Callable[[], datetime]
-
-    def today(self) -> date:
-        return self.now().date()
+#: The stage a funder's decision moves a project to; a payment moves none.
+DECISION_STAGES: dict[type[fd.FundingDecision], Stage] = {
+    fd.ApplicationSubmitted: Stage.IN_FUNDING,
+    fd.AwardGranted: Stage.FUNDED,
+    fd.AwardRefused: Stage.QUALIFIED,
+}
 
 
 async def origin_of(uow: DetectionUnitOfWork, siren: str | None, territory_id: str) -> str:
@@ -57,53 +48,21 @@ class MainHandlers:
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
 
-    def table(self) -> dict[str, Handler]:
+    def table(self) -> dict[str, Handler[DetectionUnitOfWork]]:
         return {
             sr.SiteRegistered.event_type: self.site_changed,
             sr.SiteUpdated.event_type: self.site_changed,
             sr.SiteClosed.event_type: self.site_closed,
-            sr.ClosureAnnounced.event_type: self.closure_announced,
             cp.SurveySubmitted.event_type: self.survey_submitted,
-            fd.ApplicationSubmitted.event_type: self.funding_decision,
-            fd.AwardGranted.event_type: self.funding_decision,
-            fd.AwardRefused.event_type: self.funding_decision,
+            **{decision.event_type: self.funding_decision for decision in DECISION_STAGES},
             fd.PaymentMade.event_type: self.funding_decision,
         }
 
     async def site_changed(self, uow: DetectionUnitOfWork, env: Envelope[sr.SiteState]) -> None:
-        s = env.payload
-        await uow.sites.upsert(
-            DetectionSiteRow(
-                site_id=s.site_id,
-                siren=s.siren,
-                name=s.name,
-                naf_code=s.naf_code,
-                commune_insee=s.commune_insee,
-                territory_ids=list(s.territory_ids),
-                status=s.status,
-                version=s.version,
-            )
-        )
+        await uow.sites.upsert(Site.of(env.payload))
 
     async def site_closed(self, uow: DetectionUnitOfWork, env: Envelope[sr.SiteClosed]) -> None:
-        row = await uow.sites.get(env.payload.site_id)
-        if row is not None and row.version < env.payload.version:
-            row.status = "closed"
-            row.version = env.payload.version
-
-    async def closure_announced(
-        self, uow: DetectionUnitOfWork, env: Envelope[sr.ClosureAnnounced]
-    ) -> None:
-        e = env.payload
-        await uow.shocks.add(
-            ShockRow(
-                shock_id=e.shock_id,
-                site_id=e.site_id,
-                territory_ids=list(e.territory_ids),
-                announced_on=e.announced_on,
-                jobs_lost=e.jobs_lost,
-            )
-        )
+        await uow.sites.close(env.payload.site_id, env.payload.version)
 
     async def survey_submitted(
         self, uow: DetectionUnitOfWork, env: Envelope[cp.SurveySubmitted]
@@ -119,24 +78,21 @@ class MainHandlers:
         reference = f"survey {survey.survey_id} rev {survey.revision}"
         for lead in survey.projects:
             report = Report(source="survey", reference=reference, reported_at=survey.submitted_at)
-            figures: dict[str, Any] = {
-                "description": lead.description,
-                "jobs_planned": lead.jobs_to_create,
-                "capex_eur": lead.capex_eur,
-                "funding_need_eur": lead.funding_need_eur,
-                "maturity": lead.maturity,
-                "obstacles": list(lead.obstacles),
-                "consent_to_share": lead.consent_to_share,
-            }
+            figures = Figures(
+                description=lead.description,
+                jobs_planned=lead.jobs_to_create,
+                capex_eur=lead.capex_eur,
+                funding_need_eur=lead.funding_need_eur,
+                maturity=lead.maturity,
+                obstacles=tuple(lead.obstacles),
+                consent_to_share=lead.consent_to_share,
+            )
+            hidden = not lead.known_to_public_actors
             # Only the lead id (a resubmission: revision 2 or later) updates a project.
             project = await uow.projects.by_lead(lead.lead_id)
             if project is not None:
                 project.merge_report(
-                    report,
-                    now=self._clock.now(),
-                    lead_id=lead.lead_id,
-                    hidden=not lead.known_to_public_actors,
-                    **figures,
+                    report, figures, now=self._clock.now(), lead_id=lead.lead_id, hidden=hidden
                 )
                 continue
             key = ProjectKey(
@@ -148,22 +104,18 @@ class MainHandlers:
             )
             uow.projects.add(
                 Project.detect(
-                    territory_id=survey.territory_id,
+                    key,
+                    figures,
                     origin=origin,
-                    kind=lead.kind,
-                    hidden=not lead.known_to_public_actors,
+                    hidden=hidden,
                     report=report,
                     now=self._clock.now(),
+                    naf_code=survey.naf_code,
                     shock_id=survey.shock_id,
                     campaign_id=survey.campaign_id,
-                    site_id=survey.site_id,
-                    siren=survey.siren,
-                    firm_name=firm_name,
-                    naf_code=survey.naf_code,
                     detected_on=survey.submitted_at.date(),
                     lead_id=lead.lead_id,
                     looks_like=await find_lookalike(uow, key),
-                    **figures,
                 )
             )
 
@@ -179,17 +131,10 @@ class MainHandlers:
                 f"funding decision on project {project.id}, merged into {project.merged_into}:"
                 " the funder must decide on that project"
             )
-        target = {
-            fd.ApplicationSubmitted: Stage.IN_FUNDING,
-            fd.AwardGranted: Stage.FUNDED,
-            fd.AwardRefused: Stage.QUALIFIED,
-        }.get(type(decision))
+        target = DECISION_STAGES.get(type(decision))
         if target is None:
             return  # a payment changes no stage
-        if project.stage in (Stage.FUNDED, Stage.LAUNCHED, Stage.JOBS_CREATED) and target in (
-            Stage.IN_FUNDING,
-            Stage.QUALIFIED,
-        ):
+        if target is not Stage.FUNDED and reached(project.stage, Stage.FUNDED):
             return  # another scheme's application or refusal: the project is funded already
         if target is Stage.QUALIFIED and project.stage is not Stage.IN_FUNDING:
             return
@@ -207,21 +152,9 @@ class MainHandlers:
 class LedgerHandlers:
     """The ledger's projection: our own project events and the closure announcements."""
 
-    def table(self) -> dict[str, Handler]:
-        types = [
-            m.event_type
-            for m in (
-                dt.ProjectDetected,
-                dt.ProjectUpdated,
-                dt.ProjectQualified,
-                dt.ProjectStageChanged,
-                dt.JobsCreated,
-                dt.ProjectAbandoned,
-                dt.ProjectMerged,
-                sr.ClosureAnnounced,
-            )
-        ]
-        return dict.fromkeys(types, self.apply)
+    def table(self) -> dict[str, Handler[DetectionUnitOfWork]]:
+        events: tuple[type[EventPayload], ...] = (*PROJECTS.event_types, sr.ClosureAnnounced)
+        return {event.event_type: self.apply for event in events}
 
     async def apply(self, uow: DetectionUnitOfWork, env: Envelope[Any]) -> None:
-        await ledger_projection.apply(uow.session, [env.payload])
+        await uow.ledger.apply([env.payload])

@@ -6,9 +6,10 @@ from collections.abc import Iterable
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.detection.adapters.ledger_projection import LedgerProjection
 from services.detection.adapters.repository import (
     ProjectRepository,
-    ShockProjection,
+    ShockRepository,
     SiteProjection,
 )
 from shared.messaging.unit_of_work import RecordsEvents, SqlUnitOfWork
@@ -17,12 +18,14 @@ from shared.messaging.unit_of_work import RecordsEvents, SqlUnitOfWork
 class DetectionUnitOfWork(SqlUnitOfWork):
     projects: ProjectRepository
     sites: SiteProjection
-    shocks: ShockProjection
+    shocks: ShockRepository
+    ledger: LedgerProjection
 
     def _start(self, session: AsyncSession) -> None:
         self.projects = ProjectRepository(session)
         self.sites = SiteProjection(session)
-        self.shocks = ShockProjection(session)
+        self.shocks = ShockRepository(session)
+        self.ledger = LedgerProjection(session)
 
     def seen_aggregates(self) -> Iterable[RecordsEvents]:
         return self.projects.seen

@@ -1,9 +1,9 @@
 """Read side of the detection service: projects, their timeline, statistics, and the
-job-compensation ledger (computed from the ledger projection's rows)."""
+job-compensation ledger (computed from the ledger projection's rows). Read-only queries
+returning the API's typed read models; every look-up checks the caller's territories."""
 
 from __future__ import annotations
 
-import base64
 import uuid
 from collections import Counter
 from dataclasses import dataclass
@@ -13,22 +13,22 @@ from typing import Any
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.detection.adapters.ledger_projection import counted
 from services.detection.adapters.orm import (
     LedgerJobEntryRow,
     LedgerProjectRow,
-    LedgerShockRow,
     ProjectHistoryRow,
     ProjectReportRow,
     ProjectRow,
+    ShockRow,
 )
-from services.detection.domain.ledger import LedgerProject, Shock, ledger
-from services.detection.domain.priority import support_priority
-from shared.errors import DomainError
-
-
-class BadCursor(DomainError):
-    status_code = 400
-    code = "bad_cursor"
+from services.detection.adapters.repository import ShockRepository, project_of
+from services.detection.domain.ledger import Ledger, Shock, ledger
+from services.detection.domain.stages import Stage
+from services.detection.entrypoints import schemas as s
+from shared.auth import Principal
+from shared.cursor import encode_cursor, parse_cursor
+from shared.errors import NotFound
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,16 @@ class ProjectFilter:
     kind: str | None = None
     hidden: bool | None = None
     under_review: bool | None = None
+
+
+def scope(principal: Principal, territory: str | None = None) -> list[str] | None:
+    """The territories a listing covers: the one asked for, else all the caller's (None:
+    every territory, for an admin)."""
+    if territory is not None:
+        if not principal.can_see_territory(territory):
+            raise NotFound(f"territory {territory} is outside your token's territories")
+        return [territory]
+    return None if principal.is_admin else sorted(principal.territories)
 
 
 def _where(query: Any, flt: ProjectFilter) -> Any:
@@ -60,72 +70,71 @@ def _where(query: Any, flt: ProjectFilter) -> Any:
 
 
 def _cursor(row: ProjectRow) -> str:
-    raw = f"{row.detected_on.isoformat()}|{row.id}"
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    return encode_cursor(row.detected_on.isoformat(), str(row.id))
 
 
-def _uncursor(cursor: str) -> tuple[date, uuid.UUID]:
-    try:
-        raw = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True)
-        day, project_id = raw.decode().split("|")
-        return date.fromisoformat(day), uuid.UUID(project_id)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadCursor(f"cursor {cursor!r} is not one this API returned") from exc
-
-
-def public(row: ProjectRow) -> dict[str, Any]:
-    priority = support_priority(
-        jobs_planned=row.jobs_planned,
-        capex_eur=row.capex_eur,
-        maturity=row.maturity,
-        obstacles=row.obstacles or [],
-        hidden=row.hidden,
-    )
-    return {
-        **row.model_dump(exclude={"updated_at"}),
-        "priority": priority.score,
-        "priority_reasons": list(priority.reasons),
-    }
+def _after(parts: tuple[str, ...]) -> tuple[date, uuid.UUID]:
+    return date.fromisoformat(parts[0]), uuid.UUID(parts[1])
 
 
 async def list_projects(
     session: AsyncSession, flt: ProjectFilter, *, limit: int, cursor: str | None
-) -> tuple[list[dict[str, Any]], str | None]:
+) -> s.ProjectPage:
     query = _where(select(ProjectRow), flt).order_by(
         col(ProjectRow.detected_on), col(ProjectRow.id)
     )
     if cursor:
-        day, project_id = _uncursor(cursor)
+        day, project_id = parse_cursor(cursor, _after, 2)
         query = query.where(
             (col(ProjectRow.detected_on) > day)
             | ((col(ProjectRow.detected_on) == day) & (col(ProjectRow.id) > project_id))
         )
     rows = list((await session.exec(query.limit(limit + 1))).all())
     next_cursor = _cursor(rows[limit - 1]) if len(rows) > limit else None
-    return [public(r) for r in rows[:limit]], next_cursor
+    return s.ProjectPage(
+        items=[s.ProjectOut.of(project_of(r)) for r in rows[:limit]], next_cursor=next_cursor
+    )
 
 
-async def stats(session: AsyncSession, flt: ProjectFilter) -> dict[str, Any]:
+async def _visible_row(
+    session: AsyncSession, project_id: uuid.UUID, principal: Principal
+) -> ProjectRow:
+    row = await session.get(ProjectRow, project_id)
+    if row is None or not principal.can_see_territory(row.territory_id):
+        raise NotFound(f"no project {project_id} in your territories")
+    return row
+
+
+async def project(
+    session: AsyncSession, project_id: uuid.UUID, principal: Principal
+) -> s.ProjectOut:
+    return s.ProjectOut.of(project_of(await _visible_row(session, project_id, principal)))
+
+
+async def stats(session: AsyncSession, flt: ProjectFilter) -> s.StatsOut:
     rows = (await session.exec(_where(select(ProjectRow), flt))).all()
-    live = [r for r in rows if r.stage != "abandoned"]
+    live = [r for r in rows if r.stage != Stage.ABANDONED]
     hidden = sum(1 for r in live if r.hidden)
-    return {
-        "projects": len(live),
-        "abandoned": len(rows) - len(live),
-        "hidden": hidden,
-        "hidden_share": round(hidden / len(live), 4) if live else None,
-        "jobs_planned": sum(r.jobs_planned for r in live),
-        "jobs_created": sum(r.jobs_created for r in rows),
-        "under_review": sum(1 for r in live if r.possible_duplicate_of is not None),
-        "jobs_under_review": sum(r.jobs_planned for r in live if r.possible_duplicate_of),
-        "by_stage": dict(sorted(Counter(r.stage for r in rows).items())),
-        "by_origin": dict(sorted(Counter(r.origin for r in live).items())),
-        "by_kind": dict(sorted(Counter(r.kind for r in live).items())),
-    }
+    return s.StatsOut(
+        projects=len(live),
+        abandoned=len(rows) - len(live),
+        hidden=hidden,
+        hidden_share=round(hidden / len(live), 4) if live else None,
+        jobs_planned=sum(r.jobs_planned for r in live),
+        jobs_created=sum(r.jobs_created for r in rows),
+        under_review=sum(1 for r in live if r.possible_duplicate_of is not None),
+        jobs_under_review=sum(r.jobs_planned for r in live if r.possible_duplicate_of),
+        by_stage=dict(sorted(Counter(r.stage for r in rows).items())),
+        by_origin=dict(sorted(Counter(r.origin for r in live).items())),
+        by_kind=dict(sorted(Counter(r.kind for r in live).items())),
+    )
 
 
-async def timeline(session: AsyncSession, project_id: uuid.UUID) -> list[dict[str, Any]]:
+async def timeline(
+    session: AsyncSession, project_id: uuid.UUID, principal: Principal
+) -> list[s.TimelineItem]:
     """Everything that happened to a project, oldest first: reports and recorded events."""
+    await _visible_row(session, project_id, principal)
     reports = (
         await session.exec(
             select(ProjectReportRow).where(ProjectReportRow.project_id == project_id)
@@ -136,36 +145,41 @@ async def timeline(session: AsyncSession, project_id: uuid.UUID) -> list[dict[st
             select(ProjectHistoryRow).where(ProjectHistoryRow.project_id == project_id)
         )
     ).all()
-    items = [
-        {
-            "at": r.reported_at,
-            "kind": "report",
-            "source": r.source,
-            "reference": r.reference,
-            "detail": r.figures,
-        }
+    items: list[s.TimelineItem] = [
+        s.ReportItemOut(at=r.reported_at, source=r.source, reference=r.reference, detail=r.figures)
         for r in reports
-    ] + [
-        {
-            "at": h.occurred_at,
-            "kind": "event",
-            "event_type": h.event_type,
-            "version": h.version,
-            "stage": h.stage,
-            "detail": h.detail,
-        }
+    ]
+    items += [
+        s.EventItemOut(
+            at=h.occurred_at,
+            event_type=h.event_type,
+            version=h.version,
+            stage=h.stage,
+            detail=h.detail,
+        )
         for h in history
     ]
     # Reports before the event they caused at the same instant.
-    return sorted(items, key=lambda i: (i["at"], 0 if i["kind"] == "report" else 1))
+    return sorted(items, key=lambda i: (i.at, 0 if i.kind == "report" else 1))
 
 
 async def shock_ledger(
     session: AsyncSession, shock_id: uuid.UUID, until: date | None = None
-) -> dict[str, Any] | None:
-    shock = await session.get(LedgerShockRow, shock_id)
-    if shock is None:
-        return None
+) -> Ledger | None:
+    shock = await ShockRepository(session).get(shock_id)
+    return None if shock is None else await _ledger(session, shock, until)
+
+
+async def visible_ledger(
+    session: AsyncSession, shock_id: uuid.UUID, principal: Principal, until: date | None
+) -> Ledger:
+    shock = await ShockRepository(session).get(shock_id)
+    if shock is None or not principal.can_see_territory(shock.territory_id):
+        raise NotFound(f"no closure shock {shock_id} in your territories")
+    return await _ledger(session, shock, until)
+
+
+async def _ledger(session: AsyncSession, shock: Shock, until: date | None) -> Ledger:
     # The ledger counts projects detected since the announcement: filtered in SQL, and the
     # job entries joined rather than listed by id (no bound on the number of projects).
     in_scope = (
@@ -180,46 +194,19 @@ async def shock_ledger(
             .where(col(LedgerProjectRow.detected_on) >= shock.announced_on)
         )
     ).all()
-    entries: dict[uuid.UUID, list[tuple[date, int]]] = {}
+    entries: dict[uuid.UUID, list[LedgerJobEntryRow]] = {}
     for e in (
         await session.exec(
             select(LedgerJobEntryRow).where(col(LedgerJobEntryRow.project_id).in_(in_scope))
         )
     ).all():
-        entries.setdefault(e.project_id, []).append((e.created_on, e.jobs_added))
-    projects = [
-        LedgerProject(
-            project_id=r.project_id,
-            territory_id=r.territory_id,
-            origin=r.origin,
-            stage=r.stage,
-            jobs_planned=r.jobs_planned,
-            jobs_created=r.jobs_created,
-            detected_on=r.detected_on,
-            qualified_on=r.qualified_on,
-            funded_on=r.funded_on,
-            job_entries=tuple(sorted(entries.get(r.project_id, []))),
-            under_review=r.under_review,
-            merged_into=r.merged_into,
-        )
-        for r in rows
-    ]
-    return ledger(
-        Shock(
-            shock_id=shock.shock_id,
-            territory_id=shock.territory_id,
-            announced_on=shock.announced_on,
-            jobs_lost=shock.jobs_lost,
-        ),
-        projects,
-        until=until,
-    )
+        entries.setdefault(e.project_id, []).append(e)
+    projects = [counted(r, entries.get(r.project_id, ())) for r in rows]
+    return ledger(shock, projects, until=until)
 
 
-async def ledger_shocks(
-    session: AsyncSession, territory_ids: list[str] | None
-) -> list[LedgerShockRow]:
-    query = select(LedgerShockRow).order_by(col(LedgerShockRow.announced_on))
+async def shocks(session: AsyncSession, territory_ids: list[str] | None) -> list[s.ShockOut]:
+    query = select(ShockRow).order_by(col(ShockRow.announced_on))
     if territory_ids is not None:
-        query = query.where(col(LedgerShockRow.territory_id).in_(territory_ids))
-    return list((await session.exec(query)).all())
+        query = query.where(col(ShockRow.territory_id).in_(territory_ids))
+    return [s.ShockOut.model_validate(r, from_attributes=True) for r in await session.exec(query)]

@@ -3,21 +3,27 @@ half endogenous, half exogenous) with made-up projects."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import uuid
 from datetime import date
 from itertools import pairwise
-from typing import Any
 
 import pytest
 
 from services.detection.domain.ledger import (
     BUCKETS,
+    Jobs,
+    Ledger,
     LedgerProject,
+    Month,
     Shock,
+    Split,
+    Totals,
     ledger,
     ledger_csv_rows,
 )
+from services.detection.entrypoints.schemas import LedgerOut
 
 pytestmark = pytest.mark.unit
 
@@ -27,7 +33,9 @@ SHOCK = Shock(
     territory_id=TERRITORY,
     announced_on=date(2020, 9, 16),
     jobs_lost=900,
+    site_id="36120038900019",
 )
+GROUPS = ("endogenous", "exogenous", "total")
 
 
 def row(
@@ -81,21 +89,25 @@ PROJECTS = [
 ]  # fmt: skip
 
 
+def jobs(point: object, group: str) -> Jobs:
+    value = getattr(point, group)
+    assert isinstance(value, Jobs)
+    return value
+
+
 @pytest.fixture(scope="module")
-def result() -> dict[str, Any]:
+def result() -> Ledger:
     return ledger(SHOCK, PROJECTS)
 
 
-def test_bethune_is_fully_compensated_half_and_half(result: dict[str, Any]) -> None:
-    assert result["jobs_lost"] == 900
-    assert result["compensation_rate"] == 1.0
-    assert result["split"] == {"endogenous": 0.5, "exogenous": 0.5}
-    assert result["shock_id"] == str(SHOCK.shock_id)
-    assert result["announced_on"] == "2020-09-16"
+def test_bethune_is_fully_compensated_half_and_half(result: Ledger) -> None:
+    assert result.shock == SHOCK
+    assert result.compensation_rate == 1.0
+    assert result.split == Split(endogenous=0.5, exogenous=0.5)
 
 
-def test_buckets_per_origin_and_total(result: dict[str, Any]) -> None:
-    assert result["endogenous"] == {
+def test_buckets_per_origin_and_total(result: Ledger) -> None:
+    assert dataclasses.asdict(result.endogenous) == {
         "projects": 4,
         "detected": 490,
         "qualified": 490,
@@ -110,7 +122,7 @@ def test_buckets_per_origin_and_total(result: dict[str, Any]) -> None:
         "projects_under_review": 0,
         "jobs_under_review": 0,
     }
-    assert result["exogenous"] == {
+    assert dataclasses.asdict(result.exogenous) == {
         "projects": 3,
         "detected": 530,
         "qualified": 450,
@@ -125,7 +137,7 @@ def test_buckets_per_origin_and_total(result: dict[str, Any]) -> None:
         "projects_under_review": 0,
         "jobs_under_review": 0,
     }
-    total = result["total"]
+    total = dataclasses.asdict(result.total)
     assert {k: total[k] for k in ("projects", *BUCKETS, "abandoned", "jobs_abandoned")} == {
         "projects": 7,
         "detected": 1020,
@@ -135,13 +147,11 @@ def test_buckets_per_origin_and_total(result: dict[str, Any]) -> None:
         "abandoned": 2,
         "jobs_abandoned": 85,
     }
-    assert total["detected_rate"] == 1.1333
-    assert total["created_rate"] == result["compensation_rate"]
+    assert result.total.detected_rate == 1.1333
+    assert result.total.created_rate == result.compensation_rate
 
 
 def test_look_alikes_count_in_full_and_apart_until_merged() -> None:
-    import dataclasses
-
     original = row(20, "endogenous", "detected", 12, D(2021, 3, 1))
     flagged = dataclasses.replace(
         row(21, "endogenous", "detected", 14, D(2021, 3, 8)), under_review=True
@@ -152,63 +162,61 @@ def test_look_alikes_count_in_full_and_apart_until_merged() -> None:
     )
 
     before = ledger(SHOCK, [original, flagged])
-    assert before["total"]["detected"] == 26  # both counted while the cell decides…
-    assert before["total"]["projects_under_review"] == 1
-    assert before["endogenous"]["jobs_under_review"] == 14  # …and what may be counted twice
+    assert before.total.detected == 26  # both counted while the cell decides…
+    assert before.total.projects_under_review == 1
+    assert before.endogenous.jobs_under_review == 14  # …and what may be counted twice
     after = ledger(SHOCK, [original, merged])
-    assert after["total"]["detected"] == 12  # a merged project counts nowhere
-    assert after["total"]["projects"] == 1
-    assert after["exogenous"]["qualified"] == 0
-    assert after["series"][-1]["total"]["detected"] == 12
+    assert after.total.detected == 12  # a merged project counts nowhere
+    assert after.total.projects == 1
+    assert after.exogenous.qualified == 0
+    assert after.series[-1].total.detected == 12
 
 
-def test_monthly_series_is_cumulative_and_monotonic(result: dict[str, Any]) -> None:
-    series = result["series"]
-    months = [p["month"] for p in series]
+def test_monthly_series_is_cumulative_and_monotonic(result: Ledger) -> None:
+    series = result.series
+    months = [str(p.month) for p in series]
     assert months[0] == "2020-09"
     assert months[-1] == "2025-01"  # the last month with data
     assert len(months) == 53
     assert months == sorted(set(months))
-    assert series[0]["total"] == dict.fromkeys(BUCKETS, 0)
+    assert series[0].total == Jobs()
     for before, after in pairwise(series):
-        for group in ("endogenous", "exogenous", "total"):
+        for group in GROUPS:
             for bucket in BUCKETS:
-                assert after[group][bucket] >= before[group][bucket]
+                assert getattr(jobs(after, group), bucket) >= getattr(jobs(before, group), bucket)
     for point in series:
         for bucket in BUCKETS:
-            assert point["total"][bucket] == (
-                point["endogenous"][bucket] + point["exogenous"][bucket]
+            assert getattr(point.total, bucket) == (
+                getattr(point.endogenous, bucket) + getattr(point.exogenous, bucket)
             )
     last = series[-1]
-    for group in ("endogenous", "exogenous", "total"):
-        assert last[group] == {b: result[group][b] for b in BUCKETS}
+    for group in GROUPS:
+        totals = getattr(result, group)
+        assert isinstance(totals, Totals)
+        assert jobs(last, group) == Jobs(*(getattr(totals, b) for b in BUCKETS))
 
 
-def test_series_dates_each_bucket_by_its_milestone(result: dict[str, Any]) -> None:
-    by_month = {p["month"]: p for p in result["series"]}
-    assert by_month["2020-10"]["exogenous"] == {
-        "detected": 300, "qualified": 300, "funded": 0, "created": 0
-    }  # fmt: skip
-    assert by_month["2021-03"]["endogenous"] == {
-        "detected": 460, "qualified": 460, "funded": 200, "created": 0
-    }  # fmt: skip
+def test_series_dates_each_bucket_by_its_milestone(result: Ledger) -> None:
+    by_month = {str(p.month): p for p in result.series}
+    assert by_month["2020-10"].exogenous == Jobs(detected=300, qualified=300)
+    assert by_month["2021-03"].endogenous == Jobs(detected=460, qualified=460, funded=200)
     # the self-financed project counts as funded from its qualification month
-    assert by_month["2021-06"]["endogenous"]["funded"] == 450
-    assert by_month["2021-09"]["endogenous"]["created"] == 100
-    assert by_month["2022-06"]["total"]["created"] == 570
-    assert by_month["2024-01"]["total"]["created"] == 900
+    assert by_month["2021-06"].endogenous.funded == 450
+    assert by_month["2021-09"].endogenous.created == 100
+    assert by_month["2022-06"].total.created == 570
+    assert by_month["2024-01"].total.created == 900
 
 
 def test_until_bounds_the_series_not_the_totals() -> None:
     short = ledger(SHOCK, PROJECTS, until=date(2021, 12, 31))
-    assert short["series"][-1]["month"] == "2021-12"
-    assert short["series"][-1]["total"]["created"] == 100
-    assert short["total"]["created"] == 900
+    assert short.series[-1].month == Month(2021, 12)
+    assert short.series[-1].total.created == 100
+    assert short.total.created == 900
     longer = ledger(SHOCK, PROJECTS, until=date(2025, 6, 1))
-    assert longer["series"][-1]["month"] == "2025-06"
-    assert longer["series"][-1]["total"] == longer["series"][-6]["total"]
+    assert longer.series[-1].month == Month(2025, 6)
+    assert longer.series[-1].total == longer.series[-6].total
     before = ledger(SHOCK, PROJECTS, until=date(2020, 1, 1))
-    assert [p["month"] for p in before["series"]] == ["2020-09"]
+    assert [p.month for p in before.series] == [Month(2020, 9)]
 
 
 def test_deterministic_whatever_the_order() -> None:
@@ -219,29 +227,29 @@ def test_deterministic_whatever_the_order() -> None:
 
 def test_empty_ledger() -> None:
     empty = ledger(SHOCK, [])
-    assert empty["compensation_rate"] == 0.0
-    assert empty["split"] is None
-    assert [p["month"] for p in empty["series"]] == ["2020-09"]
+    assert empty.compensation_rate == 0.0
+    assert empty.split is None
+    assert [p.month for p in empty.series] == [Month(2020, 9)]
 
 
 def test_nothing_created_yet_has_no_split() -> None:
     only_detected = ledger(SHOCK, [PROJECTS[6]])
-    assert only_detected["split"] is None
-    assert only_detected["exogenous"]["detected"] == 80
+    assert only_detected.split is None
+    assert only_detected.exogenous.detected == 80
 
 
 def test_no_jobs_lost_means_no_rates() -> None:
-    shock = Shock(SHOCK.shock_id, TERRITORY, SHOCK.announced_on, jobs_lost=0)
+    shock = dataclasses.replace(SHOCK, jobs_lost=0)
     result = ledger(shock, PROJECTS)
-    assert result["compensation_rate"] is None
-    assert result["total"]["funded_rate"] is None
+    assert result.compensation_rate is None
+    assert result.total.funded_rate is None
 
 
 def test_jobs_entered_before_the_announcement_count_from_its_month() -> None:
     early = row(20, "endogenous", "jobs_created", 10, D(2020, 9, 20), D(2020, 9, 21),
                 D(2020, 9, 22), ((D(2020, 6, 1), 10),))  # fmt: skip
     result = ledger(SHOCK, [early])
-    assert result["series"][0]["endogenous"]["created"] == 10
+    assert result.series[0].endogenous.created == 10
 
 
 def test_unknown_origin_is_a_programming_error() -> None:
@@ -249,7 +257,7 @@ def test_unknown_origin_is_a_programming_error() -> None:
         ledger(SHOCK, [row(30, "martian", "detected", 1, D(2021, 1, 1))])
 
 
-def test_csv_rows(result: dict[str, Any]) -> None:
+def test_csv_rows(result: Ledger) -> None:
     rows = ledger_csv_rows(result)
     assert rows[0] == [
         "month",
@@ -266,10 +274,40 @@ def test_csv_rows(result: dict[str, Any]) -> None:
         "total_funded",
         "total_created",
     ]
-    assert len(rows) == 1 + len(result["series"])
+    assert len(rows) == 1 + len(result.series)
     assert rows[1] == ["2020-09"] + ["0"] * 12
     assert rows[-1] == [
         "2025-01", "490", "490", "450", "450", "530", "450", "450", "450",
         "1020", "940", "900", "900",
     ]  # fmt: skip
     assert all(len(r) == 13 and all(isinstance(c, str) for c in r) for r in rows)
+
+
+def test_the_api_gives_the_ledger_as_plain_json(result: Ledger) -> None:
+    """The typed ledger becomes the JSON the API has always given: ids and dates as
+    strings, months as YYYY-MM, one object per origin and for the total."""
+    body = LedgerOut.of(result).model_dump(mode="json")
+    assert list(body) == [
+        "shock_id", "territory_id", "announced_on", "jobs_lost", "endogenous", "exogenous",
+        "total", "compensation_rate", "split", "series",
+    ]  # fmt: skip
+    assert (body["shock_id"], body["territory_id"], body["announced_on"]) == (
+        str(SHOCK.shock_id),
+        TERRITORY,
+        "2020-09-16",
+    )
+    assert body["endogenous"] == dataclasses.asdict(result.endogenous)
+    assert set(body["total"]) == {
+        "projects", "detected", "qualified", "funded", "created", "abandoned",
+        "jobs_abandoned", "projects_under_review", "jobs_under_review", "detected_rate",
+        "qualified_rate", "funded_rate", "created_rate",
+    }  # fmt: skip
+    assert body["split"] == {"endogenous": 0.5, "exogenous": 0.5}
+    assert body["series"][5] == {
+        "month": "2021-02",
+        "endogenous": {"detected": 460, "qualified": 420, "funded": 0, "created": 0},
+        "exogenous": {"detected": 300, "qualified": 300, "funded": 300, "created": 0},
+        "total": {"detected": 760, "qualified": 720, "funded": 300, "created": 0},
+    }
+    empty = LedgerOut.of(ledger(SHOCK, [])).model_dump(mode="json")
+    assert empty["split"] is None

@@ -7,13 +7,18 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from services.detection.domain.matching import ProjectKey
 from services.detection.domain.model import (
+    FIGURE_FIELDS,
     AlreadyQualified,
+    Figures,
     InvalidProjectChange,
     Project,
     Report,
@@ -40,30 +45,36 @@ def survey(rev: int, hours: int = 0) -> Report:
     return Report(source="survey", reference=f"survey s-1 rev {rev}", reported_at=at(hours))
 
 
-def detect(**change: Any) -> Project:
+KEY = ProjectKey(
+    siren="900000000",
+    kind="capacity_extension",
+    territory_id=TERRITORY,
+    firm_name="Rechapage du Nord SAS",
+    site_id="90000000000011",
+)
+FIGURES = Figures(
+    description=SECRET,
+    jobs_planned=12,
+    capex_eur=1_500_000,
+    funding_need_eur=400_000,
+    maturity="study",
+    obstacles=("financing", "land"),
+    consent_to_share=True,
+)
+
+
+def detect(key: ProjectKey = KEY, figures: Figures = FIGURES, **change: Any) -> Project:
     args: dict[str, Any] = {
-        "territory_id": TERRITORY,
         "origin": "endogenous",
-        "kind": "capacity_extension",
-        "description": SECRET,
-        "jobs_planned": 12,
-        "consent_to_share": True,
         "hidden": True,
         "report": survey(1),
         "now": NOW,
         "shock_id": SHOCK_ID,
         "campaign_id": CAMPAIGN_ID,
-        "site_id": "90000000000011",
-        "siren": "900000000",
-        "firm_name": "Rechapage du Nord SAS",
         "naf_code": "22.11Z",
-        "capex_eur": 1_500_000,
-        "funding_need_eur": 400_000,
-        "maturity": "study",
-        "obstacles": ["financing", "land"],
         "lead_id": LEAD_ID,
     }
-    return Project.detect(**{**args, **change})
+    return Project.detect(key, figures, **{**args, **change})
 
 
 def funded() -> Project:
@@ -88,7 +99,7 @@ def test_detect_records_the_whole_state_without_the_description() -> None:
     assert p.version == 1
     assert p.detected_on == NOW.date()
     assert p.lead_ids == {LEAD_ID}
-    assert p.obstacles == ["land", "financing"]  # canonical order
+    assert p.figures.obstacles == ("land", "financing")  # canonical order
     [event] = p.events
     assert isinstance(event, ev.ProjectDetected)
     assert event.model_dump(mode="json") == {
@@ -127,13 +138,10 @@ def test_detect_records_the_whole_state_without_the_description() -> None:
 
 def test_detect_an_exogenous_project_from_the_crisis_cell() -> None:
     p = detect(
+        ProjectKey(siren=None, kind="new_site", territory_id=TERRITORY, firm_name="Blackstar"),
         origin="exogenous",
-        kind="new_site",
         report=Report("crisis_cell", "declared by the crisis cell", NOW),
-        siren=None,
-        site_id=None,
         naf_code=None,
-        firm_name="Blackstar",
         lead_id=None,
         detected_on=date(2021, 4, 1),
     )
@@ -145,22 +153,60 @@ def test_detect_an_exogenous_project_from_the_crisis_cell() -> None:
 
 
 @pytest.mark.parametrize(
-    ("change", "message"),
+    ("make", "message"),
     [
-        ({"kind": "spaceport"}, "unknown project kind"),
-        ({"origin": "imported"}, "origin must be"),
-        ({"siren": "12345"}, "SIREN has 9 digits"),
-        ({"naf_code": "2211Z"}, "NAF code"),
-        ({"jobs_planned": -1}, "jobs_planned cannot be negative"),
-        ({"capex_eur": -5}, "capex_eur cannot be negative"),
-        ({"maturity": "dreaming"}, "unknown maturity"),
-        ({"obstacles": ["taxes"]}, "unknown obstacles taxes"),
-        ({"report": Report("gossip", "x", NOW)}, "unknown report source"),
+        (lambda: detect(replace(KEY, kind="spaceport")), "unknown project kind"),
+        (lambda: detect(origin="imported"), "origin must be"),
+        (lambda: detect(replace(KEY, siren="12345")), "SIREN has 9 digits"),
+        (lambda: detect(naf_code="2211Z"), "NAF code"),
+        (lambda: replace(FIGURES, jobs_planned=-1), "jobs_planned cannot be negative"),
+        (lambda: replace(FIGURES, capex_eur=-5), "capex_eur cannot be negative"),
+        (lambda: replace(FIGURES, funding_need_eur=-1), "funding_need_eur cannot be negative"),
+        (lambda: replace(FIGURES, land_needs_ha=-0.5), "land_needs_ha cannot be negative"),
+        (lambda: replace(FIGURES, maturity="dreaming"), "unknown maturity"),
+        (lambda: replace(FIGURES, obstacles=("taxes",)), "unknown obstacles taxes"),
+        (lambda: detect(report=Report("gossip", "x", NOW)), "unknown report source"),
     ],
 )
-def test_detect_refuses_bad_input(change: dict[str, Any], message: str) -> None:
+def test_detect_refuses_bad_input(make: Callable[[], object], message: str) -> None:
     with pytest.raises(InvalidProjectChange, match=message):
-        detect(**change)
+        make()
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def test_figures_are_a_value_in_canonical_form() -> None:
+    reordered = replace(FIGURES, obstacles=("land", "financing", "land"))
+    assert reordered == FIGURES  # obstacles in one order, once each
+    assert hash(reordered) == hash(FIGURES)
+    assert FIGURE_FIELDS == (
+        "description",
+        "jobs_planned",
+        "capex_eur",
+        "funding_need_eur",
+        "maturity",
+        "obstacles",
+        "land_needs_ha",
+        "consent_to_share",
+    )
+    assert Figures(description="x", jobs_planned=0, consent_to_share=False).given() == {
+        "description": "x",
+        "jobs_planned": 0,
+        "obstacles": [],
+        "consent_to_share": False,
+    }
+
+
+def test_newer_figures_replace_those_they_give() -> None:
+    newer = Figures(description="other", jobs_planned=20, consent_to_share=True, land_needs_ha=2)
+    merged, changed = FIGURES.merged(newer)
+    assert changed == ["description", "jobs_planned", "obstacles", "land_needs_ha"]
+    assert merged == replace(
+        FIGURES, description="other", jobs_planned=20, obstacles=(), land_needs_ha=2
+    )
+    assert merged.capex_eur == 1_500_000  # not given: kept
+    assert FIGURES.merged(FIGURES) == (FIGURES, [])
 
 
 # --------------------------------------------------------------------------- merge
@@ -170,15 +216,16 @@ def test_merge_changes_record_one_update_with_changed_fields() -> None:
     p = detect()
     changed = p.merge_report(
         survey(2, hours=1),
+        replace(
+            FIGURES,
+            jobs_planned=20,
+            obstacles=("land", "financing", "permits"),
+            description="a longer text",
+        ),
         now=at(1),
-        jobs_planned=20,
-        capex_eur=1_500_000,
-        obstacles=["land", "financing", "permits"],
-        description="a longer text",
-        consent_to_share=True,
     )
     assert changed == ["description", "jobs_planned", "obstacles"]
-    assert (p.jobs_planned, p.obstacles) == (20, ["land", "financing", "permits"])
+    assert (p.figures.jobs_planned, p.figures.obstacles) == (20, ("land", "financing", "permits"))
     assert len(p.events) == 2
     event = p.events[-1]
     assert isinstance(event, ev.ProjectUpdated)
@@ -192,32 +239,34 @@ def test_identical_figures_record_nothing_but_keep_the_report() -> None:
     p = detect()
     changed = p.merge_report(
         Report("survey", "visit by another consultant", at(1)),
+        replace(FIGURES, obstacles=("financing", "land"), capex_eur=None),  # not a change
         now=at(1),
-        jobs_planned=12,
-        obstacles=["financing", "land"],  # another order: not a change
-        maturity="study",
     )
     assert changed == []
     assert len(p.events) == 1
     assert p.version == 1
     assert len(p.reports) == 2
     assert p.reports[-1].figures == {
+        "description": SECRET,
         "jobs_planned": 12,
+        "funding_need_eur": 400_000,
         "maturity": "study",
         "obstacles": ["land", "financing"],
+        "consent_to_share": True,
     }
 
 
 def test_missing_figures_keep_the_current_value_and_empty_obstacles_clear() -> None:
     p = detect()
-    assert p.merge_report(survey(2, 1), now=at(1), capex_eur=None, obstacles=[]) == ["obstacles"]
-    assert (p.capex_eur, p.obstacles) == (1_500_000, [])
+    emptied = replace(FIGURES, capex_eur=None, obstacles=())
+    assert p.merge_report(survey(2, 1), emptied, now=at(1)) == ["obstacles"]
+    assert (p.figures.capex_eur, p.figures.obstacles) == (1_500_000, ())
 
 
 def test_an_older_report_is_kept_but_not_applied() -> None:
     p = detect(report=survey(2, hours=5))
-    assert p.merge_report(survey(1, hours=0), now=at(6), jobs_planned=3) == []
-    assert p.jobs_planned == 12
+    assert p.merge_report(survey(1, hours=0), replace(FIGURES, jobs_planned=3), now=at(6)) == []
+    assert p.figures.jobs_planned == 12
     assert len(p.reports) == 2
     assert len(p.events) == 1
 
@@ -226,17 +275,22 @@ def test_hidden_is_fixed_at_detection_and_lead_ids_accumulate() -> None:
     p = detect()
     other_lead = uuid.uuid4()
     changed = p.merge_report(
-        Report("survey", "survey s-9 rev 1", at(1)), now=at(1), hidden=False, lead_id=other_lead
+        Report("survey", "survey s-9 rev 1", at(1)),
+        FIGURES,
+        now=at(1),
+        hidden=False,
+        lead_id=other_lead,
     )
     assert changed == []
     assert p.hidden is True
-    assert p.reports[-1].figures == {"hidden": False}
+    assert p.reports[-1].figures == {**FIGURES.given(), "hidden": False}
     assert p.lead_ids == {LEAD_ID, other_lead}
 
 
 def test_consent_can_be_withdrawn() -> None:
     p = detect()
-    assert p.merge_report(survey(2, 1), now=at(1), consent_to_share=False) == ["consent_to_share"]
+    withdrawn = replace(FIGURES, consent_to_share=False)
+    assert p.merge_report(survey(2, 1), withdrawn, now=at(1)) == ["consent_to_share"]
     event = p.events[-1]
     assert isinstance(event, ev.ProjectUpdated)
     assert event.consent_to_share is False
@@ -245,17 +299,10 @@ def test_consent_can_be_withdrawn() -> None:
 def test_a_report_on_an_abandoned_project_changes_nothing() -> None:
     p = detect()
     p.abandon("the firm was sold", now=at(1))
-    assert p.merge_report(survey(2, 2), now=at(2), jobs_planned=40) == []
-    assert (p.jobs_planned, p.stage) == (12, Stage.ABANDONED)
+    assert p.merge_report(survey(2, 2), replace(FIGURES, jobs_planned=40), now=at(2)) == []
+    assert (p.figures.jobs_planned, p.stage) == (12, Stage.ABANDONED)
     assert len(p.reports) == 3
     assert len(p.events) == 2
-
-
-def test_merge_refuses_bad_figures() -> None:
-    p = detect()
-    with pytest.raises(InvalidProjectChange):
-        p.merge_report(survey(2, 1), now=at(1), funding_need_eur=-1)
-    assert len(p.reports) == 1
 
 
 # --------------------------------------------------------------------------- qualify
@@ -265,13 +312,25 @@ def test_qualify_with_corrected_figures() -> None:
     p = detect()
     corrected = p.qualify(now=at(1), jobs_planned=8, capex_eur=1_500_000)
     assert corrected == ["jobs_planned"]
-    assert (p.stage, p.jobs_planned) == (Stage.QUALIFIED, 8)
+    assert (p.stage, p.figures.jobs_planned) == (Stage.QUALIFIED, 8)
     event = p.events[-1]
     assert isinstance(event, ev.ProjectQualified)
     assert (event.stage, event.jobs_planned, event.version) == ("qualified", 8, 2)
     report = p.reports[-1]
     assert (report.source, report.reported_at) == ("crisis_cell", at(1))
     assert report.figures == {"jobs_planned": 8, "capex_eur": 1_500_000}
+
+
+def test_qualify_refuses_a_negative_correction_and_changes_nothing() -> None:
+    p = detect()
+    with pytest.raises(InvalidProjectChange, match="capex_eur cannot be negative"):
+        p.qualify(now=at(1), jobs_planned=8, capex_eur=-1)
+    assert (p.stage, p.figures, len(p.reports), len(p.events)) == (
+        Stage.DETECTED,
+        FIGURES,
+        1,
+        1,
+    )
 
 
 def test_qualify_without_corrections_adds_no_report() -> None:
@@ -296,8 +355,8 @@ def test_qualify_twice_or_after_abandon_is_refused() -> None:
 def test_a_late_survey_does_not_undo_the_analysts_correction() -> None:
     p = detect()
     p.qualify(now=at(3), jobs_planned=8)
-    assert p.merge_report(survey(2, hours=2), now=at(4), jobs_planned=12) == []
-    assert p.jobs_planned == 8
+    assert p.merge_report(survey(2, hours=2), FIGURES, now=at(4)) == []
+    assert p.figures.jobs_planned == 8
 
 
 # --------------------------------------------------------------------------- stages
@@ -377,7 +436,7 @@ def test_record_jobs_partial_then_complete() -> None:
         (10, 15, True, "jobs_created"),
     ]
     assert jobs[0].created_on == date(2021, 4, 5)
-    assert (p.jobs_created, p.jobs_planned, p.jobs_complete) == (15, 12, True)
+    assert (p.jobs_created, p.figures.jobs_planned, p.jobs_complete) == (15, 12, True)
     assert not p.live
     assert_versions(p)
 
@@ -459,8 +518,9 @@ def test_abandon_refusals() -> None:
 
 def test_versions_increase_by_one_per_event_and_events_carry_no_free_text() -> None:
     p = detect()
-    p.merge_report(survey(2, 1), now=at(1), jobs_planned=14, description=SECRET + " (rev 2)")
-    p.merge_report(survey(3, 2), now=at(2), jobs_planned=14)  # nothing new
+    revised = replace(FIGURES, jobs_planned=14, description=SECRET + " (rev 2)")
+    p.merge_report(survey(2, 1), revised, now=at(1))
+    p.merge_report(survey(3, 2), revised, now=at(2))  # nothing new
     p.qualify(now=at(3), capex_eur=2_000_000)
     p.move_to(Stage.IN_FUNDING, now=at(4), reason="filed with Bpifrance")
     p.move_to(Stage.FUNDED, now=at(5))
@@ -510,9 +570,9 @@ def test_key_priority_and_live() -> None:
 
 def lookalike(of: Project, **change: Any) -> Project:
     return detect(
+        replace(KEY, site_id="90000000000029"),
+        replace(FIGURES, jobs_planned=14),
         lead_id=uuid.uuid4(),
-        site_id="90000000000029",
-        jobs_planned=14,
         looks_like=(of.id, "the same firm (SIREN 900000000) and the same kind"),
         **change,
     )
@@ -526,7 +586,7 @@ def test_a_lookalike_is_its_own_project_flagged_with_the_reason() -> None:
     assert "SIREN 900000000" in (second.duplicate_reason or "")
     [event] = second.events
     assert event.possible_duplicate_of == first.id  # the ledger hears of it
-    assert first.jobs_planned == 12 and second.jobs_planned == 14  # nothing merged
+    assert (first.figures.jobs_planned, second.figures.jobs_planned) == (12, 14)  # not merged
 
 
 def test_dismissing_the_flag_records_one_event_and_is_idempotent() -> None:
@@ -550,7 +610,7 @@ def test_absorb_joins_leads_reports_and_newer_figures_and_ends_the_other() -> No
 
     changed = first.absorb(second, now=at(2), by="cell-1")
 
-    assert "jobs_planned" in changed and first.jobs_planned == 14  # the newer report wins
+    assert changed == ["jobs_planned"] and first.figures.jobs_planned == 14  # the newer wins
     assert second.lead_ids == set() and len(first.lead_ids) == 2
     assert any("from project" in r.reference and "s-2" in r.reference for r in first.reports)
     assert second.merged_into == first.id and not second.live
@@ -568,7 +628,7 @@ def test_absorb_keeps_newer_figures_of_the_survivor() -> None:
     first = detect(report=Report("survey", "survey s-1 rev 2", at(5)))
     second = lookalike(first, report=Report("survey", "survey s-2 rev 1", at(1)))
     assert first.absorb(second, now=at(6), by="cell-1") == []
-    assert first.jobs_planned == 12
+    assert first.figures.jobs_planned == 12
 
 
 def test_a_project_already_funded_is_not_absorbed_into_a_detected_one() -> None:
