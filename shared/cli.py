@@ -34,7 +34,7 @@ def service_main(
     *,
     bootstrap: Callable[[], R],
     create_app: Callable[[R], FastAPI],
-    prepare: Callable[[R], Awaitable[None]],
+    prepare: Callable[[R, argparse.Namespace], Awaitable[None]],
     jobs: Mapping[str, tuple[str, Job[R]]] = {},
     arguments: Mapping[str, Callable[[argparse.ArgumentParser], Any]] = {},
 ) -> int:
@@ -74,7 +74,7 @@ def service_main(
     async def run() -> int:
         try:
             if args.command == "serve":
-                await prepare(runtime)
+                await prepare(runtime, args)
                 log.info(
                     f"{service} listening",
                     docs=f"http://{settings.http_host}:{settings.http_port}/docs",
@@ -84,7 +84,7 @@ def service_main(
                 await runtime.migrate()
                 await runtime.relay.run()
             elif args.command == "consume":
-                await prepare(runtime)
+                await prepare(runtime, args)
                 consumers = [w for w in runtime.workers() if w is not runtime.relay]
                 await asyncio.gather(*(w.run() for w in consumers))
             elif args.command == "migrate":

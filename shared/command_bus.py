@@ -120,8 +120,6 @@ class CommandBus(Generic[U]):
                 code = status_code
                 if isinstance(result, Created):
                     code, result = 201, result.value
-                elif hasattr(result, "code") and hasattr(result, "body"):  # transitional
-                    code, result = result.code, result.body
                 body = jsonable_encoder(result)
                 if key is not None:
                     idempotency.remember(

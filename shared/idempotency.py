@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
@@ -72,37 +71,3 @@ def remember(
             response=json.dumps(body, default=str),
         )
     )
-
-
-# --- transitional: the services' routes move to shared.command_bus; removed after -----
-
-
-def fingerprint(request: Any, body: Any) -> str:
-    from fastapi.encoders import jsonable_encoder
-
-    return request_hash(request.method, request.url.path, jsonable_encoder(body))
-
-
-_U = TypeVar("_U")
-Action = Callable[[_U], Awaitable[tuple[int, Any]]]
-
-
-async def run_command(
-    uow_factory: Any, principal: str, key: str | None, request_fingerprint: str, action: Any
-) -> Any:
-    from shared.auth import Principal, Role
-    from shared.command_bus import CommandBus
-
-    async def adapted(uow: Any) -> Any:
-        code, body = await action(uow)
-        return _Coded(code, body)
-
-    bus: CommandBus[Any] = CommandBus(uow_factory, None, key)
-    who = Principal(subject=principal, roles=frozenset({Role.ADMIN}))
-    answer = await bus.execute(who, key, request_fingerprint, adapted)
-    return answer.response()
-
-
-class _Coded:
-    def __init__(self, code: int, body: Any) -> None:
-        self.code, self.body = code, body

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Sequence
 
 from services.campaigns.bootstrap import Campaigns, bootstrap
 from shared.cli import service_main
 
 
-async def prepare(svc: Campaigns) -> None:
+async def prepare(svc: Campaigns, _args: argparse.Namespace | None = None) -> None:
     await svc.migrate()
     await svc.ensure_topics()
 

@@ -10,7 +10,7 @@ from services.detection.bootstrap import Detection, bootstrap
 from shared.cli import service_main
 
 
-async def prepare(svc: Detection) -> None:
+async def prepare(svc: Detection, _args: argparse.Namespace | None = None) -> None:
     await svc.migrate()
     await svc.ensure_topics()
 

@@ -6,44 +6,25 @@ from __future__ import annotations
 import csv
 import io
 import uuid
-from collections.abc import Awaitable
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Query, Response
 from fastapi.responses import JSONResponse
 
 from services.detection.bootstrap import Detection
 from services.detection.domain.ledger import ledger_csv_rows
-from services.detection.domain.model import Project
 from services.detection.domain.stages import Stage
 from services.detection.entrypoints import schemas as s
 from services.detection.service_layer import commands, views
 from services.detection.service_layer.unit_of_work import DetectionUnitOfWork
 from shared.auth import Allow, Principal, Role
-from shared.clock import Clock
-from shared.command_bus import CommandBus, Created, command_bus
-from shared.runtime import SessionDep, service_app
+from shared.command_bus import CommandBus, command_bus
+from shared.runtime import ClockDep, SessionDep, service_app
 
 CrisisCell = Annotated[Principal, Depends(Allow(Role.CRISIS_CELL))]
 Bus = Annotated[CommandBus[DetectionUnitOfWork], Depends(command_bus)]
 Session = SessionDep
-
-
-async def _clock(request: Request) -> Clock:
-    detection: Detection = request.app.state.runtime
-    return detection.clock
-
-
-Clocked = Annotated[Clock, Depends(_clock)]
-
-
-async def _out(project: Awaitable[Project]) -> s.ProjectOut:
-    return s.ProjectOut.of(await project)
-
-
-async def _created(project: Awaitable[Project]) -> Created[s.ProjectOut]:
-    return Created(await _out(project))
 
 
 router = APIRouter()
@@ -135,13 +116,15 @@ async def get_timeline(
     summary="Declare a project of a firm from outside looking for a location (crisis cell)",
 )
 async def post_exogenous(
-    body: s.ExogenousIn, principal: CrisisCell, bus: Bus, clock: Clocked
+    body: s.ExogenousIn, principal: CrisisCell, bus: Bus, clock: ClockDep
 ) -> JSONResponse:
     data = body.command()
     return await bus(
         principal,
-        lambda uow: _created(commands.declare_exogenous(uow, data, principal, clock)),
+        lambda uow: commands.declare_exogenous(uow, data, principal, clock),
+        answer=s.ProjectOut.of,
         body=body,
+        status_code=201,
     )
 
 
@@ -152,20 +135,19 @@ async def post_exogenous(
     summary="Qualify a detected project, correcting its figures (crisis cell analyst)",
 )
 async def post_qualify(
-    project_id: uuid.UUID, body: s.QualifyIn, principal: CrisisCell, bus: Bus, clock: Clocked
+    project_id: uuid.UUID, body: s.QualifyIn, principal: CrisisCell, bus: Bus, clock: ClockDep
 ) -> JSONResponse:
     return await bus(
         principal,
-        lambda uow: _out(
-            commands.qualify(
-                uow,
-                project_id,
-                principal,
-                clock,
-                jobs_planned=body.jobs_planned,
-                capex_eur=body.capex_eur,
-            )
+        lambda uow: commands.qualify(
+            uow,
+            project_id,
+            principal,
+            clock,
+            jobs_planned=body.jobs_planned,
+            capex_eur=body.capex_eur,
         ),
+        answer=s.ProjectOut.of,
         body=body,
     )
 
@@ -177,12 +159,13 @@ async def post_qualify(
     summary="Move a project to in funding, funded, launched, or back to qualified (crisis cell)",
 )
 async def post_stage(
-    project_id: uuid.UUID, body: s.StageIn, principal: CrisisCell, bus: Bus, clock: Clocked
+    project_id: uuid.UUID, body: s.StageIn, principal: CrisisCell, bus: Bus, clock: ClockDep
 ) -> JSONResponse:
     stage = Stage(body.stage)
     return await bus(
         principal,
-        lambda uow: _out(commands.move(uow, project_id, stage, principal, clock, body.reason)),
+        lambda uow: commands.move(uow, project_id, stage, principal, clock, body.reason),
+        answer=s.ProjectOut.of,
         body=body,
     )
 
@@ -194,21 +177,20 @@ async def post_stage(
     summary="Record the jobs actually created so far (crisis cell)",
 )
 async def post_jobs(
-    project_id: uuid.UUID, body: s.JobsIn, principal: CrisisCell, bus: Bus, clock: Clocked
+    project_id: uuid.UUID, body: s.JobsIn, principal: CrisisCell, bus: Bus, clock: ClockDep
 ) -> JSONResponse:
     return await bus(
         principal,
-        lambda uow: _out(
-            commands.record_jobs(
-                uow,
-                project_id,
-                principal,
-                clock,
-                jobs_created_total=body.jobs_created_total,
-                created_on=body.created_on,
-                complete=body.complete,
-            )
+        lambda uow: commands.record_jobs(
+            uow,
+            project_id,
+            principal,
+            clock,
+            jobs_created_total=body.jobs_created_total,
+            created_on=body.created_on,
+            complete=body.complete,
         ),
+        answer=s.ProjectOut.of,
         body=body,
     )
 
@@ -220,11 +202,12 @@ async def post_jobs(
     summary="Abandon a project, with the reason (crisis cell)",
 )
 async def post_abandon(
-    project_id: uuid.UUID, body: s.AbandonIn, principal: CrisisCell, bus: Bus, clock: Clocked
+    project_id: uuid.UUID, body: s.AbandonIn, principal: CrisisCell, bus: Bus, clock: ClockDep
 ) -> JSONResponse:
     return await bus(
         principal,
-        lambda uow: _out(commands.abandon(uow, project_id, principal, clock, body.reason)),
+        lambda uow: commands.abandon(uow, project_id, principal, clock, body.reason),
+        answer=s.ProjectOut.of,
         body=body,
     )
 
@@ -236,11 +219,12 @@ async def post_abandon(
     summary="Merge a look-alike into the project it duplicates; returns that one (crisis cell)",
 )
 async def post_merge(
-    project_id: uuid.UUID, body: s.MergeIn, principal: CrisisCell, bus: Bus, clock: Clocked
+    project_id: uuid.UUID, body: s.MergeIn, principal: CrisisCell, bus: Bus, clock: ClockDep
 ) -> JSONResponse:
     return await bus(
         principal,
-        lambda uow: _out(commands.merge(uow, project_id, principal, clock, body.into)),
+        lambda uow: commands.merge(uow, project_id, principal, clock, body.into),
+        answer=s.ProjectOut.of,
         body=body,
     )
 
@@ -256,11 +240,12 @@ async def post_not_a_duplicate(
     body: s.DismissDuplicateIn,
     principal: CrisisCell,
     bus: Bus,
-    clock: Clocked,
+    clock: ClockDep,
 ) -> JSONResponse:
     return await bus(
         principal,
-        lambda uow: _out(commands.dismiss_duplicate(uow, project_id, principal, clock, body.note)),
+        lambda uow: commands.dismiss_duplicate(uow, project_id, principal, clock, body.note),
+        answer=s.ProjectOut.of,
         body=body,
     )
 

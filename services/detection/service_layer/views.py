@@ -69,7 +69,7 @@ def _where(query: Any, flt: ProjectFilter) -> Any:
     return query
 
 
-def _cursor(row: ProjectRow) -> str:
+def _cursor_of(row: ProjectRow) -> str:
     return encode_cursor(row.detected_on.isoformat(), str(row.id))
 
 
@@ -90,7 +90,7 @@ async def list_projects(
             | ((col(ProjectRow.detected_on) == day) & (col(ProjectRow.id) > project_id))
         )
     rows = list((await session.exec(query.limit(limit + 1))).all())
-    next_cursor = _cursor(rows[limit - 1]) if len(rows) > limit else None
+    next_cursor = _cursor_of(rows[limit - 1]) if len(rows) > limit else None
     return s.ProjectPage(
         items=[s.ProjectOut.of(project_of(r)) for r in rows[:limit]], next_cursor=next_cursor
     )

@@ -22,7 +22,7 @@ from shared.logging import get_logger
 log = get_logger(__name__)
 
 
-async def prepare(svc: Funding) -> None:
+async def prepare(svc: Funding, _args: argparse.Namespace | None = None) -> None:
     await svc.migrate()
     await svc.ensure_topics()
     if svc.settings.load_seed:

@@ -120,45 +120,23 @@ def _import_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--territory", action="append", required=True, help="e.g. ti-3205")
 
 
-class _Prestart:
-    """What `serve` (and `consume`) run first. `shared.cli` hands its `prepare` the
-    runtime alone, not the parsed arguments, so `serve --demo` is noted here as argparse
-    reads it."""
+async def _prestart(registry: SiteRegistry, args: argparse.Namespace) -> None:
+    # `serve --demo` only: `consume` has no such option.
+    await prepare(registry, demo=getattr(args, "demo", False))
 
-    def __init__(self) -> None:
-        self.demo = False
 
-    async def __call__(self, registry: SiteRegistry) -> None:
-        await prepare(registry, demo=self.demo)
-
-    def serve_arguments(self, parser: argparse.ArgumentParser) -> None:
-        prestart = self
-
-        class Demo(argparse.Action):
-            def __call__(
-                self,
-                parser: argparse.ArgumentParser,
-                namespace: argparse.Namespace,
-                values: str | Sequence[Any] | None,
-                option_string: str | None = None,
-            ) -> None:
-                setattr(namespace, self.dest, True)
-                prestart.demo = True
-
-        parser.add_argument(
-            "--demo", nargs=0, default=False, action=Demo, help="load the ti-3205 demo first"
-        )
+def _serve_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--demo", action="store_true", help="load the ti-3205 demo first")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     from services.site_registry.entrypoints.http import create_app
 
-    prestart = _Prestart()
     return service_main(
         argv,
         bootstrap=bootstrap,
         create_app=create_app,
-        prepare=prestart,
+        prepare=_prestart,
         jobs={
             "load-reference": (
                 "load the packaged Territoires d'industrie, EPCI and communes",
@@ -170,5 +148,5 @@ def main(argv: Sequence[str] | None = None) -> int:
                 _import_sirene,
             ),
         },
-        arguments={"serve": prestart.serve_arguments, "import-sirene": _import_arguments},
+        arguments={"serve": _serve_arguments, "import-sirene": _import_arguments},
     )
