@@ -37,9 +37,19 @@ def test_the_registry_adds_its_batch_jobs(main_kwargs: dict[str, Any]) -> None:
     assert (str(args.path), args.territory) == ("f.csv", ["a", "b"])
 
 
-def test_serve_loads_the_demo_first_only_when_asked(main_kwargs: dict[str, Any]) -> None:
+async def test_serve_loads_the_demo_first_only_when_asked(
+    main_kwargs: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    demos: list[bool] = []
+
+    async def prepare(_registry: object, *, demo: bool) -> None:
+        demos.append(demo)
+
+    monkeypatch.setattr(cli, "prepare", prepare)
     prestart = main_kwargs["prepare"]
-    parse(main_kwargs, "serve")
-    assert prestart.demo is False
-    assert parse(main_kwargs, "serve", "--demo").demo is True
-    assert prestart.demo is True
+
+    await prestart(None, parse(main_kwargs, "serve"))
+    await prestart(None, parse(main_kwargs, "serve", "--demo"))
+    await prestart(None, argparse.Namespace(command="consume"))  # no --demo option there
+
+    assert demos == [False, True, False]
