@@ -361,7 +361,9 @@ async def _sync(
         "SYNC", f"/visits/{item.visit_id}/{item.type}", jsonable_encoder(report)
     )
     try:
-        answer = await bus.execute(principal, f"sync:{item.client_id}", fingerprint, action)
+        answer = await bus.execute(
+            principal, f"sync:{item.client_id}", fingerprint, action, body=report
+        )
     except DomainError as exc:
         return s.SyncResultOut(
             client_id=item.client_id,

@@ -1,4 +1,4 @@
-"""The page-cursor codec and the clock every service shares."""
+"""The page-cursor codec, the clock every service shares, and the command bus's input check."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime
 import pytest
 
 from shared.clock import Clock
+from shared.command_bus import ControlCharacters, refuse_control_characters
 from shared.cursor import decode_cursor, encode_cursor, parse_cursor
 from shared.errors import BadCursor
 
@@ -53,3 +54,20 @@ def test_today_is_the_date_in_france_not_in_utc() -> None:
     assert Clock.fixed(late_in_summer).today() == date(2026, 7, 15)
     assert Clock.fixed(late_in_winter).today() == date(2026, 12, 1)
     assert Clock.fixed(late_in_summer).now() == late_in_summer
+
+
+# --- the command bus refuses control characters in any string of a command's input ----
+
+
+@pytest.mark.parametrize("text", ["Ö\x00q", "a\x1fb", "x\x7f"])
+def test_control_characters_anywhere_in_the_input_are_refused_naming_the_field(
+    text: str,
+) -> None:
+    body = {"projects": [{"description": "ok", "contact": {"name": text}}]}
+
+    with pytest.raises(ControlCharacters, match=r"projects\.0\.contact\.name"):
+        refuse_control_characters(body)
+
+
+def test_tabs_and_new_lines_are_text() -> None:
+    refuse_control_characters({"comments": "line 1\r\nline 2\tend", "n": 3, "none": None})
