@@ -142,7 +142,8 @@ class CommandBus(Generic[U]):
         body: Any = None,
     ) -> Answer:
         """The bus without HTTP: for a route that runs several commands (offline sync),
-        each under its own key."""
+        each under its own key. `body` is the command's input, checked before anything
+        runs."""
         refuse_control_characters(body)
         for attempt in (1, 2):
             async with self._uow_factory() as uow:
@@ -156,10 +157,10 @@ class CommandBus(Generic[U]):
                 code = status_code
                 if isinstance(result, Created):
                     code, result = 201, result.value
-                body = jsonable_encoder(result)
+                content = jsonable_encoder(result)
                 if key is not None:
                     idempotency.remember(
-                        uow.session, principal.subject, key, fingerprint, code, body
+                        uow.session, principal.subject, key, fingerprint, code, content
                     )
                 try:
                     await uow.commit()
@@ -169,7 +170,7 @@ class CommandBus(Generic[U]):
                     if key is None or attempt == 2:
                         raise
                     continue
-            return Answer(code, body)
+            return Answer(code, content)
         raise AssertionError("unreachable")
 
 
