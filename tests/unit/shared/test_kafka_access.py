@@ -42,6 +42,7 @@ def test_settings_build_the_access_from_deployment_wide_variables(
     monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT")
     monkeypatch.setenv("KAFKA_SASL_USERNAME", "rebond")
     monkeypatch.setenv("KAFKA_SASL_PASSWORD", "s3cret")
+    monkeypatch.setenv("REBOND_ENVIRONMENT", "development")  # no default environment
 
     access = SiteRegistrySettings().kafka_access()
 
