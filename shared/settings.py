@@ -3,20 +3,27 @@
 Each service subclasses `ServiceSettings` with its own `env_prefix` (`SITE_REGISTRY_`,
 `CAMPAIGNS_`…). A few values are the same for the whole deployment and may also be given
 once, unprefixed: `KAFKA_BOOTSTRAP_SERVERS`, `KAFKA_TOPIC_PREFIX`, `REBOND_ENVIRONMENT`,
-`REBOND_JWT_SECRET`, `REBOND_DATA_DIR`. The prefixed variable wins over the shared one.
+`REBOND_JWT_SECRET` (and the token rules `REBOND_JWT_ISSUER`, `REBOND_JWT_MAX_LIFETIME_S`,
+`REBOND_JWT_LEEWAY_S`), `REBOND_DATA_DIR`. The prefixed variable wins over the shared one.
 
 Precedence, highest first:
 
 1. arguments given to the constructor (tests);
 2. the service's own variables (`SITE_REGISTRY_KAFKA_BOOTSTRAP_SERVERS`…);
 3. the deployment-wide variables above;
-4. in `development` only, a running `make run` (`shared/localrun.py`): while it runs,
-   `<data dir>/local-run.json` gives `kafka_bootstrap_servers` (with its
-   `kafka_topic_prefix`, unless a variable names the broker) and `data_dir`, so the
-   commands run beside it (`import-sirene`, `rebuild-ledger`, `redrive`) find its broker
-   and SQLite files by themselves. The file is looked for in the data dir the variables
-   name, else in the checkout's `.run/`, and counts only while its writer is alive;
+4. in `development` only (named explicitly), a running `make run`
+   (`shared/localrun.py`): while it runs, `<data dir>/local-run.json` gives
+   `kafka_bootstrap_servers` (with its `kafka_topic_prefix`, unless a variable names
+   the broker) and `data_dir`, so the commands run beside it (`import-sirene`,
+   `rebuild-ledger`, `redrive`) find its broker and SQLite files by themselves. The
+   file is looked for in the data dir the variables name, else in the checkout's
+   `.run/`, and counts only while its writer is alive;
 5. the defaults below (`127.0.0.1:9092`, `.run`).
+
+The environment has no default: a service started without one (`REBOND_ENVIRONMENT` or
+the service's own `<PREFIX>ENVIRONMENT`) refuses the public development JWT secret and any
+secret shorter than 32 characters, as in `test` and `production`. `make run` sets
+`development` explicitly; the tests set `test` (docs/security.md).
 
 Nothing is read at import time: settings are built in `bootstrap` and injected. Building
 them reads the environment and, in development, that one file — nothing else.
@@ -55,6 +62,9 @@ SHARED_ENV: dict[str, str] = {
     "kafka_ssl_cafile": "KAFKA_SSL_CAFILE",
     "environment": "REBOND_ENVIRONMENT",
     "jwt_secret": "REBOND_JWT_SECRET",
+    "jwt_issuer": "REBOND_JWT_ISSUER",
+    "jwt_max_lifetime_s": "REBOND_JWT_MAX_LIFETIME_S",
+    "jwt_leeway_s": "REBOND_JWT_LEEWAY_S",
     "log_json": "REBOND_LOG_JSON",
     "data_dir": "REBOND_DATA_DIR",
 }
@@ -100,7 +110,7 @@ class _LocalRunSource(PydanticBaseSettingsSource):
         given: dict[str, Any] = {}
         for source in reversed(self._explicit):  # lowest first: the highest wins
             given.update({k: v for k, v in source().items() if v is not None})
-        if str(given.get("environment", "development")) != "development":
+        if str(given.get("environment")) != "development":  # named explicitly, never assumed
             return {}
         folder = given.get("data_dir")
         run = localrun.read(str(folder) if folder else None)
@@ -130,7 +140,10 @@ class ServiceSettings(BaseSettings):
     #: a tool that touches no database (the token minter) is exempt from the URL check
     needs_database: ClassVar[bool] = True
 
-    environment: Environment = "development"
+    environment: Environment | None = Field(
+        default=None,
+        description="no default: unset, the development secret is refused (fail closed)",
+    )
     database_url: str = Field(
         default="", description="SQLAlchemy async URL; empty means the embedded SQLite file"
     )
@@ -148,6 +161,13 @@ class ServiceSettings(BaseSettings):
     jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
     jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
     jwt_audience: str = "rebond"
+    jwt_issuer: str = Field(default="rebond", description="the `iss` every token must carry")
+    jwt_max_lifetime_s: float = Field(
+        default=12 * 3600, gt=0, description="a token whose exp - iat exceeds this is refused"
+    )
+    jwt_leeway_s: float = Field(
+        default=60, ge=0, le=300, description="clock skew tolerated on exp, iat and nbf"
+    )
     log_level: str = "INFO"
     log_json: bool | None = Field(default=None, description="None: JSON unless on a TTY")
     data_dir: str = ".run"
@@ -206,6 +226,12 @@ class ServiceSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> ServiceSettings:
+        if self.environment is None and self.jwt_secret.get_secret_value() == DEV_JWT_SECRET:
+            raise ValueError(
+                "no environment is set, so the development JWT secret is refused: set"
+                " REBOND_ENVIRONMENT=development for a local run (make run does), or"
+                " REBOND_ENVIRONMENT=production and REBOND_JWT_SECRET for a deployment"
+            )
         if self.environment != "development":
             if self.jwt_secret.get_secret_value() == DEV_JWT_SECRET:
                 raise ValueError(

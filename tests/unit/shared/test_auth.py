@@ -52,6 +52,27 @@ def decode_error(config: AuthConfig, token: str) -> HTTPException:
     return excinfo.value
 
 
+def signed(
+    *,
+    lifetime: timedelta = timedelta(hours=1),
+    issued: timedelta = timedelta(0),
+    **claims: Any,
+) -> str:
+    """A token signed with the unit secret, built claim by claim: `issued` shifts `iat`
+    from now, `exp` is `iat + lifetime`; a claim given as None is left out."""
+    iat = datetime.now(UTC) + issued
+    base: dict[str, Any] = {
+        "sub": "s",
+        "aud": "rebond",
+        "iss": "rebond",
+        "roles": ["admin"],
+        "iat": iat,
+        "exp": iat + lifetime,
+    }
+    base.update(claims)
+    return jwt.encode({k: v for k, v in base.items() if v is not None}, SECRET, "HS256")
+
+
 # --- tokens ----------------------------------------------------------------------------
 
 
@@ -93,7 +114,7 @@ def test_minting_refuses_an_unknown_role() -> None:
 
 
 def test_expired_token_is_refused_with_401_saying_expired() -> None:
-    token = mint_token(CONFIG, subject="s", roles=["admin"], ttl=timedelta(seconds=-5))
+    token = mint_token(CONFIG, subject="s", roles=["admin"], ttl=timedelta(minutes=-2))
 
     error = decode_error(CONFIG, token)
 
@@ -124,9 +145,7 @@ def test_token_for_another_audience_is_refused_with_401() -> None:
 
 
 def test_token_with_an_unknown_role_is_refused_with_401() -> None:
-    now = datetime.now(UTC)
-    claims = {"sub": "s", "aud": "rebond", "exp": now + timedelta(hours=1), "roles": ["mayor"]}
-    token = jwt.encode(claims, SECRET, algorithm="HS256")
+    token = signed(roles=["mayor"])
 
     error = decode_error(CONFIG, token)
 
@@ -135,8 +154,7 @@ def test_token_with_an_unknown_role_is_refused_with_401() -> None:
 
 
 def test_token_without_a_subject_is_refused_with_401() -> None:
-    claims = {"aud": "rebond", "exp": datetime.now(UTC) + timedelta(hours=1), "roles": []}
-    token = jwt.encode(claims, SECRET, algorithm="HS256")
+    token = signed(sub=None)
 
     error = decode_error(CONFIG, token)
 
@@ -149,6 +167,107 @@ def test_unsigned_token_is_refused_with_401() -> None:
     token = jwt.encode(claims, key=None, algorithm="none")
 
     assert decode_error(CONFIG, token).status_code == 401
+
+
+def test_token_living_beyond_the_maximum_lifetime_is_refused_with_401() -> None:
+    year_3000 = datetime(3000, 1, 1, tzinfo=UTC) - datetime.now(UTC)
+
+    for lifetime in (year_3000, timedelta(hours=12, seconds=1)):
+        error = decode_error(CONFIG, signed(lifetime=lifetime))
+
+        assert error.status_code == 401
+        assert "longer than the maximum of 12:00:00" in str(error.detail)
+
+
+def test_token_of_exactly_the_maximum_lifetime_is_accepted() -> None:
+    assert decode_token(CONFIG, signed(lifetime=timedelta(hours=12))).roles == {Role.ADMIN}
+
+
+def test_maximum_lifetime_is_configurable() -> None:
+    short = AuthConfig(SECRET, max_lifetime=timedelta(minutes=30))
+
+    assert decode_error(short, signed(lifetime=timedelta(hours=1))).status_code == 401
+    assert decode_token(short, signed(lifetime=timedelta(minutes=30))).subject == "s"
+
+
+@pytest.mark.parametrize("missing", ["exp", "iat", "iss", "aud"])
+def test_token_without_a_required_claim_is_refused_with_401(missing: str) -> None:
+    error = decode_error(CONFIG, signed(**{missing: None}))
+
+    assert error.status_code == 401
+    assert f'"{missing}"' in str(error.detail)  # PyJWT: 'missing the "exp" claim'
+
+
+def test_token_of_another_issuer_is_refused_with_401() -> None:
+    error = decode_error(CONFIG, signed(iss="someone-else"))
+
+    assert error.status_code == 401
+    assert "issuer" in str(error.detail).lower()
+
+
+def test_issuer_is_configurable_and_minted_tokens_carry_it() -> None:
+    config = AuthConfig(SECRET, issuer="rebond-hdf")
+    token = mint_token(config, subject="s", roles=["admin"])
+
+    assert jwt.decode(token, options={"verify_signature": False})["iss"] == "rebond-hdf"
+    assert decode_token(config, token).subject == "s"
+    assert decode_error(CONFIG, token).status_code == 401  # CONFIG expects "rebond"
+
+
+def test_clock_skew_within_the_leeway_is_tolerated() -> None:
+    expired_30s_ago = signed(issued=timedelta(hours=-1, seconds=-30))
+    issued_30s_ahead = signed(issued=timedelta(seconds=30))
+    valid_in_30s = signed(nbf=datetime.now(UTC) + timedelta(seconds=30))
+
+    for token in (expired_30s_ago, issued_30s_ahead, valid_in_30s):
+        assert decode_token(CONFIG, token).subject == "s"
+
+
+def test_clock_skew_beyond_the_leeway_is_refused_with_401() -> None:
+    expired_2min_ago = signed(issued=timedelta(hours=-1, minutes=-2))
+    issued_2min_ahead = signed(issued=timedelta(minutes=2))
+    valid_in_2min = signed(nbf=datetime.now(UTC) + timedelta(minutes=2))
+
+    assert "expired" in str(decode_error(CONFIG, expired_2min_ago).detail)
+    assert "iat" in str(decode_error(CONFIG, issued_2min_ahead).detail)
+    assert "not yet valid" in str(decode_error(CONFIG, valid_in_2min).detail)
+
+
+def test_leeway_is_configurable() -> None:
+    strict = AuthConfig(SECRET, leeway=timedelta(0))
+
+    assert decode_error(strict, signed(issued=timedelta(hours=-1, seconds=-5))).status_code == 401
+
+
+def test_minted_token_lives_the_maximum_lifetime_by_default() -> None:
+    token = mint_token(AuthConfig(SECRET, max_lifetime=timedelta(hours=2)), subject="s", roles=[])
+
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert claims["exp"] - claims["iat"] == 2 * 3600
+    assert claims["iss"] == "rebond"
+
+
+def test_minting_refuses_a_lifetime_beyond_the_maximum() -> None:
+    with pytest.raises(ValueError, match="cannot live longer than 12:00:00"):
+        mint_token(CONFIG, subject="s", roles=["admin"], ttl=timedelta(hours=13))
+
+
+def test_config_from_settings_takes_every_token_rule() -> None:
+    from services.site_registry.settings import SiteRegistrySettings
+
+    settings = SiteRegistrySettings(
+        environment="test",
+        jwt_secret=SECRET,  # type: ignore[arg-type]
+        jwt_issuer="idp",
+        jwt_audience="aud",
+        jwt_max_lifetime_s=600,
+        jwt_leeway_s=5,
+    )
+
+    config = AuthConfig.from_settings(settings)
+
+    assert (config.secret, config.issuer, config.audience) == (SECRET, "idp", "aud")
+    assert (config.max_lifetime, config.leeway) == (timedelta(minutes=10), timedelta(seconds=5))
 
 
 def test_garbage_is_refused_with_401() -> None:
@@ -222,6 +341,71 @@ def test_principal_sees_only_its_own_regions() -> None:
     assert not funder.can_see_territory("ti-3205")
 
 
+# --- scope claims belong to roles ------------------------------------------------------
+
+
+def test_a_funder_token_carrying_territories_gets_no_territory_scope() -> None:
+    token = signed(roles=["funder"], territories=["ti-3205"], regions=["32"], org="ADEME")
+
+    found = decode_token(CONFIG, token)
+
+    assert found.territories == frozenset()
+    assert not found.can_see_territory("ti-3205")
+    assert not found.can_see_any_territory(["ti-3205"])
+    assert found.regions == {"32"}
+    assert found.org == "ADEME"
+
+
+@pytest.mark.parametrize("role", ["crisis_cell", "consultant"])
+def test_a_territorial_token_carrying_regions_or_org_gets_neither(role: str) -> None:
+    token = signed(roles=[role], territories=["ti-3205"], regions=["32"], org="ADEME")
+
+    found = decode_token(CONFIG, token)
+
+    assert found.territories == {"ti-3205"}
+    assert found.regions == frozenset()
+    assert not found.can_see_region("32")
+    assert found.org is None
+
+
+def test_a_token_without_roles_gets_no_scope() -> None:
+    found = decode_token(CONFIG, signed(roles=[], territories=["ti-3205"], regions=["32"]))
+
+    assert (found.territories, found.regions) == (frozenset(), frozenset())
+
+
+def test_admin_keeps_every_scope_claim() -> None:
+    found = decode_token(
+        CONFIG, signed(roles=["admin"], territories=["ti-3205"], regions=["32"], org="ADEME")
+    )
+
+    assert (found.territories, found.regions, found.org) == ({"ti-3205"}, {"32"}, "ADEME")
+
+
+@pytest.mark.parametrize(
+    ("roles", "scopes", "claim"),
+    [
+        (["funder"], {"territories": ["ti-3205"]}, "territories"),
+        (["consultant"], {"regions": ["32"]}, "regions"),
+        (["crisis_cell"], {"org": "ADEME"}, "org"),
+        ([], {"territories": ["ti-3205"]}, "territories"),
+    ],
+)
+def test_minting_refuses_a_scope_claim_outside_the_roles(
+    roles: list[str], scopes: dict[str, Any], claim: str
+) -> None:
+    with pytest.raises(ValueError, match=f"cannot carry {claim}: that claim is for"):
+        mint_token(CONFIG, subject="s", roles=roles, **scopes)
+
+
+def test_minting_lets_admin_carry_any_scope_claim() -> None:
+    token = mint_token(
+        CONFIG, subject="s", roles=["admin"], territories=["ti-3205"], regions=["32"], org="X"
+    )
+
+    assert decode_token(CONFIG, token).territories == {"ti-3205"}
+
+
 def test_admin_sees_every_territory_and_region() -> None:
     admin = principal(Role.ADMIN)
 
@@ -285,7 +469,7 @@ async def test_request_with_an_allowed_role_reaches_the_endpoint(
 
 
 async def test_request_with_an_expired_token_gets_401(client: httpx.AsyncClient) -> None:
-    token = mint_token(CONFIG, subject="u", roles=["funder"], ttl=timedelta(seconds=-1))
+    token = mint_token(CONFIG, subject="u", roles=["funder"], ttl=timedelta(minutes=-2))
 
     response = await client.get("/funding", headers={"Authorization": f"Bearer {token}"})
 
@@ -309,6 +493,7 @@ def test_cli_mints_a_token_signed_with_the_development_secret(
         "JWT_AUDIENCE",
     ):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("REBOND_ENVIRONMENT", "development")  # as `make run` sets it
 
     code = auth.main(["mint", "--role", "crisis_cell", "--territory", "ti-3205", "--sub", "me"])
 
@@ -320,6 +505,74 @@ def test_cli_mints_a_token_signed_with_the_development_secret(
     assert found.roles == {Role.CRISIS_CELL}
     assert found.territories == {"ti-3205"}
     assert found.regions == frozenset()
+
+
+def test_cli_without_an_environment_refuses_the_development_secret(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("REBOND_ENVIRONMENT", "REBOND_JWT_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+
+    with pytest.raises(SystemExit) as excinfo:
+        auth.main(["mint", "--role", "admin"])
+
+    assert excinfo.value.code == 2
+    err = capsys.readouterr().err
+    assert "no environment is set, so the development JWT secret is refused" in err
+    assert "REBOND_ENVIRONMENT=development" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "claim"),
+    [
+        (["--role", "funder", "--region", "32", "--territory", "ti-3205"], "territories"),
+        (["--role", "consultant", "--territory", "ti-3205", "--region", "32"], "regions"),
+        (["--role", "crisis_cell", "--territory", "ti-3205", "--org", "ADEME"], "org"),
+    ],
+)
+def test_cli_refuses_a_scope_claim_outside_the_role(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], args: list[str], claim: str
+) -> None:
+    monkeypatch.setenv("REBOND_ENVIRONMENT", "development")
+    monkeypatch.delenv("REBOND_JWT_SECRET", raising=False)
+
+    with pytest.raises(SystemExit) as excinfo:
+        auth.main(["mint", *args])
+
+    assert excinfo.value.code == 2
+    captured = capsys.readouterr()
+    assert f"cannot carry {claim}" in captured.err
+    assert captured.out == ""
+
+
+def test_cli_refuses_a_lifetime_beyond_the_maximum(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("REBOND_ENVIRONMENT", "development")
+    monkeypatch.delenv("REBOND_JWT_SECRET", raising=False)
+
+    with pytest.raises(SystemExit) as excinfo:
+        auth.main(["mint", "--role", "admin", "--hours", "13"])
+
+    assert excinfo.value.code == 2
+    assert "cannot live longer than 12:00:00" in capsys.readouterr().err
+
+
+def test_cli_sets_the_issuer_and_lifetime_of_the_settings(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("REBOND_ENVIRONMENT", "development")
+    monkeypatch.delenv("REBOND_JWT_SECRET", raising=False)
+    monkeypatch.setenv("REBOND_JWT_ISSUER", "rebond-hdf")
+    monkeypatch.setenv("REBOND_JWT_MAX_LIFETIME_S", "3600")
+
+    assert auth.main(["mint", "--role", "admin"]) == 0
+
+    claims = jwt.decode(
+        capsys.readouterr().out.strip(), DEV_JWT_SECRET, algorithms=["HS256"], audience="rebond"
+    )
+    assert claims["iss"] == "rebond-hdf"
+    assert claims["exp"] - claims["iat"] == 3600
 
 
 def test_cli_refuses_an_unknown_role(capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,5 +1,6 @@
-"""Service settings: refusing development secrets outside development, the prefixed
-variable winning over the deployment-wide one, the default database."""
+"""Service settings: no default environment (fail closed), refusing development secrets
+outside an explicit development, the token rules, the prefixed variable winning over the
+deployment-wide one, the default database."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from pydantic import ValidationError
 
 from services.site_registry.settings import SiteRegistrySettings
+from shared import localrun
 from shared.settings import DEV_JWT_SECRET, SHARED_ENV
 
 pytestmark = pytest.mark.unit
@@ -21,19 +23,123 @@ PG_URL = "postgresql+asyncpg://rebond@db.invalid/site_registry"
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Settings read the process environment: start each test from none of ours."""
+    """Settings read the process environment: start each test from none of ours but an
+    explicit development (as `make run` sets it); the tests of the unset environment
+    remove it."""
     for name in list(os.environ):
         if name.upper().startswith("SITE_REGISTRY_") or name in SHARED_ENV.values():
             monkeypatch.delenv(name)
+    monkeypatch.setenv("REBOND_ENVIRONMENT", "development")
     yield
 
 
-def test_defaults_are_development_with_the_development_secret() -> None:
+def test_an_explicit_development_accepts_the_development_secret() -> None:
     settings = SiteRegistrySettings()
 
     assert settings.environment == "development"
     assert settings.jwt_secret.get_secret_value() == DEV_JWT_SECRET
     assert settings.http_port == 8001
+
+
+# --- fail closed: no environment is not development -----------------------------------
+
+
+def test_without_an_environment_the_development_secret_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("REBOND_ENVIRONMENT")
+
+    with pytest.raises(ValidationError) as excinfo:
+        SiteRegistrySettings()
+
+    message = str(excinfo.value)
+    assert "no environment is set, so the development JWT secret is refused" in message
+    assert "REBOND_ENVIRONMENT=development" in message
+    assert "REBOND_JWT_SECRET" in message
+
+
+def test_without_an_environment_a_short_secret_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("REBOND_ENVIRONMENT")
+
+    with pytest.raises(ValidationError, match="at least 32 characters"):
+        SiteRegistrySettings(jwt_secret="dev")  # type: ignore[arg-type]
+
+
+def test_without_an_environment_a_real_secret_is_accepted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("REBOND_ENVIRONMENT")
+    monkeypatch.setenv("REBOND_JWT_SECRET", STRONG_SECRET)
+
+    settings = SiteRegistrySettings()
+
+    assert settings.environment is None
+    assert settings.jwt_secret.get_secret_value() == STRONG_SECRET
+
+
+def test_the_service_own_environment_variable_counts_as_explicit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("REBOND_ENVIRONMENT")
+    monkeypatch.setenv("SITE_REGISTRY_ENVIRONMENT", "development")
+
+    assert SiteRegistrySettings().environment == "development"
+
+
+def test_without_an_environment_a_running_make_run_is_not_read(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    localrun.write(
+        tmp_path,
+        localrun.LocalRun(
+            pid=os.getpid(),
+            pid_start=localrun.process_start(os.getpid()),
+            bootstrap_servers="127.0.0.1:40404",
+            data_dir=str(tmp_path),
+            topic_prefix="local.",
+        ),
+    )
+    monkeypatch.setenv(localrun.DATA_DIR_VAR, str(tmp_path))
+    assert SiteRegistrySettings().kafka_bootstrap_servers == "127.0.0.1:40404"  # development
+
+    monkeypatch.delenv("REBOND_ENVIRONMENT")
+    monkeypatch.setenv("REBOND_JWT_SECRET", STRONG_SECRET)
+
+    assert SiteRegistrySettings().kafka_bootstrap_servers == "127.0.0.1:9092"
+
+
+# --- token rules ------------------------------------------------------------------------
+
+
+def test_token_rules_default_to_12_hours_60_seconds_and_the_rebond_issuer() -> None:
+    settings = SiteRegistrySettings()
+
+    assert settings.jwt_max_lifetime_s == 12 * 3600
+    assert settings.jwt_leeway_s == 60
+    assert settings.jwt_issuer == "rebond"
+
+
+def test_token_rules_come_from_the_deployment_wide_variables(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("REBOND_JWT_ISSUER", "https://idp.example/realms/rebond")
+    monkeypatch.setenv("REBOND_JWT_MAX_LIFETIME_S", "3600")
+    monkeypatch.setenv("REBOND_JWT_LEEWAY_S", "10")
+
+    settings = SiteRegistrySettings()
+
+    assert settings.jwt_issuer == "https://idp.example/realms/rebond"
+    assert (settings.jwt_max_lifetime_s, settings.jwt_leeway_s) == (3600, 10)
+
+
+@pytest.mark.parametrize(
+    "values", [{"jwt_leeway_s": 301}, {"jwt_leeway_s": -1}, {"jwt_max_lifetime_s": 0}]
+)
+def test_clock_skew_and_lifetime_are_bounded(values: dict[str, float]) -> None:
+    with pytest.raises(ValidationError):
+        SiteRegistrySettings(**values)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("environment", ["test", "production"])
