@@ -266,3 +266,45 @@ def test_replication_factor_can_be_given_once_for_the_deployment(
     monkeypatch.setenv("KAFKA_REPLICATION_FACTOR", "3")
 
     assert SiteRegistrySettings().kafka_replication_factor == 3
+
+
+# --- the deployments take the secret from outside and never run as development --------
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_compose_stack_is_not_development_and_requires_the_secret_from_the_environment() -> None:
+    compose = (ROOT / "docker-compose.yml").read_text()
+    settings = [line.strip() for line in compose.splitlines() if "REBOND_" in line]
+
+    assert "REBOND_ENVIRONMENT: production" in settings
+    assert not any("development" in line for line in settings if "ENVIRONMENT:" in line)
+    (secret,) = [line for line in settings if line.startswith("REBOND_JWT_SECRET:")]
+    # `${VAR:?message}`: compose refuses to start when the variable is unset or empty.
+    assert secret.startswith("REBOND_JWT_SECRET: ${REBOND_JWT_SECRET:?"), secret
+    assert DEV_JWT_SECRET not in compose
+
+
+def test_kubernetes_services_are_production_with_the_secret_from_a_secret() -> None:
+    manifests = {p.name: p.read_text() for p in (ROOT / "deploy/k8s").glob("*.yaml")}
+    services = ["site-registry", "campaigns", "detection", "funding"]
+
+    for name in services:
+        text = manifests[f"{name}.yaml"]
+        config, secret = text.split("kind: Secret", 1)
+        assert "REBOND_ENVIRONMENT: production" in config, name
+        assert "REBOND_JWT_SECRET" not in config, name  # never in the ConfigMap
+        assert "REBOND_JWT_SECRET: CHANGE-ME" in secret, name  # a placeholder to replace
+        assert f"secretRef:\n                name: {name}-secrets" in text, name
+        assert "optional: true" not in text, name  # a missing Secret stops the pod
+    assert not any("development" in t for t in manifests.values())
+
+
+def test_the_kubernetes_placeholder_secret_is_refused_at_start_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("REBOND_ENVIRONMENT", "production")
+    monkeypatch.setenv("REBOND_JWT_SECRET", "CHANGE-ME")
+
+    with pytest.raises(ValidationError, match="at least 32 characters"):
+        SiteRegistrySettings(database_url=PG_URL)
