@@ -362,7 +362,7 @@ def test_commands_beside_make_run_find_its_broker_and_databases(
 ) -> None:
     run = make_runs.running()
     # No KAFKA_* nor *_DATA_DIR: only the data dir, as `.run/` is found from the checkout.
-    env = clean_env(REBOND_DATA_DIR=str(run.data_dir))
+    env = clean_env(REBOND_DATA_DIR=str(run.data_dir), REBOND_ENVIRONMENT="development")
     result = subprocess.run(
         [sys.executable, "-m", *command],
         cwd=ROOT,

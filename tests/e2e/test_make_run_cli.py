@@ -36,7 +36,8 @@ def cli_env(data_dir: Path, **extra: str) -> dict[str, str]:
         and not k.endswith(("_DATA_DIR", "_DATABASE_URL"))
         and k != "REBOND_ENVIRONMENT"
     }
-    return {**env, "REBOND_DATA_DIR": str(data_dir), **extra}
+    # Beside `make run`, as its README says: development is named, never assumed.
+    return {**env, "REBOND_DATA_DIR": str(data_dir), "REBOND_ENVIRONMENT": "development", **extra}
 
 
 def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -109,10 +110,12 @@ def test_minting_a_token_needs_no_broker(tmp_path: Path) -> None:
 
 @pytest.fixture
 def environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
-    """None of our variables, and the data dir pointed at a fresh folder."""
+    """None of our variables but an explicit development (there is no default), and the
+    data dir pointed at a fresh folder."""
     for name in list(os.environ):
         if name.startswith(("DETECTION_", "KAFKA_")) or name in SHARED_ENV.values():
             monkeypatch.delenv(name)
+    monkeypatch.setenv("REBOND_ENVIRONMENT", "development")
     monkeypatch.setenv(localrun.DATA_DIR_VAR, str(tmp_path))
     yield tmp_path
 
