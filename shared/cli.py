@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from aiokafka.errors import KafkaError
 from fastapi import FastAPI
+from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 
 from shared.logging import configure_logging, get_logger
@@ -67,7 +68,12 @@ def service_main(
             )
     args = parser.parse_args(argv)
 
-    runtime = bootstrap()
+    try:
+        runtime = bootstrap()
+    except ValidationError as exc:  # settings refused: no environment, the dev secret…
+        for error in exc.errors():
+            print(f"error: {error['msg']}", file=sys.stderr)
+        return 2
     settings = runtime.settings
     configure_logging(service, settings.log_level, settings.log_json)
 

@@ -73,11 +73,7 @@ class ServiceRuntime:
             retention=timedelta(days=settings.outbox_retention_days),
             lease_ttl_s=settings.relay_lease_ttl_s,
         )
-        self.auth = AuthConfig(
-            settings.jwt_secret.get_secret_value(),
-            algorithm=settings.jwt_algorithm,
-            audience=settings.jwt_audience,
-        )
+        self.auth = AuthConfig.from_settings(settings)
 
     def producer(self) -> AIOKafkaProducer:
         return make_producer(self.settings.kafka_access(), self.settings.client_id())
