@@ -6,8 +6,9 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Mapping
+from datetime import UTC, date, datetime
 from http import HTTPStatus
-from typing import Any
+from typing import Annotated, Any
 
 import fastapi.routing
 import structlog
@@ -18,7 +19,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from pydantic import BaseModel
+from pydantic import AwareDatetime, BaseModel
 from pydantic import Field as PydanticField
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -34,6 +35,31 @@ _unavailable = Throttled(log)
 
 CORRELATION_HEADER = "X-Correlation-ID"
 RETRY_AFTER_S = 5
+
+# --- input bounds: what a request may hold, whatever the service --------------------------
+#: A thousand billion euros: no real project, aid or envelope reaches it, and every column
+#: (BIGINT) and sum holds it.
+MAX_EUR = 10**12
+#: Jobs, headcounts, applications: a million is beyond any one site, call or project.
+MAX_COUNT = 1_000_000
+#: The days a request may name: wide enough for any real record, far enough from the
+#: calendar's ends (year 1 and 9999) that adding a campaign's span cannot overflow.
+EARLIEST_DAY = date(1970, 1, 1)
+LATEST_DAY = date(2100, 12, 31)
+Day = Annotated[
+    date,
+    PydanticField(
+        ge=EARLIEST_DAY, le=LATEST_DAY, description=f"between {EARLIEST_DAY} and {LATEST_DAY}"
+    ),
+]
+Instant = Annotated[
+    AwareDatetime,
+    PydanticField(
+        ge=datetime(1970, 1, 1, tzinfo=UTC),
+        le=datetime(2100, 12, 31, tzinfo=UTC),
+        description=f"between {EARLIEST_DAY} and {LATEST_DAY}",
+    ),
+]
 
 
 class NotReadyError(RuntimeError):
