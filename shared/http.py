@@ -46,18 +46,17 @@ MAX_COUNT = 1_000_000
 #: calendar's ends (year 1 and 9999) that adding a campaign's span cannot overflow.
 EARLIEST_DAY = date(1970, 1, 1)
 LATEST_DAY = date(2100, 12, 31)
+DAY_WINDOW = f"between {EARLIEST_DAY} and {LATEST_DAY}"
 Day = Annotated[
     date,
-    PydanticField(
-        ge=EARLIEST_DAY, le=LATEST_DAY, description=f"between {EARLIEST_DAY} and {LATEST_DAY}"
-    ),
+    PydanticField(ge=EARLIEST_DAY, le=LATEST_DAY, description=DAY_WINDOW),
 ]
 Instant = Annotated[
     AwareDatetime,
     PydanticField(
         ge=datetime(1970, 1, 1, tzinfo=UTC),
         le=datetime(2100, 12, 31, tzinfo=UTC),
-        description=f"between {EARLIEST_DAY} and {LATEST_DAY}",
+        description=DAY_WINDOW,
     ),
 ]
 

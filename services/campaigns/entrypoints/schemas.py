@@ -20,7 +20,7 @@ from shared.events.campaigns import (
     RedFlagKind,
     VisitOutcome,
 )
-from shared.http import MAX_COUNT, Day, Instant
+from shared.http import DAY_WINDOW, MAX_COUNT, Day, Instant
 
 QUESTIONNAIRE_VERSION = "2026-1"
 
@@ -248,7 +248,9 @@ class SyncItemIn(_In):
     client_id: uuid.UUID = Field(description="generated on the phone; makes a retry harmless")
     type: Literal["outcome", "survey"]
     visit_id: uuid.UUID
-    recorded_at: Instant = Field(description="when the consultant recorded it, offline")
+    recorded_at: Instant = Field(
+        description=f"when the consultant recorded it, offline ({DAY_WINDOW})"
+    )
     outcome: OutcomeIn | None = None
     survey: SurveyIn | None = None
 

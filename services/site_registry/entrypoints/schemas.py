@@ -85,7 +85,7 @@ class SiteOut(BaseModel):
 
 
 class ClosureShockIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     site_id: str = Field(description="SIRET of the closing site", examples=["36120038900019"])
     announced_on: Day = Field(examples=["2020-09-16"])
@@ -125,7 +125,7 @@ class ClosureShockOut(BaseModel):
 
 
 class SiteClosureIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     closed_on: Day | None = None
 
