@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from datetime import UTC, date, datetime
 from http import HTTPStatus
-from typing import Any
+from typing import Annotated, Any
 
 import fastapi.routing
 import structlog
@@ -17,7 +19,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from pydantic import BaseModel
+from pydantic import AwareDatetime, BaseModel
 from pydantic import Field as PydanticField
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -34,15 +36,55 @@ _unavailable = Throttled(log)
 CORRELATION_HEADER = "X-Correlation-ID"
 RETRY_AFTER_S = 5
 
+# --- input bounds: what a request may hold, whatever the service --------------------------
+#: A thousand billion euros: no real project, aid or envelope reaches it, and every column
+#: (BIGINT) and sum holds it.
+MAX_EUR = 10**12
+#: Jobs, headcounts, applications: a million is beyond any one site, call or project.
+MAX_COUNT = 1_000_000
+#: The days a request may name: wide enough for any real record, far enough from the
+#: calendar's ends (year 1 and 9999) that adding a campaign's span cannot overflow.
+EARLIEST_DAY = date(1970, 1, 1)
+LATEST_DAY = date(2100, 12, 31)
+DAY_WINDOW = f"between {EARLIEST_DAY} and {LATEST_DAY}"
+Day = Annotated[
+    date,
+    PydanticField(ge=EARLIEST_DAY, le=LATEST_DAY, description=DAY_WINDOW),
+]
+Instant = Annotated[
+    AwareDatetime,
+    PydanticField(
+        ge=datetime(1970, 1, 1, tzinfo=UTC),
+        le=datetime(2100, 12, 31, tzinfo=UTC),
+        description=DAY_WINDOW,
+    ),
+]
+
 
 class NotReadyError(RuntimeError):
     """A readiness check's answer, safe to show (no host names, no credentials)."""
 
 
+#: A client's correlation id is kept only in this shape (or as a UUID): short, no `@`, no
+#: spaces — an e-mail address or free text typed there would otherwise travel in every
+#: event's `ce_correlationid` header and every log line.
+_SAFE_CORRELATION = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def safe_correlation_id(header: str) -> str | None:
+    """The client's correlation id if its shape is safe to copy into logs and events."""
+    try:
+        return str(uuid.UUID(header))
+    except ValueError:
+        pass
+    return header if _SAFE_CORRELATION.fullmatch(header) else None
+
+
 class CorrelationMiddleware:
-    """Binds a correlation id (the request's `X-Correlation-ID`, or a new one) for the
-    request's logs and outbox rows, returns it, and logs one line per request. Pure ASGI:
-    Starlette's decorator middleware costs a task switch per request on the hot path."""
+    """Binds a correlation id (the request's `X-Correlation-ID` when its shape is safe, else
+    a new one, the refusal logged) for the request's logs and outbox rows, returns it, and
+    logs one line per request. Pure ASGI: Starlette's decorator middleware costs a task
+    switch per request on the hot path."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -52,12 +94,16 @@ class CorrelationMiddleware:
             await self.app(scope, receive, send)
             return
         header = dict(scope["headers"]).get(b"x-correlation-id", b"").decode("latin-1")
-        correlation_id = header[:200] or str(uuid.uuid4())
+        client_id = safe_correlation_id(header) if header else None
+        correlation_id = client_id or str(uuid.uuid4())
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(
             request_id=str(uuid.uuid4()), method=scope["method"], path=scope["path"]
         )
         bind_correlation(correlation_id)
+        if header and client_id is None:
+            # Its length only: the refused value may be the very personal data kept out.
+            log.warning("correlation id replaced: unsafe shape", length=len(header))
         started = time.perf_counter()
         status_code = 500
 
@@ -77,6 +123,91 @@ class CorrelationMiddleware:
             log.info(
                 "request", status=status_code, ms=round((time.perf_counter() - started) * 1000, 1)
             )
+
+
+#: The largest request body a service reads (1 MiB), and the larger allowance of the
+#: paths that take whole documents (path prefix → bytes).
+DEFAULT_BODY_LIMIT = 1024 * 1024
+IMPORT_BODY_LIMITS: Mapping[str, int] = {"/schemes/import/": 32 * 1024 * 1024}
+
+
+class _TooLarge(StarletteHTTPException):
+    """Raised into the application's body read: FastAPI lets HTTP exceptions through its
+    body parsing, and the handler of `install_common` answers them as problem details."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, _too_large(limit))
+
+
+def _too_large(limit: int) -> str:
+    return f"the request body is larger than this endpoint's limit ({limit} bytes)"
+
+
+class BodyLimitMiddleware:
+    """Refuses a request body over its path's limit with 413 (problem details), before the
+    application reads it when `Content-Length` says so, else as soon as the streamed
+    (chunked) body passes the limit. Pure ASGI, like `CorrelationMiddleware`."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        default: int = DEFAULT_BODY_LIMIT,
+        per_prefix: Mapping[str, int] = IMPORT_BODY_LIMITS,
+    ) -> None:
+        self.app = app
+        self.default = default
+        self.per_prefix = dict(per_prefix)
+
+    def limit_of(self, path: str) -> int:
+        for prefix, limit in self.per_prefix.items():
+            if path.startswith(prefix):
+                return limit
+        return self.default
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit_of(scope["path"])
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None:
+            try:
+                too_large = int(declared) > limit
+            except ValueError:
+                too_large = False  # the server refuses a malformed length itself
+            if too_large:
+                await self._refuse(scope, receive, send, limit)
+                return
+        received = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise _TooLarge(limit)
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except _TooLarge:
+            if started:  # an answer already begun cannot become a 413
+                raise
+            await self._refuse(scope, receive, send, limit)
+
+    @staticmethod
+    async def _refuse(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        log.info("request body refused: too large", limit=limit)
+        response = problem(413, "too_large", _too_large(limit), instance=scope["path"])
+        await response(scope, receive, send)
 
 
 class InvalidField(BaseModel):
@@ -110,6 +241,7 @@ def problem(
     request: Request | None = None,
     errors: list[dict[str, str]] | None = None,
     headers: dict[str, str] | None = None,
+    instance: str | None = None,
 ) -> JSONResponse:
     body: dict[str, Any] = {
         "type": f"urn:rebond:problem:{code}",
@@ -117,7 +249,7 @@ def problem(
         "status": status_code,
         "detail": detail,
         "code": code,
-        "instance": request.url.path if request is not None else None,
+        "instance": request.url.path if request is not None else instance,
     }
     if errors is not None:
         body["errors"] = errors
@@ -152,7 +284,15 @@ _HTTP_CODES = {
 }
 
 
-def install_common(app: FastAPI, ready_check: Callable[[], Awaitable[None]] | None = None) -> None:
+def install_common(
+    app: FastAPI,
+    ready_check: Callable[[], Awaitable[None]] | None = None,
+    body_limits: Mapping[str, int] = IMPORT_BODY_LIMITS,
+) -> None:
+    """Errors as problem details, health routes, role docs; the middleware: correlation
+    ids, and a body limit (1 MiB; `body_limits`: path prefix → larger limit)."""
+    # The last added runs first: the correlation id is bound before a 413 is logged.
+    app.add_middleware(BodyLimitMiddleware, per_prefix=body_limits)
     app.add_middleware(CorrelationMiddleware)
 
     @app.exception_handler(DomainError)

@@ -13,7 +13,7 @@ import io
 import json
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Response, status
@@ -30,6 +30,7 @@ from shared.auth import Allow, Principal, Role
 from shared.clock import Clock
 from shared.command_bus import Action, CommandBus, Created, command_bus
 from shared.errors import DomainError
+from shared.http import Day
 from shared.idempotency import request_hash
 from shared.runtime import ClockDep, SessionDep, service_app
 
@@ -250,7 +251,7 @@ async def get_my_visits(
     principal: Consultant,
     session: Session,
     clock: ClockDep,
-    day: Annotated[date | None, Query(alias="from", description="default: today")] = None,
+    day: Annotated[Day | None, Query(alias="from", description="default: today")] = None,
     days: Annotated[int, Query(ge=1, le=31, description="1: today; 7: a week")] = 1,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: str | None = None,

@@ -20,12 +20,19 @@ from shared.events.campaigns import (
     RedFlagKind,
     VisitOutcome,
 )
+from shared.http import DAY_WINDOW, MAX_COUNT, Day, Instant
 
 QUESTIONNAIRE_VERSION = "2026-1"
 
 
 class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+#: A campaign's budget, in consultant-days: years of a whole team at most.
+MAX_BUDGET_DAYS = 10_000
+#: What one visit may cost, in consultant-days.
+MAX_VISIT_DAYS = 30
 
 
 class CampaignOut(BaseModel):
@@ -75,15 +82,17 @@ class TargetsIn(_In):
 
 
 class RosterIn(_In):
-    add: list[str] = Field(default_factory=list, description="consultant ids (token `sub`)")
-    remove: list[str] = Field(default_factory=list)
+    add: list[str] = Field(
+        default_factory=list, max_length=200, description="consultant ids (token `sub`)"
+    )
+    remove: list[str] = Field(default_factory=list, max_length=200)
 
 
 class TermsIn(_In):
-    budget_days: float | None = Field(default=None, gt=0)
-    cost_per_visit_days: float | None = Field(default=None, gt=0)
+    budget_days: float | None = Field(default=None, gt=0, le=MAX_BUDGET_DAYS)
+    cost_per_visit_days: float | None = Field(default=None, gt=0, le=MAX_VISIT_DAYS)
     daily_cap: int | None = Field(default=None, ge=1, le=20)
-    ends_on: date | None = None
+    ends_on: Day | None = None
 
     def terms(self) -> Terms:
         return Terms(
@@ -146,7 +155,7 @@ class MyVisitsOut(BaseModel):
 class OutcomeIn(_In):
     outcome: VisitOutcome
     reason: str | None = Field(default=None, max_length=1000)
-    visited_on: date | None = Field(default=None, description="default: today")
+    visited_on: Day | None = Field(default=None, description="default: today")
 
     @model_validator(mode="after")
     def _reason_when_needed(self) -> OutcomeIn:
@@ -181,14 +190,14 @@ class ProjectIn(_In):
 class RedFlagIn(_In):
     kind: RedFlagKind
     horizon_months: int | None = Field(default=None, ge=0, le=120)
-    jobs_at_risk: int | None = Field(default=None, ge=0)
+    jobs_at_risk: int | None = Field(default=None, ge=0, le=MAX_COUNT)
 
 
 class SurveyIn(_In):
     questionnaire_version: Literal["2026-1"] = Field(
         description="the questionnaire this answers; see GET /questionnaire"
     )
-    headcount: int | None = Field(default=None, ge=0, le=1_000_000)
+    headcount: int | None = Field(default=None, ge=0, le=MAX_COUNT)
     projects: list[ProjectIn] = Field(default_factory=list, max_length=50)
     red_flags: list[RedFlagIn] = Field(default_factory=list, max_length=3)
     contact_name: str | None = Field(default=None, max_length=200, description="never published")
@@ -239,7 +248,9 @@ class SyncItemIn(_In):
     client_id: uuid.UUID = Field(description="generated on the phone; makes a retry harmless")
     type: Literal["outcome", "survey"]
     visit_id: uuid.UUID
-    recorded_at: AwareDatetime = Field(description="when the consultant recorded it, offline")
+    recorded_at: Instant = Field(
+        description=f"when the consultant recorded it, offline ({DAY_WINDOW})"
+    )
     outcome: OutcomeIn | None = None
     survey: SurveyIn | None = None
 

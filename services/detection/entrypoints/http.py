@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import uuid
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Response
@@ -20,6 +19,7 @@ from services.detection.service_layer import commands, views
 from services.detection.service_layer.unit_of_work import DetectionUnitOfWork
 from shared.auth import Allow, Principal, Role
 from shared.command_bus import CommandBus, command_bus
+from shared.http import Day
 from shared.runtime import ClockDep, SessionDep, service_app
 
 CrisisCell = Annotated[Principal, Depends(Allow(Role.CRISIS_CELL))]
@@ -267,7 +267,7 @@ async def list_shocks(principal: CrisisCell, session: Session) -> list[s.ShockOu
     summary="Jobs lost vs jobs of projects, by origin, stage and month (crisis cell)",
 )
 async def get_ledger(
-    shock_id: uuid.UUID, principal: CrisisCell, session: Session, until: date | None = None
+    shock_id: uuid.UUID, principal: CrisisCell, session: Session, until: Day | None = None
 ) -> s.LedgerOut:
     return s.LedgerOut.of(await views.visible_ledger(session, shock_id, principal, until))
 
@@ -285,7 +285,7 @@ async def get_ledger(
     },
 )
 async def get_ledger_csv(
-    shock_id: uuid.UUID, principal: CrisisCell, session: Session, until: date | None = None
+    shock_id: uuid.UUID, principal: CrisisCell, session: Session, until: Day | None = None
 ) -> Response:
     result = await views.visible_ledger(session, shock_id, principal, until)
     out = io.StringIO()

@@ -12,14 +12,11 @@ from services.detection.domain.ledger import Jobs, Ledger, Split, Totals
 from services.detection.domain.model import Figures, Project
 from services.detection.service_layer.commands import ExogenousProject
 from shared.events.campaigns import Maturity, ProjectKind
-
-#: An upper bound no real project reaches (a thousand billion euros): what the API
-#: accepts, every consumer's columns hold.
-MAX_EUR = 10**12
+from shared.http import MAX_EUR, Day
 
 
 class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class ExogenousIn(_In):
@@ -71,7 +68,7 @@ class StageIn(_In):
 
 class JobsIn(_In):
     jobs_created_total: int = Field(ge=0, le=100_000, description="total so far, not added")
-    created_on: date
+    created_on: Day
     complete: bool = False
 
 

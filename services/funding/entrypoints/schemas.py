@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import date, datetime
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -27,10 +27,16 @@ from services.funding.domain.catalogue import (
 from services.funding.domain.matching import Match
 from shared.events.campaigns import ProjectKind
 from shared.events.funding import AidType, CriterionResult, FirmSize
+from shared.http import MAX_COUNT, MAX_EUR, Day
 
 
 class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+Eur = Annotated[int, Field(ge=0, le=MAX_EUR)]
+Pct = Annotated[float, Field(ge=0, le=100)]
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
 
 
 class PerimeterIn(_In):
@@ -49,14 +55,14 @@ class SchemeIn(_In):
     naf_prefixes: list[str] = Field(default_factory=list, examples=[["22", "25.62"]])
     kinds: list[ProjectKind] = Field(default_factory=list)
     themes: list[str] = Field(default_factory=list)
-    rate_min_pct: float | None = None
-    rate_max_pct: float | None = None
-    amount_min_eur: int | None = None
-    amount_max_eur: int | None = None
-    capex_min_eur: int | None = None
-    capex_max_eur: int | None = None
-    opens_on: date | None = None
-    closes_on: date | None = None
+    rate_min_pct: Pct | None = None
+    rate_max_pct: Pct | None = None
+    amount_min_eur: Eur | None = None
+    amount_max_eur: Eur | None = None
+    capex_min_eur: Eur | None = None
+    capex_max_eur: Eur | None = None
+    opens_on: Day | None = None
+    closes_on: Day | None = None
     source_url: str | None = None
     source: str = Field(default="", description="where the scheme's figures come from")
     de_minimis: bool = False
@@ -89,9 +95,9 @@ class SchemeIn(_In):
 
 class RoundIn(_In):
     name: str
-    closes_on: date | None = None
-    envelope_eur: int | None = Field(default=None, ge=0)
-    quota: int | None = Field(default=None, ge=0)
+    closes_on: Day | None = None
+    envelope_eur: Eur | None = None
+    quota: Count | None = None
 
 
 class CallIn(_In):
@@ -116,10 +122,10 @@ class CallIn(_In):
 
 class RoundResultIn(_In):
     round: str
-    decided_on: date
-    applications: int = Field(ge=0, examples=[50])
-    selected: int = Field(ge=0, examples=[18])
-    per_territory: dict[str, int] = Field(default_factory=dict, examples=[{"ti-3205": 18}])
+    decided_on: Day
+    applications: Count = Field(examples=[50])
+    selected: Count = Field(examples=[18])
+    per_territory: dict[str, Count] = Field(default_factory=dict, examples=[{"ti-3205": 18}])
 
     def to_result(self, call_id: str) -> RoundResult:
         return RoundResult(call_id=call_id, **self.model_dump())
@@ -128,12 +134,12 @@ class RoundResultIn(_In):
 class ApplicationIn(_In):
     project_id: uuid.UUID
     scheme_id: str
-    amount_requested_eur: int = Field(gt=0)
+    amount_requested_eur: int = Field(gt=0, le=MAX_EUR)
 
 
 class AwardIn(_In):
-    amount_eur: int = Field(gt=0)
-    decided_on: date
+    amount_eur: int = Field(gt=0, le=MAX_EUR)
+    decided_on: Day
 
     def decision(self) -> Award:
         return Award(self.amount_eur, self.decided_on)
@@ -141,15 +147,15 @@ class AwardIn(_In):
 
 class RefusalIn(_In):
     reason: str = Field(min_length=3, max_length=500)
-    decided_on: date
+    decided_on: Day
 
     def decision(self) -> Refusal:
         return Refusal(self.reason, self.decided_on)
 
 
 class PaymentIn(_In):
-    amount_eur: int = Field(gt=0)
-    paid_on: date
+    amount_eur: int = Field(gt=0, le=MAX_EUR)
+    paid_on: Day
 
     def decision(self) -> Payment:
         return Payment(self.amount_eur, self.paid_on)

@@ -11,6 +11,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from services.site_registry.domain.model import Site, SiteSource
 from services.site_registry.service_layer.commands import DeclareClosureShock, SiteInput
+from shared.http import MAX_COUNT, Day
 
 T = TypeVar("T")
 
@@ -21,7 +22,7 @@ class Page(BaseModel, Generic[T]):
 
 
 class SiteIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     siret: str = Field(examples=["36120038900019"], description="14 digits, Luhn-checked")
     name: str | None = Field(default=None, max_length=200)
@@ -84,12 +85,14 @@ class SiteOut(BaseModel):
 
 
 class ClosureShockIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     site_id: str = Field(description="SIRET of the closing site", examples=["36120038900019"])
-    announced_on: date = Field(examples=["2020-09-16"])
-    jobs_lost: int = Field(gt=0, examples=[900], description="jobs lost, strictly positive")
-    planned_closure_on: date | None = Field(default=None, examples=["2021-04-30"])
+    announced_on: Day = Field(examples=["2020-09-16"])
+    jobs_lost: int = Field(
+        gt=0, le=MAX_COUNT, examples=[900], description="jobs lost, strictly positive"
+    )
+    planned_closure_on: Day | None = Field(default=None, examples=["2021-04-30"])
     note: str | None = Field(
         default=None, max_length=4000, description="internal note; never published in events"
     )
@@ -122,9 +125,9 @@ class ClosureShockOut(BaseModel):
 
 
 class SiteClosureIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    closed_on: date | None = None
+    closed_on: Day | None = None
 
 
 class CommuneOut(BaseModel):
