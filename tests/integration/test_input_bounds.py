@@ -80,9 +80,8 @@ async def test_the_registry_refuses_what_it_could_not_store(
         ),
         "closed_on",
     )
-    # Cursors that do not decode. (Decodable garbage — a NUL, which PostgreSQL cannot
-    # compare with — needs the registry's views to parse the SIRET: see the issue-10 notes.)
-    for cursor in ("%%%", "not base64!", "QUJ8Q0Q"):
+    # A page cursor holding a NUL (PostgreSQL cannot compare with it) or a huge key.
+    for cursor in bad_cursors(("\x00",), ("9" * 5000,)):
         resp = await r.get("/sites", params={"cursor": cursor}, headers=cell)
         refused(resp, "cursor", status=400)
 
@@ -215,8 +214,10 @@ async def test_campaigns_and_detection_refuse_out_of_range_numbers_dates_and_cur
     refused(await c.get("/me/visits", params={"days": 10**6}, headers=me), "days")
     today = TODAY.date().isoformat()
     for cursor in bad_cursors(
-        (today, "1", "not-a-uuid"),
+        (today, str(HUGE), str(uuid.uuid4())),
+        (today, str(-HUGE), str(uuid.uuid4())),
         (today, "first", str(uuid.uuid4())),
+        (today, "1", "not-a-uuid"),
         ("garbage", "x"),
     ):
         resp = await c.get("/me/visits", params={"cursor": cursor, "days": 31}, headers=me)

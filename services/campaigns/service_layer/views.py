@@ -144,7 +144,10 @@ async def _names(session: AsyncSession, site_ids: list[str]) -> dict[str, str | 
 
 def _agenda_key(parts: tuple[str, ...]) -> tuple[date, int, uuid.UUID]:
     day, order, visit_id = parts
-    return date.fromisoformat(day), int(order), uuid.UUID(visit_id)
+    position = int(order)
+    if not 0 <= position < 2**31:  # a day's order, as the column holds it
+        raise ValueError(f"order {order} out of range")
+    return date.fromisoformat(day), position, uuid.UUID(visit_id)
 
 
 async def my_visits(

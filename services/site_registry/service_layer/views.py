@@ -30,7 +30,7 @@ from services.site_registry.entrypoints.schemas import (
     TerritorySummaryOut,
 )
 from services.site_registry.service_layer.commands import Nomenclatures
-from shared.cursor import decode_cursor, encode_cursor
+from shared.cursor import encode_cursor, parse_cursor
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,14 @@ class SiteFilter:
     status: str | None = None
     commune_insee: str | None = None
     source: str | None = None
+
+
+def _siret_key(parts: tuple[str, ...]) -> str:
+    """A page's last SIRET: 14 digits, else the cursor is not one this API returned."""
+    (siret,) = parts
+    if len(siret) != 14 or not siret.isdigit():
+        raise ValueError(f"not a SIRET: {siret!r}")
+    return siret
 
 
 async def list_sites(
@@ -70,7 +78,7 @@ async def list_sites(
     if flt.source:
         query = query.where(SiteRow.source == flt.source)
     if cursor:
-        (after,) = decode_cursor(cursor, 1)
+        after = parse_cursor(cursor, _siret_key, 1)
         query = query.where(col(SiteRow.siret) > after)
     rows = list((await session.exec(query)).all())
     next_cursor = encode_cursor(rows[limit - 1].siret) if len(rows) > limit else None
