@@ -396,6 +396,7 @@ _ERROR_WHY = {
     403: "the token's role or scope does not cover this",
     404: "no such resource in the caller's scope",
     409: "the request conflicts with the resource's current state",
+    413: "the request body is larger than this endpoint accepts",
     422: "invalid input (every invalid field in `errors`) or a command the domain refuses",
     503: "a dependency (the database) is unreachable for now: retry after `Retry-After`",
 }
@@ -412,6 +413,8 @@ def _errors_of(path: str, method: str, operation: dict[str, Any], guarded: bool)
         codes.append(400)
     if method in ("post", "put", "patch", "delete"):
         codes.append(409)
+    if "requestBody" in operation:
+        codes.append(413)
     if params or "requestBody" in operation or method != "get":
         codes.append(422)
     return sorted(codes)
