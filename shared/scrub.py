@@ -10,8 +10,11 @@ service's database.
 Masked: e-mail addresses (also written ``nom(at)domaine.fr``), French phone numbers in
 every usual format (``06 12 34 56 78``, ``06.12.34.56.78``, ``0612345678``,
 ``+33 6 12 34 56 78``, ``+33 (0)6…``, ``0033 6…``) and other international numbers, IBANs
-and French social security numbers (NIR). Left alone: what is not a person's — SIRET
-(14 digits) and SIREN (9 digits) of a firm, amounts, job counts, dates, percentages.
+and French social security numbers (NIR); and the names the caller knows belong to a
+person (a survey's contact: ``names=``), whole or by each of their words. Left alone:
+what is not a person's — SIRET (14 digits) and SIREN (9 digits) of a firm, amounts, job
+counts, dates, percentages. A name the caller does not know cannot be told from a firm's
+or a place's: free text that names someone else keeps the name.
 
 Pure Python, a few compiled regular expressions: about a microsecond per hundred
 characters. `scrub` is idempotent (a placeholder is never masked again).
@@ -20,12 +23,14 @@ characters. `scrub` is idempotent (a placeholder is never masked again).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Final, overload
 
 EMAIL: Final = "[e-mail]"
 PHONE: Final = "[téléphone]"
 IBAN: Final = "[IBAN]"
 NIR: Final = "[n° de sécurité sociale]"
+NAME: Final = "[nom]"
 
 _EMAIL = re.compile(
     r"[A-Za-z0-9][A-Za-z0-9._%+\-]*"  # local part
@@ -93,15 +98,28 @@ def _nir_or_text(match: re.Match[str]) -> str:
     return NIR if 97 - int(body) % 97 == int(compact[13:]) else raw
 
 
+def _names_pattern(names: Iterable[str | None]) -> re.Pattern[str] | None:
+    words = {n.strip() for n in names if n and n.strip()}
+    words |= {w for n in list(words) for w in re.split(r"[\s,;/]+", n) if len(w) >= 3}
+    if not words:
+        return None
+    alternatives = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
+    return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)
+
+
 @overload
-def scrub(text: str) -> str: ...
+def scrub(text: str, *, names: Iterable[str | None] = ()) -> str: ...
 @overload
-def scrub(text: None) -> None: ...
-def scrub(text: str | None) -> str | None:
-    """`text` with every direct identifier of a person replaced by a placeholder."""
+def scrub(text: None, *, names: Iterable[str | None] = ()) -> None: ...
+def scrub(text: str | None, *, names: Iterable[str | None] = ()) -> str | None:
+    """`text` with every direct identifier of a person replaced by a placeholder; `names`
+    are persons' names known to the caller (a survey's contact), masked as well."""
     if not text:
         return text
     text = _EMAIL.sub(EMAIL, text)
+    known = _names_pattern(names)
+    if known is not None:
+        text = known.sub(NAME, text)
     if not any(c.isdigit() for c in text):
         return text
     text = _IBAN.sub(_iban_or_text, text)

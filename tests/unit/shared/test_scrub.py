@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from shared.scrub import EMAIL, IBAN, NIR, PHONE, scrub
+from shared.scrub import EMAIL, IBAN, NAME, NIR, PHONE, scrub
 
 
 @pytest.mark.parametrize(
@@ -147,3 +147,12 @@ def test_it_is_fast_on_the_longest_description() -> None:
     for _ in range(200):
         scrub(text)
     assert (time.perf_counter() - started) / 200 < 0.005
+
+
+def test_the_names_the_caller_knows_are_masked_whole_or_by_their_words() -> None:
+    text = "Vu Claire Martin-Dubois (Mme MARTIN-DUBOIS) ; Claire rappellera. Martinique non."
+    assert scrub(text, names=["Claire Martin-Dubois", None, " "]) == (
+        f"Vu {NAME} (Mme {NAME}) ; {NAME} rappellera. Martinique non."
+    )
+    assert scrub("Le Lu de Nantes", names=["Lu"]) == "Le [nom] de Nantes"  # whole, even short
+    assert scrub("Ligne 3", names=[]) == "Ligne 3"
