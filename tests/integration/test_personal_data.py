@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 
 from shared.events.catalogue import ALL_TOPICS, PROJECTS, SURVEYS
-from shared.scrub import EMAIL, PHONE
+from shared.scrub import EMAIL, NAME, PHONE
 from tests.support.dsl import BRIDGESTONE, SME_BANDS, FundingStack
 from tests.support.kafka import Message, read_all
 from tests.support.waiting import eventually
@@ -169,6 +169,12 @@ async def test_personal_data_typed_in_free_text_never_reaches_a_topic(
         kept = campaign.surveys[sme["site_id"]].answers
     assert [p.description for p in kept.projects] == [LEAD_DESCRIPTION]
     assert (kept.contact_name, kept.contact_phone) == (CONTACT_NAME, CONTACT_PHONE)
+    # Detection knows the lead from the event only: the scrubbed text is what it has.
+    [from_survey] = [p for p in await st.projects() if p["origin"] == "endogenous"]
+    assert from_survey["description"] == (
+        "Nouvelle ligne de fonderie, 2 500 000 € de capex, 12 emplois d'ici 06/2027."
+        f" Rappeler {NAME} au {PHONE} ou {EMAIL}."
+    )
     resp = await st.d.get(f"/projects/{exo['id']}", headers=st.cell)
     assert resp.status_code == 200, resp.text
     assert resp.json()["description"] == exo_description
