@@ -17,6 +17,7 @@ from shared.clock import PARIS
 from shared.errors import Conflict, DomainError, NotFound
 from shared.events import campaigns as ev
 from shared.events.envelope import EventPayload
+from shared.scrub import scrub
 from shared.timestamps import require_aware
 
 
@@ -574,7 +575,14 @@ class Campaign:
                 commune_insee=target.commune_insee,
                 questionnaire_version=answers.questionnaire_version,
                 headcount=answers.headcount,
-                projects=answers.projects,
+                # Free text leaves scrubbed (the contact's name too); the survey keeps
+                # what the consultant typed.
+                projects=[
+                    p.model_copy(
+                        update={"description": scrub(p.description, names=[answers.contact_name])}
+                    )
+                    for p in answers.projects
+                ],
                 red_flags=answers.red_flags,
                 submitted_at=now,
                 revision=survey.revision,

@@ -49,6 +49,7 @@ from shared.events import detection as ev
 from shared.events.campaigns import Maturity, Obstacle, ProjectKind
 from shared.events.envelope import EventPayload
 from shared.events.site_registry import NAF_PATTERN
+from shared.scrub import scrub
 from shared.timestamps import require_aware
 
 __all__ = [
@@ -431,7 +432,7 @@ class Project:
         )
         self.stage = Stage.ABANDONED
         self.abandoned_reason = reason
-        self._record(ev.ProjectAbandoned, now, previous_stage=previous.value, reason=reason)
+        self._record(ev.ProjectAbandoned, now, previous_stage=previous.value, reason=scrub(reason))
 
     # --- look-alikes: the crisis cell merges them or dismisses the flag -----------------
 
@@ -570,7 +571,7 @@ class Project:
     def _state(self, now: datetime) -> dict[str, object]:
         now = require_aware(now, "now")
         # Deliberately no description and no reports: events carry no free text but the
-        # abandonment reason, and no person.
+        # abandonment reason and the firm's name, both scrubbed (shared.scrub), and no person.
         return {
             "project_id": self.id,
             "version": self.version,
@@ -579,7 +580,7 @@ class Project:
             "campaign_id": self.campaign_id,
             "site_id": self.site_id,
             "siren": self.siren,
-            "firm_name": self.firm_name,
+            "firm_name": scrub(self.firm_name),  # typed by a crisis cell for an exogenous one
             "naf_code": self.naf_code,
             "origin": self.origin,
             "kind": self.kind,
