@@ -32,6 +32,7 @@ from shared.auth import Principal
 from shared.clock import Clock
 from shared.errors import Conflict, NotFound
 from shared.events import funding as fd
+from shared.scrub import scrub
 
 __all__ = [
     "ImportReport",
@@ -240,6 +241,6 @@ def _announced(decision: Decision, about: _Decision) -> fd.FundingDecision:
         case Award(amount_eur, decided_on):
             return fd.AwardGranted(**about, amount_eur=amount_eur, decided_on=decided_on)
         case Refusal(reason, decided_on):
-            return fd.AwardRefused(**about, decided_on=decided_on, reason=reason)
+            return fd.AwardRefused(**about, decided_on=decided_on, reason=scrub(reason))
         case Payment(amount_eur, paid_on):
             return fd.PaymentMade(**about, amount_eur=amount_eur, paid_on=paid_on)
