@@ -147,9 +147,16 @@ def _agenda_key(parts: tuple[str, ...]) -> tuple[date, int, uuid.UUID]:
     return date.fromisoformat(day), int(order), uuid.UUID(visit_id)
 
 
+def agenda_scope(principal: Principal) -> tuple[str, list[str] | None]:
+    """Whose agenda a caller reads, and within which territories: its own subject, and
+    its token's territories (None: every territory, for an admin). A subject alone is no
+    scope: consultants of two territories may share one (`consultant-1`)."""
+    return principal.subject, None if principal.is_admin else sorted(principal.territories)
+
+
 async def my_visits(
     session: AsyncSession,
-    consultant_id: str,
+    consultant: Principal | str,
     *,
     start: date,
     end: date,
@@ -157,7 +164,14 @@ async def my_visits(
     cursor: str | None,
     include_done: bool,
 ) -> s.MyVisitsOut:
-    """A consultant's visits between two days, in agenda order (day, order), keyset-paged."""
+    """A consultant's visits between two days, in agenda order (day, order), keyset-paged:
+    the caller's own visits in its token's territories (`agenda_scope`).
+
+    Given a bare subject (the route before it passes the principal), the agenda is
+    filtered on the subject alone."""
+    consultant_id, territories = (
+        (consultant, None) if isinstance(consultant, str) else agenda_scope(consultant)
+    )
     # Plain columns, not ORM entities: this is the consultants' hot path, and building
     # identity-mapped objects costs more than the query itself.
     visits_t: sa.Table = VisitRow.__table__  # type: ignore[attr-defined]
@@ -188,6 +202,7 @@ async def my_visits(
             )
         )
         .where(v.consultant_id == consultant_id, campaign.status == "active")
+        .where(sa.true() if territories is None else campaign.territory_id.in_(territories))
         .where(v.scheduled_on >= start, v.scheduled_on <= end, v.status.in_(statuses))
         .order_by(v.scheduled_on, v.day_order, v.id)
         .limit(limit + 1)
