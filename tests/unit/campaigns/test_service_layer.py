@@ -497,6 +497,35 @@ async def test_outcomes_the_campaign_refuses(
     assert campaign.visit_by_id(visit_id).status is VisitStatus.PLANNED
 
 
+async def test_a_consultant_acts_only_on_visits_of_its_own_territories(
+    uow: FakeCampaignsUnitOfWork, campaign: Campaign
+) -> None:
+    # Issue 10: subjects are not unique across territories (default rosters coincide), so
+    # every consultant operation checks the subject AND the token's territories.
+    visit_id = planned_visit(campaign, "c-1")
+    namesake = Principal(
+        subject="c-1", roles=frozenset({Role.CONSULTANT}), territories=frozenset({OTHER_TERRITORY})
+    )
+    # A territories claim counts only with a role it belongs to (not a funder's).
+    funder = Principal(
+        subject="c-1",
+        roles=frozenset({Role.FUNDER}),
+        territories=frozenset({TERRITORY}),
+        regions=frozenset({"32"}),
+    )
+    for caller in (namesake, funder):
+        with pytest.raises(NotFound, match="in your territories"):
+            await run(uow, lambda u, c=caller: commands.record_outcome(u, report(visit_id), c))
+        with pytest.raises(NotFound, match="in your territories"):
+            await run(
+                uow,
+                lambda u, c=caller: commands.submit_survey(
+                    u, visit_id, answers(visit_id=visit_id), c, CLOCK
+                ),
+            )
+    assert campaign.visit_by_id(visit_id).status is VisitStatus.PLANNED
+
+
 async def test_the_crisis_cell_reports_for_a_consultant(
     uow: FakeCampaignsUnitOfWork, campaign: Campaign
 ) -> None:
