@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
@@ -282,6 +283,18 @@ async def test_a_closure_shock_launches_a_campaign_without_the_closing_site(
     assert plan is not None and (len(plan.visits), len(plan.uncovered)) == (6, 4)
     closing = await uow.sites.get(siret(CLOSING))
     assert closing is not None and (closing.status, closing.version) == ("closure_announced", 2)
+
+
+async def test_a_territorys_campaign_is_staffed_with_its_own_roster(
+    uow: FakeCampaignsUnitOfWork,
+) -> None:
+    # Issue 10: every campaign's default roster was the same `consultant-1..3`.
+    rosters = {TERRITORY: ("marie.dupont", "jean.martin"), OTHER_TERRITORY: ("x.y",)}
+    own = SiteEventHandlers(replace(DEFAULTS, territory_rosters=rosters), CLOCK)
+    await handle(uow, own, shock())
+    (campaign,) = uow.campaigns.seen
+    assert campaign.roster == ["jean.martin", "marie.dupont"]
+    assert DEFAULTS.roster_of(OTHER_TERRITORY) == ["c-1", "c-2"]  # no roster of its own
 
 
 async def test_a_replayed_closure_shock_launches_nothing_more(
