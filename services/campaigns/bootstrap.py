@@ -38,6 +38,7 @@ class Campaigns(ServiceRuntime):
                 daily_cap=settings.default_daily_cap,
                 period_weeks=settings.default_period_weeks,
                 roster=tuple(settings.default_roster),
+                territory_rosters={t: tuple(r) for t, r in settings.territory_rosters.items()},
             ),
             self.clock,
         )

@@ -25,5 +25,11 @@ class CampaignsSettings(ServiceSettings):
     default_period_weeks: int = Field(default=26, ge=1)
     default_roster: list[str] = Field(
         default=["consultant-1", "consultant-2", "consultant-3"],
-        description="consultant ids (the `sub` of their tokens) staffed on a new campaign",
+        description="consultant ids (the `sub` of their tokens) staffed on a new campaign"
+        " of a territory without a roster of its own (`territory_rosters`)",
+    )
+    territory_rosters: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description='each territory\'s consultants, e.g. {"ti-3205": ["marie.dupont"]}:'
+        " a territory's new campaigns are staffed with its own roster, never another's",
     )

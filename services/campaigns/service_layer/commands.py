@@ -15,6 +15,7 @@ from services.campaigns.domain.model import (
     Survey,
     SurveyAnswers,
 )
+from services.campaigns.service_layer import access
 from services.campaigns.service_layer.unit_of_work import CampaignsUnitOfWork
 from shared.auth import Principal, Role
 from shared.clock import Clock
@@ -25,7 +26,7 @@ async def load_campaign(
     uow: CampaignsUnitOfWork, campaign_id: uuid.UUID, principal: Principal
 ) -> Campaign:
     campaign = await uow.campaigns.get(campaign_id)
-    if campaign is None or not principal.can_see_territory(campaign.territory_id):
+    if campaign is None or not access.may_see(principal, campaign.territory_id):
         raise NotFound(f"no campaign {campaign_id} in your territories")
     return campaign
 

@@ -4,7 +4,8 @@ effect) and never commits, so a redelivered event changes nothing."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 
 from services.campaigns.domain.calendar import next_working_day
@@ -28,6 +29,12 @@ class LaunchDefaults:
     daily_cap: int
     period_weeks: int
     roster: tuple[str, ...]
+    # Each territory's own consultants (the `sub` of their tokens); a territory without
+    # one gets `roster`, the deployment's default. The crisis cell changes either.
+    territory_rosters: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def roster_of(self, territory_id: str) -> list[str]:
+        return list(self.territory_rosters.get(territory_id, self.roster))
 
 
 def site_of(state: sr.SiteState) -> Site:
@@ -122,7 +129,7 @@ class SiteEventHandlers:
             closing_site_id=shock.site_id,
             closing_naf_code=shock.naf_code,
             sites=sites,
-            roster=list(d.roster),
+            roster=d.roster_of(territory),
             budget_days=d.budget_days,
             cost_per_visit_days=d.cost_per_visit_days,
             daily_cap=d.daily_cap,

@@ -19,6 +19,7 @@ from services.campaigns.adapters.orm import (
     VisitRow,
 )
 from services.campaigns.entrypoints import schemas as s
+from services.campaigns.service_layer import access
 from shared.auth import Principal
 from shared.cursor import encode_cursor, parse_cursor
 from shared.errors import NotFound
@@ -28,7 +29,7 @@ async def _campaign(
     session: AsyncSession, campaign_id: uuid.UUID, principal: Principal
 ) -> CampaignRow:
     row = await session.get(CampaignRow, campaign_id)
-    if row is None or not principal.can_see_territory(row.territory_id):
+    if row is None or not access.may_see(principal, row.territory_id):
         raise NotFound(f"no campaign {campaign_id} in your territories")
     return row
 
@@ -36,8 +37,9 @@ async def _campaign(
 async def campaigns(session: AsyncSession, principal: Principal) -> list[s.CampaignOut]:
     """The campaigns of the caller's territories (every one for an admin), latest first."""
     query = select(CampaignRow).order_by(col(CampaignRow.launched_at).desc())
-    if not principal.is_admin:
-        query = query.where(col(CampaignRow.territory_id).in_(sorted(principal.territories)))
+    territories = access.territories_of(principal)
+    if territories is not None:
+        query = query.where(col(CampaignRow.territory_id).in_(territories))
     return [await _summary(session, row) for row in (await session.exec(query)).all()]
 
 
@@ -150,9 +152,16 @@ def _agenda_key(parts: tuple[str, ...]) -> tuple[date, int, uuid.UUID]:
     return date.fromisoformat(day), position, uuid.UUID(visit_id)
 
 
+def agenda_scope(principal: Principal) -> tuple[str, list[str] | None]:
+    """Whose agenda a caller reads, and within which territories: its own subject, and
+    its token's territories (None: every territory, for an admin). A subject alone is no
+    scope: consultants of two territories may share one (`consultant-1`)."""
+    return principal.subject, access.territories_of(principal)
+
+
 async def my_visits(
     session: AsyncSession,
-    consultant_id: str,
+    consultant: Principal | str,
     *,
     start: date,
     end: date,
@@ -160,7 +169,14 @@ async def my_visits(
     cursor: str | None,
     include_done: bool,
 ) -> s.MyVisitsOut:
-    """A consultant's visits between two days, in agenda order (day, order), keyset-paged."""
+    """A consultant's visits between two days, in agenda order (day, order), keyset-paged:
+    the caller's own visits in its token's territories (`agenda_scope`).
+
+    Given a bare subject (the route before it passes the principal), the agenda is
+    filtered on the subject alone."""
+    consultant_id, territories = (
+        (consultant, None) if isinstance(consultant, str) else agenda_scope(consultant)
+    )
     # Plain columns, not ORM entities: this is the consultants' hot path, and building
     # identity-mapped objects costs more than the query itself.
     visits_t: sa.Table = VisitRow.__table__  # type: ignore[attr-defined]
@@ -191,6 +207,7 @@ async def my_visits(
             )
         )
         .where(v.consultant_id == consultant_id, campaign.status == "active")
+        .where(sa.true() if territories is None else campaign.territory_id.in_(territories))
         .where(v.scheduled_on >= start, v.scheduled_on <= end, v.status.in_(statuses))
         .order_by(v.scheduled_on, v.day_order, v.id)
         .limit(limit + 1)

@@ -26,7 +26,7 @@ from services.detection.adapters.repository import ShockRepository, project_of
 from services.detection.domain.ledger import Ledger, Shock, ledger
 from services.detection.domain.stages import Stage
 from services.detection.entrypoints import schemas as s
-from shared.auth import Principal
+from shared.auth import Principal, Role
 from shared.cursor import encode_cursor, parse_cursor
 from shared.errors import NotFound
 
@@ -43,14 +43,28 @@ class ProjectFilter:
     under_review: bool | None = None
 
 
+def territories_of(principal: Principal) -> list[str] | None:
+    """The one rule for what detection shows a caller: the territories of a crisis cell's
+    token, sorted (None: every territory, for an admin). The `territories` claim counts
+    only with the crisis cell's role: another role's token carrying it sees nothing."""
+    if principal.is_admin:
+        return None
+    return sorted(principal.territories) if Role.CRISIS_CELL in principal.roles else []
+
+
+def may_see(principal: Principal, territory_id: str) -> bool:
+    territories = territories_of(principal)
+    return territories is None or territory_id in territories
+
+
 def scope(principal: Principal, territory: str | None = None) -> list[str] | None:
     """The territories a listing covers: the one asked for, else all the caller's (None:
     every territory, for an admin)."""
     if territory is not None:
-        if not principal.can_see_territory(territory):
+        if not may_see(principal, territory):
             raise NotFound(f"territory {territory} is outside your token's territories")
         return [territory]
-    return None if principal.is_admin else sorted(principal.territories)
+    return territories_of(principal)
 
 
 def _where(query: Any, flt: ProjectFilter) -> Any:
@@ -100,7 +114,7 @@ async def _visible_row(
     session: AsyncSession, project_id: uuid.UUID, principal: Principal
 ) -> ProjectRow:
     row = await session.get(ProjectRow, project_id)
-    if row is None or not principal.can_see_territory(row.territory_id):
+    if row is None or not may_see(principal, row.territory_id):
         raise NotFound(f"no project {project_id} in your territories")
     return row
 
@@ -174,7 +188,7 @@ async def visible_ledger(
     session: AsyncSession, shock_id: uuid.UUID, principal: Principal, until: date | None
 ) -> Ledger:
     shock = await ShockRepository(session).get(shock_id)
-    if shock is None or not principal.can_see_territory(shock.territory_id):
+    if shock is None or not may_see(principal, shock.territory_id):
         raise NotFound(f"no closure shock {shock_id} in your territories")
     return await _ledger(session, shock, until)
 

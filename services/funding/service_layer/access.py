@@ -27,13 +27,28 @@ def may_manage(principal: Principal, scheme: Scheme) -> bool:
 
 
 def may_see(principal: Principal, project: FundingProject) -> bool:
-    """A crisis cell sees its territories' projects; a funder the consented projects of
-    its regions; admins all."""
-    if principal.is_admin or principal.can_see_territory(project.territory_id):
-        return True
-    region = region_of(project.territory_id)
-    funder = Role.FUNDER in principal.roles and project.consent_to_share
-    return bool(funder and region and principal.can_see_region(region))
+    """The one rule for who sees a project, from the caller's role AND scope: a crisis cell
+    the projects of its territories; a funder the consented projects of its regions;
+    admins all. A scope claim counts only with the role it belongs to: a funder's token
+    that also carries `territories` sees no more than a funder's."""
+    return principal.is_admin or (
+        crisis_cell_sees(principal, project.territory_id)
+        or funder_sees(principal, project.territory_id, consented=project.consent_to_share)
+    )
+
+
+def crisis_cell_sees(principal: Principal, territory_id: str) -> bool:
+    """A crisis cell sees its territories' projects (its `territories` claim)."""
+    return Role.CRISIS_CELL in principal.roles and territory_id in principal.territories
+
+
+def funder_sees(principal: Principal, territory_id: str, *, consented: bool) -> bool:
+    """A funder sees the projects of its regions (its `regions` claim) whose firm consented
+    to share them; never a project without consent."""
+    if Role.FUNDER not in principal.roles or not consented:
+        return False
+    region = region_of(territory_id)
+    return region is not None and region in principal.regions
 
 
 def visible(

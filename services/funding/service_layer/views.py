@@ -21,8 +21,8 @@ from services.funding.adapters.repository import project_of, site_of
 from services.funding.domain.matching import explain_rejections
 from services.funding.domain.projects import FundingProject
 from services.funding.entrypoints import schemas as s
-from services.funding.service_layer.access import visible
-from services.funding.service_layer.matching import Matcher, profile, region_of
+from services.funding.service_layer.access import funder_sees, visible
+from services.funding.service_layer.matching import Matcher, profile
 from shared.auth import Principal
 from shared.errors import NotFound
 
@@ -133,7 +133,10 @@ async def funder_projects(session: AsyncSession, principal: Principal) -> list[s
     consented = select(FundingProjectRow).where(col(FundingProjectRow.consent_to_share).is_(True))
     rows = (await session.exec(consented.order_by(col(FundingProjectRow.project_id)))).all()
     projects = [
-        project_of(r) for r in rows if principal.is_admin or _in_regions(principal, r.territory_id)
+        project_of(r)
+        for r in rows
+        if principal.is_admin
+        or funder_sees(principal, r.territory_id, consented=r.consent_to_share)
     ]
     if not projects:
         return []
@@ -176,8 +179,3 @@ async def funder_projects(session: AsyncSession, principal: Principal) -> list[s
         for p in projects
         if by_project[p.project_id]
     ]
-
-
-def _in_regions(principal: Principal, territory_id: str) -> bool:
-    region = region_of(territory_id)
-    return bool(region and principal.can_see_region(region))

@@ -142,12 +142,21 @@ async def register_site(
     uow: SiteRegistryUnitOfWork, data: SiteInput, refs: Nomenclatures, principal: Principal
 ) -> Site:
     """Register a site, or update the one with this SIRET (a person's description wins
-    over a source's blank, as an import's does): the site as it now stands."""
+    over a source's blank, as an import's does): the site as it now stands.
+
+    A write checks the site's current scope as well as its new one: updating a site the
+    caller cannot see (another territory's, or one in no territory) would move it out of
+    its crisis cell's hands, so it is refused whatever the new commune."""
     siret, facts = check_site(data, refs)
     territory_ids = await uow.territories.territories_of(facts.commune_insee)
     if not principal.can_see_any_territory(territory_ids):
         raise _out_of_scope(territory_ids, f"(commune {facts.commune_insee})")
     site = await uow.sites.get(siret, for_update=True)
+    if site is not None and not principal.can_see_any_territory(site.territory_ids):
+        raise OutOfScope(
+            f"site {siret} is in {', '.join(site.territory_ids) or 'no territory'},"
+            " outside the territories of your token"
+        )
     await _apply(uow, site, siret, facts, data)
     registered = uow.sites.loaded(siret)
     assert registered is not None  # an active input is always added or kept

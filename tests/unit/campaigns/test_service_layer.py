@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
@@ -284,6 +285,18 @@ async def test_a_closure_shock_launches_a_campaign_without_the_closing_site(
     assert closing is not None and (closing.status, closing.version) == ("closure_announced", 2)
 
 
+async def test_a_territorys_campaign_is_staffed_with_its_own_roster(
+    uow: FakeCampaignsUnitOfWork,
+) -> None:
+    # Issue 10: every campaign's default roster was the same `consultant-1..3`.
+    rosters = {TERRITORY: ("marie.dupont", "jean.martin"), OTHER_TERRITORY: ("x.y",)}
+    own = SiteEventHandlers(replace(DEFAULTS, territory_rosters=rosters), CLOCK)
+    await handle(uow, own, shock())
+    (campaign,) = uow.campaigns.seen
+    assert campaign.roster == ["jean.martin", "marie.dupont"]
+    assert DEFAULTS.roster_of(OTHER_TERRITORY) == ["c-1", "c-2"]  # no roster of its own
+
+
 async def test_a_replayed_closure_shock_launches_nothing_more(
     uow: FakeCampaignsUnitOfWork, handlers: SiteEventHandlers, campaign: Campaign
 ) -> None:
@@ -494,6 +507,35 @@ async def test_outcomes_the_campaign_refuses(
         await run(
             uow, lambda u: commands.record_outcome(u, report(uuid.uuid4()), consultant("c-1"))
         )
+    assert campaign.visit_by_id(visit_id).status is VisitStatus.PLANNED
+
+
+async def test_a_consultant_acts_only_on_visits_of_its_own_territories(
+    uow: FakeCampaignsUnitOfWork, campaign: Campaign
+) -> None:
+    # Issue 10: subjects are not unique across territories (default rosters coincide), so
+    # every consultant operation checks the subject AND the token's territories.
+    visit_id = planned_visit(campaign, "c-1")
+    namesake = Principal(
+        subject="c-1", roles=frozenset({Role.CONSULTANT}), territories=frozenset({OTHER_TERRITORY})
+    )
+    # A territories claim counts only with a role it belongs to (not a funder's).
+    funder = Principal(
+        subject="c-1",
+        roles=frozenset({Role.FUNDER}),
+        territories=frozenset({TERRITORY}),
+        regions=frozenset({"32"}),
+    )
+    for caller in (namesake, funder):
+        with pytest.raises(NotFound, match="in your territories"):
+            await run(uow, lambda u, c=caller: commands.record_outcome(u, report(visit_id), c))
+        with pytest.raises(NotFound, match="in your territories"):
+            await run(
+                uow,
+                lambda u, c=caller: commands.submit_survey(
+                    u, visit_id, answers(visit_id=visit_id), c, CLOCK
+                ),
+            )
     assert campaign.visit_by_id(visit_id).status is VisitStatus.PLANNED
 
 

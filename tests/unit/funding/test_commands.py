@@ -26,15 +26,16 @@ from services.funding.domain.catalogue import (
     RoundResult,
     SelectionRound,
 )
-from services.funding.service_layer import commands
+from services.funding.service_layer import access, commands
 from services.funding.service_layer.handlers import Handlers
-from shared.auth import Principal
+from shared.auth import Principal, Role
 from shared.errors import NotFound, OutOfScope
 from shared.events import funding as fd
 from tests.unit.funding.builders import (
     CATALOGUE,
     NOW,
     REGION,
+    TERRITORY,
     admin,
     crisis_cell,
     envelope,
@@ -383,3 +384,37 @@ async def test_decisions_on_an_unknown_or_hidden_application_are_refused() -> No
     with pytest.raises(OutOfScope):
         await decide(uow, application, Payment(1, date(2023, 6, 10)), ADEME)
     assert uow.applications.by_id[application.id] == application
+
+
+# --- who sees a project: role AND scope ---------------------------------------------------
+
+
+def _funder_with_territories() -> Principal:
+    """A funder's token that also carries a `territories` claim (the mint command issued
+    such tokens): the claim belongs to crisis cells and consultants, not to funders."""
+    return replace(region_funder(), territories=frozenset({TERRITORY}))
+
+
+async def test_a_funder_with_a_territories_claim_still_sees_no_unconsented_project() -> None:
+    # Issue 10: the visibility check accepted the territory scope whatever the role.
+    private = await with_matched_project(consent=False)
+    project = private.projects.by_id[PROJECT]
+    funder = _funder_with_territories()
+
+    assert not access.may_see(funder, project)
+    with pytest.raises(NotFound, match="you may see"):
+        await commands.submit_application(private, PROJECT, "hdf-a", 1, funder, CLOCK)
+    # Without a funder's role, a consultant's territories see nothing in funding either.
+    consultant = Principal(
+        subject="c", roles=frozenset({Role.CONSULTANT}), territories=frozenset({TERRITORY})
+    )
+    assert not access.may_see(consultant, project)
+    # What each role does see stands.
+    assert access.may_see(crisis_cell(), project) and access.may_see(admin(), project)
+    assert not access.may_see(crisis_cell("ti-8401"), project)
+    consented = replace(project, consent_to_share=True)
+    assert access.may_see(funder, consented) and access.may_see(region_funder(), consented)
+    assert not access.may_see(region_funder(regions=("84",)), consented)
+    # A crisis cell's token carrying `regions` gains nothing from them.
+    cell_with_regions = replace(crisis_cell("ti-8401"), regions=frozenset({"32"}))
+    assert not access.may_see(cell_with_regions, consented)

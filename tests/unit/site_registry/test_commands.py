@@ -139,6 +139,22 @@ async def test_a_site_outside_the_callers_territories_is_refused(
     assert db.sites == {} and uow.published == []
 
 
+async def test_another_territorys_site_cannot_be_taken_over_through_a_commune_of_ones_own(
+    uow: FakeSiteRegistryUnitOfWork, db: RegistryDb, refs: Nomenclatures
+) -> None:
+    # Issue 10: the SIRET of ti-3205's site with a commune of ti-3209 moved the site.
+    await registered(uow, refs)
+
+    with pytest.raises(OutOfScope, match=f"site {BRIDGESTONE} is in ti-3205"):
+        await commands.register_site(uow, bridgestone(commune_insee=IN_TI_3209), refs, OTHER_CELL)
+    await uow.commit()
+
+    assert db.sites[BRIDGESTONE].territory_ids == ("ti-3205",) and uow.published == []
+    # The operator still may (repairing data).
+    moved = await commands.register_site(uow, bridgestone(commune_insee=IN_TI_3209), refs, ADMIN)
+    assert moved.territory_ids == ("ti-3209",)
+
+
 @pytest.mark.parametrize(
     ("changes", "reason"),
     [
