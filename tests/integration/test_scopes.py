@@ -12,7 +12,7 @@ from services.site_registry.bootstrap import SiteRegistry
 from services.site_registry.entrypoints.cli import demo_sites
 from services.site_registry.entrypoints.http import create_app
 from services.site_registry.service_layer import batch_jobs
-from tests.support.dsl import BRIDGESTONE, FundingStack, token
+from tests.support.dsl import BRIDGESTONE, TODAY, FundingStack, token
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -86,3 +86,19 @@ async def test_a_funder_token_with_territories_sees_no_unconsented_project(
         f"/visits/{visit}/outcome", json={"outcome": "declined", "reason": "x"}, headers=namesake
     )
     assert refused.status_code == 404, refused.text
+
+
+async def test_my_visits_hold_only_the_visits_of_my_territories(
+    funding_stack: FundingStack,
+) -> None:
+    st = funding_stack
+    await st.shock()
+    assert await st.visits("consultant-1", at_least=1)
+    # The same subject in another territory's token: none of ti-3205's visits.
+    namesake = token(st.campaigns.auth, "consultant", "consultant-1", territories=["ti-3209"])
+    params = {"from": TODAY.date().isoformat(), "days": 31, "limit": 200}
+
+    resp = await st.c.get("/me/visits", params=params, headers=namesake)
+
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["items"] == []

@@ -261,7 +261,7 @@ async def get_my_visits(
     start = day or clock.today()
     page = await views.my_visits(
         session,
-        principal.subject,
+        principal,
         start=start,
         end=start + timedelta(days=days - 1),
         limit=limit,

@@ -161,7 +161,7 @@ def agenda_scope(principal: Principal) -> tuple[str, list[str] | None]:
 
 async def my_visits(
     session: AsyncSession,
-    consultant: Principal | str,
+    consultant: Principal,
     *,
     start: date,
     end: date,
@@ -170,13 +170,8 @@ async def my_visits(
     include_done: bool,
 ) -> s.MyVisitsOut:
     """A consultant's visits between two days, in agenda order (day, order), keyset-paged:
-    the caller's own visits in its token's territories (`agenda_scope`).
-
-    Given a bare subject (the route before it passes the principal), the agenda is
-    filtered on the subject alone."""
-    consultant_id, territories = (
-        (consultant, None) if isinstance(consultant, str) else agenda_scope(consultant)
-    )
+    the caller's own visits in its token's territories (`agenda_scope`)."""
+    consultant_id, territories = agenda_scope(consultant)
     # Plain columns, not ORM entities: this is the consultants' hot path, and building
     # identity-mapped objects costs more than the query itself.
     visits_t: sa.Table = VisitRow.__table__  # type: ignore[attr-defined]

@@ -10,6 +10,7 @@ from datetime import date
 from services.detection.domain.matching import ProjectKey
 from services.detection.domain.model import Figures, Project, Report
 from services.detection.domain.stages import Stage
+from services.detection.service_layer.access import may_see
 from services.detection.service_layer.handlers import find_lookalike, origin_of
 from services.detection.service_layer.unit_of_work import DetectionUnitOfWork
 from shared.auth import Principal
@@ -34,7 +35,7 @@ async def load_project(
     uow: DetectionUnitOfWork, project_id: uuid.UUID, principal: Principal
 ) -> Project:
     project = await uow.projects.get(project_id)
-    if project is None or not principal.can_see_territory(project.territory_id):
+    if project is None or not may_see(principal, project.territory_id):
         raise NotFound(f"no project {project_id} in your territories")
     return project
 
@@ -56,7 +57,7 @@ async def declare_exogenous(
 ) -> Project:
     """A firm from outside looking for a location: always a new project — flagged when it
     looks like one already known."""
-    if not principal.can_see_territory(data.territory_id):
+    if not may_see(principal, data.territory_id):
         raise OutOfScope(f"territory {data.territory_id} is outside your token's territories")
     if data.shock_id is not None:
         shock = await uow.shocks.get(data.shock_id)

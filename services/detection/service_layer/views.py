@@ -26,7 +26,8 @@ from services.detection.adapters.repository import ShockRepository, project_of
 from services.detection.domain.ledger import Ledger, Shock, ledger
 from services.detection.domain.stages import Stage
 from services.detection.entrypoints import schemas as s
-from shared.auth import Principal, Role
+from services.detection.service_layer.access import may_see, territories_of
+from shared.auth import Principal
 from shared.cursor import encode_cursor, parse_cursor
 from shared.errors import NotFound
 
@@ -41,20 +42,6 @@ class ProjectFilter:
     kind: str | None = None
     hidden: bool | None = None
     under_review: bool | None = None
-
-
-def territories_of(principal: Principal) -> list[str] | None:
-    """The one rule for what detection shows a caller: the territories of a crisis cell's
-    token, sorted (None: every territory, for an admin). The `territories` claim counts
-    only with the crisis cell's role: another role's token carrying it sees nothing."""
-    if principal.is_admin:
-        return None
-    return sorted(principal.territories) if Role.CRISIS_CELL in principal.roles else []
-
-
-def may_see(principal: Principal, territory_id: str) -> bool:
-    territories = territories_of(principal)
-    return territories is None or territory_id in territories
 
 
 def scope(principal: Principal, territory: str | None = None) -> list[str] | None:
