@@ -780,7 +780,10 @@ def kafka_access(env: dict[str, str]) -> Any:
     class Access(ServiceSettings):
         needs_database = False
 
-    return Access(kafka_bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"]).kafka_access()
+    return Access(
+        kafka_bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"],
+        environment=env.get("REBOND_ENVIRONMENT", "development"),  # the services' own
+    ).kafka_access()
 
 
 async def unsettled(access: Any, prefix: str, databases: dict[str, str]) -> str | None:

@@ -97,6 +97,9 @@ def run() -> dict[str, Any]:
             "KAFKA_TOPIC_PREFIX": f"bench{uuid.uuid4().hex[:6]}.",
             "SITE_REGISTRY_DATABASE_URL": db_url,
             "REBOND_LOG_JSON": "true",
+            # No default environment (issue 10): the bench names its own, with a secret.
+            "REBOND_ENVIRONMENT": "test",
+            "REBOND_JWT_SECRET": "bench-secret-of-at-least-thirty-two-chars",
         }
         subprocess.run(
             [sys.executable, "-m", "services.site_registry", "load-reference"],

@@ -392,7 +392,14 @@ def _subscriptions(prefix: str) -> dict[Topic, list[str]]:
         (detection, DetectionSettings),
         (funding, FundingSettings),
     ):
-        svc = make(settings(kafka_topic_prefix=prefix, database_url="sqlite+aiosqlite://"))
+        svc = make(
+            settings(
+                environment="test",
+                jwt_secret="fault-suite-secret-of-at-least-32-chars",
+                kafka_topic_prefix=prefix,
+                database_url="sqlite+aiosqlite://",
+            )
+        )
         for worker in svc.workers():
             for topic in getattr(worker, "topics", {}).values():
                 out.setdefault(topic, []).append(worker.name)

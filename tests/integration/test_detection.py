@@ -267,10 +267,13 @@ async def test_lookalikes_are_flagged_then_merged_or_dismissed(stack: Stack) -> 
     ).json()
     visit = {t["site_id"]: t for t in plan["targets"] if t["site_id"] in (FAURECIA_A, FAURECIA_B)}
     line_a, line_b = lead("new_line", 20), lead("new_line", 14)
-    for site, leads in ((FAURECIA_A, [line_a]), (FAURECIA_B, [line_b])):
+    # One after the other: the two surveys are keyed by visit, so on two partitions their
+    # order would be the broker's; the second report is the one flagged.
+    for count, (site, leads) in enumerate(((FAURECIA_A, [line_a]), (FAURECIA_B, [line_b])), 1):
         await stack.survey(visit[site]["visit_id"], visit[site]["consultant_id"], leads)
+        await eventually(stack.projects, lambda p, n=count: len(p) == n, what=f"{count} projects")
 
-    projects = await eventually(stack.projects, lambda p: len(p) == 2, what="two projects")
+    projects = await stack.projects()
     a = next(p for p in projects if p["site_id"] == FAURECIA_A)
     b = next(p for p in projects if p["site_id"] == FAURECIA_B)
     assert a["possible_duplicate_of"] is None

@@ -4,8 +4,10 @@ changes what is not theirs, whatever the claims their token carries."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import httpx
+import jwt
 import pytest
 
 from services.site_registry.bootstrap import SiteRegistry
@@ -64,15 +66,22 @@ async def test_a_funder_token_with_territories_sees_no_unconsented_project(
     cell_plan = await st.f.get(f"/projects/{project['id']}/plan", headers=st.cell)
     assert cell_plan.status_code == 200, cell_plan.text  # its crisis cell sees it
     # A funder's token that also carries the project's territory (the mint command issued
-    # such tokens): the claim is a crisis cell's, and gives a funder nothing.
-    funder = token(
-        st.funding.auth,
-        "funder",
-        "ademe-hdf",
-        territories=[st.territory],
-        regions=["32"],
-        org="ADEME",
-    )
+    # such tokens, and now refuses to; an issuer might still): the claim is a crisis
+    # cell's, and gives a funder nothing. Signed by hand, as such an issuer would.
+    now = datetime.now(UTC).replace(microsecond=0)
+    claims = {
+        "sub": "ademe-hdf",
+        "roles": ["funder"],
+        "territories": [st.territory],
+        "regions": ["32"],
+        "org": "ADEME",
+        "aud": st.funding.auth.audience,
+        "iss": st.funding.auth.issuer,
+        "iat": now,
+        "exp": now + timedelta(hours=1),
+    }
+    signed = jwt.encode(claims, st.funding.auth.secret, algorithm=st.funding.auth.algorithm)
+    funder = {"Authorization": f"Bearer {signed}"}
     for path in ("matches", "plan"):
         hidden = await st.f.get(f"/projects/{project['id']}/{path}", headers=funder)
         assert hidden.status_code == 404, (path, hidden.text)

@@ -35,7 +35,9 @@ class _In(BaseModel):
 
 
 Eur = Annotated[int, Field(ge=0, le=MAX_EUR)]
-Pct = Annotated[float, Field(ge=0, le=100)]
+# Only bounded for the parser: the catalogue's own check refuses a rate outside 0–100
+# together with every other problem of the scheme, in one answer that lists them all.
+Pct = Annotated[float, Field(ge=-1_000_000, le=1_000_000)]
 Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
 
 
