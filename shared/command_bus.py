@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Generic, TypeVar
 
-from fastapi import Depends, Header, Request
+from fastapi import Header, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
@@ -190,6 +190,3 @@ async def command_bus(request: Request, key: IdempotencyKey = None) -> CommandBu
     `Bus = Annotated[CommandBus[XUnitOfWork], Depends(command_bus)]`. Async: FastAPI
     runs a sync dependency in a worker thread, a costly hop per request."""
     return CommandBus(request.app.state.runtime.uow, request, key)
-
-
-BusDep = Annotated[CommandBus[Any], Depends(command_bus)]
