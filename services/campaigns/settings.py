@@ -22,7 +22,7 @@ class CampaignsSettings(ServiceSettings):
         default=0.75, gt=0, description="a half-day visit plus a quarter-day of preparation"
     )
     default_daily_cap: int = Field(default=2, ge=1, description="visits per consultant per day")
-    default_period_weeks: int = Field(default=26, ge=1)
+    default_period_weeks: int = Field(default=26, ge=1, le=156)
     default_roster: list[str] = Field(
         default=["consultant-1", "consultant-2", "consultant-3"],
         description="consultant ids (the `sub` of their tokens) staffed on a new campaign"

@@ -26,7 +26,14 @@ from services.site_registry.service_layer import batch_jobs
 from services.site_registry.settings import SiteRegistrySettings
 from shared.runtime import ServiceRuntime
 from shared.settings import ServiceSettings
-from tests.support.dsl import FUNDING_TODAY, TODAY, FundingStack, open_funding_stack
+from tests.support.dsl import (
+    FUNDING_TODAY,
+    TODAY,
+    FundingStack,
+    Stack,
+    open_funding_stack,
+    open_stack,
+)
 from tests.support.infra import Broker, Database
 
 TEST_SECRET = "integration-tests-secret-of-at-least-32-chars"
@@ -138,6 +145,17 @@ async def funding(broker: Broker, database: Database, topic_prefix: str) -> Asyn
     async with running(svc):
         await svc.load_seed()
         yield svc
+
+
+@pytest.fixture
+async def stack(
+    registry: SiteRegistry, campaigns: Campaigns, detection: Detection
+) -> AsyncIterator[Stack]:
+    """Registry, campaigns and detection of the Béthune demo (its sites registered)."""
+    await batch_jobs.load_sites(registry.uow, demo_sites(), registry.refs)
+    await registry.relay.publish_pending()
+    async with open_stack(registry, campaigns, detection) as st:
+        yield st
 
 
 @pytest.fixture

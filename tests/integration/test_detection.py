@@ -6,33 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import date
 
 import pytest
 
-from services.campaigns.bootstrap import Campaigns
-from services.detection.bootstrap import Detection
-from services.site_registry.bootstrap import SiteRegistry
-from services.site_registry.entrypoints.cli import demo_sites
-from services.site_registry.service_layer import batch_jobs
 from shared.events.catalogue import FUNDER_FEED
 from shared.events.envelope import Envelope
 from shared.events.funding import AwardGranted
-from tests.support.dsl import TODAY, Ledger, Project, Stack, open_stack
+from tests.support.dsl import TODAY, Ledger, Project, Stack
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def stack(
-    registry: SiteRegistry, campaigns: Campaigns, detection: Detection
-) -> AsyncIterator[Stack]:
-    await batch_jobs.load_sites(registry.uow, demo_sites(), registry.refs)
-    await registry.relay.publish_pending()
-    async with open_stack(registry, campaigns, detection) as st:
-        yield st
 
 
 def lead(kind: str, jobs: int, *, known: bool = False, consent: bool = True) -> dict:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import uuid
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 
 from services.campaigns.domain.planning import Plan, PlanningRules, Target, make_plan
@@ -19,6 +19,12 @@ from shared.events import campaigns as ev
 from shared.events.envelope import EventPayload
 from shared.scrub import scrub
 from shared.timestamps import require_aware
+
+#: The longest a campaign may run: Béthune's ran six months; three years is a generous cap
+#: that still refuses a typo like 2062 (and keeps every plan's day count bounded).
+MAX_CAMPAIGN_SPAN = timedelta(weeks=156)
+#: How far past Paris's today a visit may be dated (overseas territories are ahead of it).
+VISIT_DATE_GRACE = timedelta(days=1)
 
 
 class CampaignStatus(StrEnum):
@@ -185,6 +191,11 @@ class Campaign:
         campaign_id: uuid.UUID | None = None,
     ) -> Campaign:
         now = require_aware(now, "now")
+        if not starts_on <= ends_on <= starts_on + MAX_CAMPAIGN_SPAN:
+            raise InvalidCampaignChange(
+                f"a campaign runs from {starts_on} for at most {MAX_CAMPAIGN_SPAN.days // 7}"
+                f" weeks, not until {ends_on}"
+            )
         campaign = cls(
             id=campaign_id or uuid.uuid4(),
             shock_id=shock_id,
@@ -429,6 +440,11 @@ class Campaign:
             raise InvalidCampaignChange(f"daily_cap must be at least 1, got {daily_cap}")
         if ends_on is not None and ends_on < self.starts_on:
             raise InvalidCampaignChange(f"ends_on {ends_on} is before the start {self.starts_on}")
+        if ends_on is not None and ends_on > self.starts_on + MAX_CAMPAIGN_SPAN:
+            raise InvalidCampaignChange(
+                f"ends_on {ends_on} is more than {MAX_CAMPAIGN_SPAN.days // 7} weeks after the"
+                f" start {self.starts_on}: a campaign is a crisis response, not a standing survey"
+            )
         new = (
             budget_days or self.budget_days,
             cost_per_visit_days or self.cost_per_visit_days,
@@ -480,10 +496,21 @@ class Campaign:
         outcome: Outcome,
         reason: str | None,
         visited_on: date,
+        today: date,
         acting_for_others: bool = False,
     ) -> bool:
-        """True when recorded; False when the same outcome was already recorded (a retry)."""
+        """True when recorded; False when the same outcome was already recorded (a retry).
+
+        `visited_on` lies between the campaign's first day — its launch, when a crisis cell
+        calls a firm before the planned start — and `today` (one day of grace: a consultant
+        overseas may already be on the next day of Paris's calendar)."""
         self._require_active()
+        first = min(self.starts_on, self.launched_at.astimezone(PARIS).date())
+        if not first <= visited_on <= today + VISIT_DATE_GRACE:
+            raise InvalidCampaignChange(
+                f"visited_on {visited_on} is outside the campaign's days so far"
+                f" ({first} to {today})"
+            )
         visit = self.visit_by_id(visit_id)
         if visit.status is VisitStatus.CANCELLED:
             raise VisitReassigned(f"visit {visit_id} was cancelled by a re-plan")
@@ -541,6 +568,7 @@ class Campaign:
                 outcome=Outcome.REACHED,
                 reason=None,
                 visited_on=now.astimezone(PARIS).date(),
+                today=now.astimezone(PARIS).date(),
                 acting_for_others=acting_for_others,
             )
         elif visit.outcome is not Outcome.REACHED:

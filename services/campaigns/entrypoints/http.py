@@ -286,6 +286,7 @@ def _outcome(
         outcome=Outcome(body.outcome),
         reason=body.reason,
         visited_on=body.visited_on or clock.today(),
+        today=clock.today(),
     )
 
     async def action(uow: CampaignsUnitOfWork) -> s.OutcomeOut:

@@ -144,6 +144,7 @@ class OutcomeReport:
     outcome: Outcome
     reason: str | None
     visited_on: date
+    today: date  # the reporter's today: visited_on may not be later
 
 
 async def record_outcome(
@@ -157,6 +158,7 @@ async def record_outcome(
         outcome=report.outcome,
         reason=report.reason,
         visited_on=report.visited_on,
+        today=report.today,
         acting_for_others=acting_for_others(principal),
     )
 

@@ -5,16 +5,26 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Literal
 
-from shared.errors import Conflict
+from shared.errors import Conflict, DomainError
 
 ApplicationStatus = Literal["submitted", "granted", "refused"]
+
+#: How far ahead of today a decision or a payment may be dated: a committee's decision
+#: can take effect on a later date, but not years later (a typo such as 2093).
+DECISION_HORIZON = timedelta(days=366)
 
 
 class InvalidDecision(Conflict):
     code = "invalid_decision"
+
+
+class ImplausibleDate(DomainError):
+    """A date the domain cannot have happened on (422, naming the field)."""
+
+    code = "implausible_date"
 
 
 @dataclass(frozen=True)
@@ -71,8 +81,12 @@ class Application:
         self._undecided()
         self.status, self.refusal_reason, self.decided_on = "refused", reason, decided_on
 
-    def decide(self, decision: Decision, *, amount_max_eur: int | None) -> None:
+    def decide(self, decision: Decision, *, amount_max_eur: int | None, today: date) -> None:
         """Apply the decision; `amount_max_eur` is the scheme's maximum award."""
+        dated = decision.paid_on if isinstance(decision, Payment) else decision.decided_on
+        if dated > today + DECISION_HORIZON:
+            field = "paid_on" if isinstance(decision, Payment) else "decided_on"
+            raise ImplausibleDate(f"{field} {dated} is more than a year after today ({today})")
         match decision:
             case Award(amount_eur, decided_on):
                 self.grant(amount_eur, decided_on, amount_max_eur=amount_max_eur)

@@ -230,7 +230,7 @@ async def decide(
     """Record an award, a refusal or a payment on an application of the funder's scheme,
     and announce it (detection moves the project: funded, or back to qualified)."""
     application, scheme = await _application(uow, application_id, principal)
-    application.decide(decision, amount_max_eur=scheme.amount_max_eur)
+    application.decide(decision, amount_max_eur=scheme.amount_max_eur, today=clock.today())
     await uow.applications.save(application)
     uow.publish(_announced(decision, _decision(application, clock)))
     return application

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 
 from services.site_registry.bootstrap import SiteRegistry
 from services.site_registry.entrypoints import schemas as s
-from services.site_registry.service_layer import commands, views
+from services.site_registry.service_layer import access, commands, views
 from services.site_registry.service_layer.unit_of_work import SiteRegistryUnitOfWork
 from shared.auth import Allow, Principal, Role, forbid_territory
 from shared.command_bus import CommandBus, command_bus
@@ -41,10 +41,10 @@ Registry = Annotated[SiteRegistry, Depends(_registry)]
 def _scope(principal: Principal, territory: str | None) -> tuple[str, ...] | None:
     """Territories a query may cover: the asked one if allowed, else the token's."""
     if territory is not None:
-        if not principal.can_see_territory(territory):
+        if not access.may_see(principal, [territory]):
             raise forbid_territory(territory)
         return (territory,)
-    return None if principal.is_admin else tuple(sorted(principal.territories))
+    return access.territories_of(principal)
 
 
 router = APIRouter()
@@ -121,7 +121,7 @@ async def get_site(
     card = await views.site_card(session, siret, registry.refs)
     if card is None:
         raise NotFound(f"no site with SIRET {siret}")
-    if not principal.can_see_any_territory(card.site.territory_ids):
+    if not access.may_see(principal, card.site.territory_ids):
         raise forbid_territory(", ".join(card.site.territory_ids) or "(none)")
     return card
 
@@ -204,7 +204,7 @@ async def get_closure_shock(
     shock_id: uuid.UUID, principal: CrisisOrConsultant, session: Session
 ) -> s.ClosureShockOut:
     shock = await views.closure_shock(session, shock_id)
-    if shock is None or not principal.can_see_any_territory(shock.territory_ids):
+    if shock is None or not access.may_see(principal, shock.territory_ids):
         raise NotFound(f"no closure shock {shock_id} in your territories")
     return shock
 

@@ -34,6 +34,7 @@ from services.site_registry.domain.nomenclature import (
     UnknownNafCode,
 )
 from services.site_registry.domain.siret import InvalidIdentifier, validate_siret
+from services.site_registry.service_layer import access
 from services.site_registry.service_layer.unit_of_work import SiteRegistryUnitOfWork
 from shared.auth import Principal
 from shared.clock import Clock
@@ -149,10 +150,10 @@ async def register_site(
     its crisis cell's hands, so it is refused whatever the new commune."""
     siret, facts = check_site(data, refs)
     territory_ids = await uow.territories.territories_of(facts.commune_insee)
-    if not principal.can_see_any_territory(territory_ids):
+    if not access.may_see(principal, territory_ids):
         raise _out_of_scope(territory_ids, f"(commune {facts.commune_insee})")
     site = await uow.sites.get(siret, for_update=True)
-    if site is not None and not principal.can_see_any_territory(site.territory_ids):
+    if site is not None and not access.may_see(principal, site.territory_ids):
         raise OutOfScope(
             f"site {siret} is in {', '.join(site.territory_ids) or 'no territory'},"
             " outside the territories of your token"
@@ -170,7 +171,7 @@ async def close_site(
     site = await uow.sites.get(siret, for_update=True)
     if site is None:
         raise NotFound(f"no site with SIRET {siret}")
-    if not principal.can_see_any_territory(site.territory_ids):
+    if not access.may_see(principal, site.territory_ids):
         raise _out_of_scope(site.territory_ids, "(none)")
     site.close(closed_on)
     return site
@@ -191,7 +192,7 @@ async def declare_closure_shock(
     site = await uow.sites.get(cmd.site_id, for_update=True)
     if site is None:
         raise NotFound(f"no site with SIRET {cmd.site_id}: register it before declaring")
-    if not principal.can_see_any_territory(site.territory_ids):
+    if not access.may_see(principal, site.territory_ids):
         raise OutOfScope(
             f"site {cmd.site_id} is in {', '.join(site.territory_ids) or 'no territory'},"
             " outside the territories of your token"

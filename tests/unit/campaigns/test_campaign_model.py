@@ -577,6 +577,7 @@ def test_removing_every_consultant_leaves_every_target_uncovered() -> None:
         ({"daily_cap": 0}, "daily_cap"),
         ({"daily_cap": -1}, "daily_cap"),
         ({"ends_on": STARTS_ON - timedelta(days=1)}, "before the start"),
+        ({"ends_on": STARTS_ON + timedelta(weeks=156, days=1)}, "156 weeks after"),
     ],
 )
 def test_change_terms_refuses_invalid_terms(change: dict[str, Any], words: str) -> None:
@@ -655,6 +656,7 @@ def test_close_cancels_every_planned_visit_and_records_counts() -> None:
             outcome=Outcome.REACHED,
             reason=None,
             visited_on=TODAY,
+            today=TODAY,
         )
     n = len(c.events)
     later = NOW + timedelta(days=30)
@@ -685,6 +687,7 @@ def _commands(c: Campaign) -> dict[str, Callable[[], object]]:
             outcome=Outcome.REACHED,
             reason=None,
             visited_on=TODAY,
+            today=TODAY,
         ),
         "submit_survey": lambda: c.submit_survey(
             v.id, consultant_id=v.consultant_id, answers=answers(), now=NOW
@@ -734,6 +737,7 @@ def test_outcome_by_the_assigned_consultant_completes_the_visit() -> None:
         outcome=Outcome.SITE_CLOSED,
         reason=None,
         visited_on=date(2021, 3, 2),
+        today=TODAY,
     )
     assert recorded is True
     assert v.status is VisitStatus.COMPLETED
@@ -742,6 +746,50 @@ def test_outcome_by_the_assigned_consultant_completes_the_visit() -> None:
     assert isinstance(done, ev.VisitCompleted)
     assert (done.campaign_id, done.visit_id, done.site_id) == (c.id, v.id, v.site_id)
     assert (done.outcome, done.visited_on) == ("site_closed", date(2021, 3, 2))
+
+
+@pytest.mark.parametrize(
+    "visited_on",
+    [STARTS_ON - timedelta(days=1), TODAY + timedelta(days=2), date(9999, 12, 31)],
+)
+def test_outcome_dated_outside_the_campaign_so_far_is_refused(visited_on: date) -> None:
+    c = launch()
+    v = first_planned(c)
+    n = len(c.events)
+    with pytest.raises(InvalidCampaignChange, match="visited_on") as err:
+        c.record_outcome(
+            v.id,
+            consultant_id=v.consultant_id,
+            outcome=Outcome.REACHED,
+            reason=None,
+            visited_on=visited_on,
+            today=TODAY,
+        )
+    assert err.value.status_code == 422
+    assert v.status is VisitStatus.PLANNED and len(c.events) == n
+
+
+def test_outcome_dated_tomorrow_is_accepted_for_overseas_consultants() -> None:
+    c = launch()
+    v = first_planned(c)
+    tomorrow = TODAY + timedelta(days=1)
+    assert c.record_outcome(
+        v.id,
+        consultant_id=v.consultant_id,
+        outcome=Outcome.REACHED,
+        reason=None,
+        visited_on=tomorrow,
+        today=TODAY,
+    )
+    assert v.visited_on == tomorrow
+
+
+@pytest.mark.parametrize(
+    "ends_on", [STARTS_ON - timedelta(days=1), STARTS_ON + timedelta(weeks=156, days=1)]
+)
+def test_a_campaign_cannot_launch_for_longer_than_three_years(ends_on: date) -> None:
+    with pytest.raises(InvalidCampaignChange, match="at most 156 weeks"):
+        launch(ends_on=ends_on)
 
 
 def test_outcome_by_another_consultant_is_refused_as_reassigned() -> None:
@@ -755,6 +803,7 @@ def test_outcome_by_another_consultant_is_refused_as_reassigned() -> None:
             outcome=Outcome.REACHED,
             reason=None,
             visited_on=TODAY,
+            today=TODAY,
         )
     assert err.value.status_code == 409
     assert isinstance(err.value, Conflict)
@@ -772,6 +821,7 @@ def test_outcome_acting_for_others_is_allowed() -> None:
         outcome=Outcome.UNREACHABLE,
         reason="nobody answers the phone",
         visited_on=TODAY,
+        today=TODAY,
         acting_for_others=True,
     )
     assert v.status is VisitStatus.COMPLETED
@@ -790,6 +840,7 @@ def test_same_outcome_twice_is_a_retry_and_records_nothing() -> None:
             outcome=Outcome.DECLINED,
             reason="no time",
             visited_on=TODAY,
+            today=TODAY,
         )
 
     assert report() is True
@@ -803,7 +854,12 @@ def test_different_outcome_after_completion_is_refused() -> None:
     c = launch()
     v = first_planned(c)
     c.record_outcome(
-        v.id, consultant_id=v.consultant_id, outcome=Outcome.REACHED, reason=None, visited_on=TODAY
+        v.id,
+        consultant_id=v.consultant_id,
+        outcome=Outcome.REACHED,
+        reason=None,
+        visited_on=TODAY,
+        today=TODAY,
     )
     n = len(c.events)
     with pytest.raises(VisitAlreadyCompleted) as err:
@@ -813,6 +869,7 @@ def test_different_outcome_after_completion_is_refused() -> None:
             outcome=Outcome.DECLINED,
             reason="changed their mind",
             visited_on=TODAY,
+            today=TODAY,
         )
     assert err.value.status_code == 409
     assert v.outcome is Outcome.REACHED
@@ -827,7 +884,12 @@ def test_declined_or_unreachable_needs_a_reason(outcome: Outcome, reason: str | 
     n = len(c.events)
     with pytest.raises(InvalidCampaignChange, match=outcome.value):
         c.record_outcome(
-            v.id, consultant_id=v.consultant_id, outcome=outcome, reason=reason, visited_on=TODAY
+            v.id,
+            consultant_id=v.consultant_id,
+            outcome=outcome,
+            reason=reason,
+            visited_on=TODAY,
+            today=TODAY,
         )
     assert v.status is VisitStatus.PLANNED
     assert len(c.events) == n
@@ -846,6 +908,7 @@ def test_outcome_on_a_cancelled_visit_is_refused_as_reassigned() -> None:
             outcome=Outcome.REACHED,
             reason=None,
             visited_on=TODAY,
+            today=TODAY,
         )
     assert len(c.events) == n
 
@@ -863,6 +926,7 @@ def test_outcome_on_a_visit_cancelled_then_replanned_is_refused_as_reassigned() 
             outcome=Outcome.REACHED,
             reason=None,
             visited_on=TODAY,
+            today=TODAY,
         )
 
 
@@ -875,6 +939,7 @@ def test_outcome_on_an_unknown_visit_raises_not_found() -> None:
             outcome=Outcome.REACHED,
             reason=None,
             visited_on=TODAY,
+            today=TODAY,
         )
 
 
@@ -886,7 +951,12 @@ def test_outcome_on_a_visit_moved_to_another_consultant_is_refused() -> None:
     assert v.status is VisitStatus.PLANNED and v.consultant_id != leaving
     with pytest.raises(VisitReassigned, match="plan version 2"):
         c.record_outcome(
-            v.id, consultant_id=leaving, outcome=Outcome.REACHED, reason=None, visited_on=TODAY
+            v.id,
+            consultant_id=leaving,
+            outcome=Outcome.REACHED,
+            reason=None,
+            visited_on=TODAY,
+            today=TODAY,
         )
 
 
@@ -899,6 +969,7 @@ def _complete(c: Campaign, k: int) -> list[Visit]:
             outcome=Outcome.REACHED,
             reason=None,
             visited_on=TODAY,
+            today=TODAY,
         )
     return done
 
@@ -1043,6 +1114,7 @@ def test_survey_on_a_declined_visit_is_refused() -> None:
         outcome=Outcome.DECLINED,
         reason="not interested",
         visited_on=TODAY,
+        today=TODAY,
     )
     n = len(c.events)
     with pytest.raises(VisitAlreadyCompleted, match="declined"):
@@ -1055,7 +1127,12 @@ def test_survey_with_two_projects_sharing_a_lead_id_is_refused() -> None:
     c = launch()
     v = first_planned(c)
     c.record_outcome(
-        v.id, consultant_id=v.consultant_id, outcome=Outcome.REACHED, reason=None, visited_on=TODAY
+        v.id,
+        consultant_id=v.consultant_id,
+        outcome=Outcome.REACHED,
+        reason=None,
+        visited_on=TODAY,
+        today=TODAY,
     )
     shared = uuid.uuid4()
     n = len(c.events)

@@ -463,7 +463,7 @@ def report(
     visit_id: uuid.UUID, outcome: Outcome = Outcome.REACHED, reason: str | None = None
 ) -> commands.OutcomeReport:
     return commands.OutcomeReport(
-        visit_id=visit_id, outcome=outcome, reason=reason, visited_on=TODAY
+        visit_id=visit_id, outcome=outcome, reason=reason, visited_on=TODAY, today=TODAY
     )
 
 

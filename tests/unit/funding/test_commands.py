@@ -15,6 +15,8 @@ from services.funding.adapters.seed import DATA_DIR
 from services.funding.domain.applications import (
     Application,
     Award,
+    Decision,
+    ImplausibleDate,
     InvalidDecision,
     Payment,
     Refusal,
@@ -354,6 +356,31 @@ async def test_a_refusal_is_recorded_with_its_reason_and_ends_the_application() 
         await decide(uow, application, Award(1, date(2023, 6, 6)))
     with pytest.raises(InvalidDecision, match="no award to pay"):
         await decide(uow, application, Payment(1, date(2023, 6, 6)))
+
+
+@pytest.mark.parametrize(
+    ("decision", "field"),
+    [
+        (Award(1, date(2093, 6, 10)), "decided_on"),
+        (Refusal("typo in the year", date(2032, 6, 10)), "decided_on"),
+    ],
+)
+async def test_a_decision_dated_years_ahead_is_refused(decision: Decision, field: str) -> None:
+    uow = await with_matched_project()
+    application = await submitted(uow)
+    with pytest.raises(ImplausibleDate, match=field) as err:
+        await decide(uow, application, decision)
+    assert err.value.status_code == 422
+    assert uow.applications.by_id[application.id].status == "submitted"
+
+
+async def test_a_payment_dated_years_ahead_is_refused() -> None:
+    uow = await with_matched_project()
+    application = await submitted(uow)
+    await decide(uow, application, Award(250_000, date(2023, 6, 10)))
+    with pytest.raises(ImplausibleDate, match="paid_on"):
+        await decide(uow, application, Payment(1, date(2030, 1, 1)))
+    assert uow.applications.by_id[application.id].amount_paid_eur == 0
 
 
 async def test_payments_never_exceed_the_award() -> None:
