@@ -469,6 +469,14 @@ def install_role_docs(app: FastAPI) -> None:
                 if roles:
                     operation["x-roles"] = roles
                 responses = operation.setdefault("responses", {})
+                # An error a route declares itself (`responses=`, for a status the rules
+                # below cannot guess) is a problem too, with the route's description.
+                declared = {c: r for c, r in responses.items() if c[0] in "45"}
+                for code, response in declared.items():
+                    responses[code] = {
+                        "description": response.get("description", _phrase(int(code))),
+                        "content": {PROBLEM_MEDIA_TYPE: {"schema": problem_ref}},
+                    }
                 for code in _errors_of(path, method.lower(), operation, bool(roles)):
                     responses[str(code)] = {
                         "description": _ERROR_WHY[code],

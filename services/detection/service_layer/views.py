@@ -29,7 +29,7 @@ from services.detection.entrypoints import schemas as s
 from services.detection.service_layer.access import may_see, territories_of
 from shared.auth import Principal
 from shared.cursor import encode_cursor, parse_cursor
-from shared.errors import NotFound, OutOfScope
+from shared.errors import NotFound
 
 
 @dataclass(frozen=True)
@@ -46,11 +46,10 @@ class ProjectFilter:
 
 def scope(principal: Principal, territory: str | None = None) -> list[str] | None:
     """The territories a listing covers: the one asked for, else all the caller's (None:
-    every territory, for an admin). Another territory is a 403, as in the registry: a
-    listing has no resource to be missing, and its OpenAPI operation documents no 404."""
+    every territory, for an admin)."""
     if territory is not None:
         if not may_see(principal, territory):
-            raise OutOfScope(f"your token does not cover territory {territory}")
+            raise NotFound(f"territory {territory} is outside your token's territories")
         return [territory]
     return territories_of(principal)
 

@@ -66,8 +66,8 @@ def test_a_scheme_as_read_is_a_scheme_to_write() -> None:
 
 @pytest.mark.parametrize("path", ["/projects", "/projects/stats"])
 async def test_a_listing_of_another_territory_answers_a_documented_status(path: str) -> None:
-    # Out of the admin fuzzer's sight: detection answered 404, which a listing without a
-    # path parameter does not document; the registry answers 403 for the same request.
+    # Out of the admin fuzzer's sight: detection answers 404 (its views' one visibility
+    # rule), which a listing without a path parameter did not document.
     app = service_app("detection")
     token = mint_token(CONFIG, subject="cell", roles=["crisis_cell"], territories=["ti-3205"])
     transport = httpx.ASGITransport(app=app)
@@ -75,6 +75,9 @@ async def test_a_listing_of_another_territory_answers_a_documented_status(path: 
         resp = await client.get(
             path, params={"territory": "ti-3209"}, headers={"Authorization": f"Bearer {token}"}
         )
-    assert resp.status_code == 403, resp.text
-    assert "403" in app.openapi()["paths"][path]["get"]["responses"]
-    assert resp.json()["detail"] == "your token does not cover territory ti-3209"
+    assert resp.status_code == 404, resp.text
+    assert resp.headers["content-type"] == PROBLEM_MEDIA_TYPE
+    documented = app.openapi()["paths"][path]["get"]["responses"]["404"]
+    assert documented["content"] == {
+        PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}
+    }
