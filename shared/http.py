@@ -26,6 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth import Allow
+from shared.command_bus import refuse_control_characters
 from shared.errors import DomainError
 from shared.logging import Throttled, bind_correlation, get_logger
 from shared.transient import describe, is_transient
@@ -210,6 +211,27 @@ class BodyLimitMiddleware:
         await response(scope, receive, send)
 
 
+def _query_names(dependant: Dependant) -> Iterator[str]:
+    for param in dependant.query_params:
+        yield param.alias
+    for dep in dependant.dependencies:
+        yield from _query_names(dep)
+
+
+async def refuse_control_characters_in_parameters(request: Request) -> None:
+    """Refuse (422) a path or query parameter holding a control character, as the command
+    bus does for bodies: a read passes its parameters to the database, and PostgreSQL
+    cannot even compare a string holding NUL (a 500, found by the schema fuzzer). Only
+    the route's declared parameters: nothing reads the others. An app-wide dependency."""
+    route = request.scope.get("route")
+    declared = set(_query_names(route.dependant)) if isinstance(route, APIRoute) else set()
+    for name, value in request.path_params.items():
+        refuse_control_characters(value, name)
+    for name, value in request.query_params.multi_items():
+        if name in declared:
+            refuse_control_characters(value, name)
+
+
 class InvalidField(BaseModel):
     field: str = PydanticField(description="dotted path of the field in the request")
     message: str
@@ -391,10 +413,11 @@ def allows_of(dependant: Dependant) -> Iterator[Allow]:
 
 
 _ERROR_WHY = {
-    400: "a malformed request (a page cursor this API did not hand out)",
+    400: "a malformed request (a body that cannot be read as JSON, a page cursor this API"
+    " did not hand out)",
     401: "no token, or one that is expired, badly signed or for another audience",
     403: "the token's role or scope does not cover this",
-    404: "no such resource in the caller's scope",
+    404: "no such resource (named in the path or the body) in the caller's scope",
     409: "the request conflicts with the resource's current state",
     413: "the request body is larger than this endpoint accepts",
     422: "invalid input (every invalid field in `errors`) or a command the domain refuses",
@@ -407,9 +430,9 @@ def _errors_of(path: str, method: str, operation: dict[str, Any], guarded: bool)
     params = {p.get("name") for p in operation.get("parameters", [])}
     if guarded:
         codes += [401, 403]
-    if "{" in path:
+    if "{" in path or "requestBody" in operation:
         codes.append(404)
-    if "cursor" in params:
+    if "cursor" in params or "requestBody" in operation:
         codes.append(400)
     if method in ("post", "put", "patch", "delete"):
         codes.append(409)
@@ -446,6 +469,14 @@ def install_role_docs(app: FastAPI) -> None:
                 if roles:
                     operation["x-roles"] = roles
                 responses = operation.setdefault("responses", {})
+                # An error a route declares itself (`responses=`, for a status the rules
+                # below cannot guess) is a problem too, with the route's description.
+                declared = {c: r for c, r in responses.items() if c[0] in "45"}
+                for code, response in declared.items():
+                    responses[code] = {
+                        "description": response.get("description", _phrase(int(code))),
+                        "content": {PROBLEM_MEDIA_TYPE: {"schema": problem_ref}},
+                    }
                 for code in _errors_of(path, method.lower(), operation, bool(roles)):
                     responses[str(code)] = {
                         "description": _ERROR_WHY[code],

@@ -191,13 +191,18 @@ def service_app(
     """The HTTP app every service builds the same way: its workers beside the API, the
     runtime and the auth config on `app.state`, correlation ids, readable errors, probes."""
     from shared.db import ping
-    from shared.http import NotReadyError, install_common
+    from shared.http import (
+        NotReadyError,
+        install_common,
+        refuse_control_characters_in_parameters,
+    )
 
     app = FastAPI(
         title=title,
         version="1.0.0",
         description=description,
         lifespan=workers_lifespan(runtime.workers() if run_workers else ()),
+        dependencies=[Depends(refuse_control_characters_in_parameters)],
     )
     app.state.runtime = runtime
     app.state.auth = runtime.auth

@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Response
 from fastapi.responses import JSONResponse
@@ -28,6 +28,10 @@ Session = SessionDep
 
 
 router = APIRouter()
+#: `?territory=` outside the caller's token: detection answers 404 (views.scope).
+OTHER_TERRITORY: dict[int | str, dict[str, Any]] = {
+    404: {"description": "the territory asked for is outside the token's territories"}
+}
 
 
 @router.get(
@@ -35,6 +39,7 @@ router = APIRouter()
     response_model=s.ProjectPage,
     tags=["projects"],
     summary="Projects by campaign, shock, stage, origin, kind (crisis cell; admin)",
+    responses=OTHER_TERRITORY,
 )
 async def list_projects(
     principal: CrisisCell,
@@ -70,6 +75,7 @@ async def list_projects(
     response_model=s.StatsOut,
     tags=["projects"],
     summary="Counts by stage, origin, kind, and the share of hidden projects (crisis cell)",
+    responses=OTHER_TERRITORY,
 )
 async def project_stats(
     principal: CrisisCell,

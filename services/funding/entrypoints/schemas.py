@@ -67,7 +67,15 @@ class SchemeIn(_In):
     closes_on: Day | None = None
     source_url: str | None = None
     source: str = Field(default="", description="where the scheme's figures come from")
+    generated: bool = Field(default=False, description="benchmark or example data")
     de_minimis: bool = False
+    curated: str | None = Field(
+        default=None, max_length=2000, description="what a human still has to verify"
+    )
+    # What `GET /schemes/{id}` answers besides, so that its answer can be sent back.
+    version: int | None = Field(
+        default=None, ge=0, le=MAX_COUNT, description="ignored: the catalogue counts versions"
+    )
 
     def to_scheme(self) -> Scheme:
         return Scheme(
@@ -91,7 +99,9 @@ class SchemeIn(_In):
             closes_on=self.closes_on,
             source_url=self.source_url,
             source=self.source,
+            generated=self.generated,
             de_minimis=self.de_minimis,
+            curated=self.curated,
         )
 
 
