@@ -267,9 +267,10 @@ class ReferenceTables:
                 [{"territory_id": t, "commune_insee": c} for t, c in links],
             ),
         ]
+        connection = await s.connection()
         for table, rows in inserts:
             for start in range(0, len(rows), INSERT_CHUNK):
-                await s.execute(sa.insert(table), rows[start : start + INSERT_CHUNK])
+                await connection.execute(sa.insert(table), rows[start : start + INSERT_CHUNK])
 
 
 INSERT_CHUNK = 5000
