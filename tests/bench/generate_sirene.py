@@ -110,9 +110,14 @@ def generate(out: TextIO, rows: int, seed: int, malformed: bool) -> GenerationSt
     section_c_set = frozenset(section_c)
     other_naf = [n.code for n in naf if n.section != "C"]
     all_naf = other_naf + section_c
-    communes = {c.insee_code: c for c in load_communes()}
     territory = sorted(load_territory_communes()[TERRITORY])
     territory_set = frozenset(territory)
+    # The territory and the Pas-de-Calais around it (every one has a centroid).
+    communes = {
+        c.insee_code: c
+        for c in load_communes()
+        if c.department == "62" or c.insee_code in territory_set
+    }
     outside = sorted(code for code in communes if code not in territory_set)
     # Projected once per commune; each site then gets a jitter in metres,
     # which keeps pyproj out of the per-row loop.

@@ -221,7 +221,7 @@ def test_make_run_starts_the_stack_with_the_bethune_demo(broker: Broker, tmp_pat
     out = result.stdout + result.stderr
     assert result.returncode == 0, out
     assert "http://127.0.0.1:8101/docs" in out
-    assert "104 communes" in out and "'active': 165" in out
+    assert "108 communes" in out and "'active': 165" in out
     assert "check passed" in out
     assert "with 164 targets" in out and "900 jobs lost, 8 detected" in out
     assert "eligible" in out

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
+from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -58,6 +60,14 @@ class SiteRepository:
             for row in rows:
                 self._track(row)
         return {s: self._seen[s][0] for s in sirets if s in self._seen}
+
+    async def territory_assignments(self) -> list[tuple[str, str, tuple[str, ...]]]:
+        """(SIRET, commune, territories) of every site: what a reference reload checks,
+        without loading whole aggregates."""
+        rows = await self._session.exec(
+            select(SiteRow.siret, SiteRow.commune_insee, SiteRow.territory_ids)
+        )
+        return [(siret, commune, tuple(ids or ())) for siret, commune, ids in rows]
 
     def loaded(self, siret: str) -> Site | None:
         """A site this repository already holds (loaded or added), without a query: lets a
@@ -171,20 +181,29 @@ def to_shock(row: ClosureShockRow) -> ClosureShock:
 
 
 class TerritoryMap:
-    """Which territories each commune belongs to, loaded once per unit of work."""
+    """Which territories each commune belongs to, remembered per unit of work: a batch
+    preloads its communes in one query, a single command asks for one."""
 
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
-        self._by_commune: dict[str, tuple[str, ...]] | None = None
+        self._by_commune: dict[str, tuple[str, ...]] = {}
+
+    async def preload(self, communes: Iterable[str]) -> None:
+        wanted = sorted(set(communes) - self._by_commune.keys())
+        if not wanted:
+            return
+        by_commune: dict[str, list[str]] = {c: [] for c in wanted}
+        rows = await self._session.exec(
+            select(TerritoryCommuneRow).where(col(TerritoryCommuneRow.commune_insee).in_(wanted))
+        )
+        for row in rows:
+            by_commune[row.commune_insee].append(row.territory_id)
+        self._by_commune.update({k: tuple(sorted(v)) for k, v in by_commune.items()})
 
     async def territories_of(self, commune_insee: str) -> tuple[str, ...]:
-        if self._by_commune is None:
-            rows = await self._session.exec(select(TerritoryCommuneRow))
-            by_commune: dict[str, list[str]] = {}
-            for row in rows:
-                by_commune.setdefault(row.commune_insee, []).append(row.territory_id)
-            self._by_commune = {k: tuple(sorted(v)) for k, v in by_commune.items()}
-        return self._by_commune.get(commune_insee, ())
+        if commune_insee not in self._by_commune:
+            await self.preload([commune_insee])
+        return self._by_commune[commune_insee]
 
     async def communes_of(self, territory_ids: Sequence[str]) -> set[str]:
         rows = await self._session.exec(
@@ -217,22 +236,41 @@ class ReferenceTables:
         await lock_for_transaction(s, "site_registry.reference_data")
         for table in (TerritoryCommuneRow, TerritoryGroupementRow, CommuneRow, TerritoryRow):
             await s.exec(delete(table))
-        s.add_all(TerritoryRow(id=t.id, name=t.name) for t in territories)
-        await s.flush()
-        s.add_all(
-            TerritoryGroupementRow(territory_id=tid, siren=g.siren, name=g.name, kind=g.kind)
-            for tid, g in groupements
-        )
-        s.add_all(
-            CommuneRow(
-                insee=c.insee_code,
-                name=c.name,
-                epci_siren=c.epci_siren,
-                population=c.population,
-                postal_codes="|".join(c.postal_codes),
-                lon=c.lon,
-                lat=c.lat,
-            )
-            for c in communes
-        )
-        s.add_all(TerritoryCommuneRow(territory_id=t, commune_insee=c) for t, c in links)
+        # Core executemany, not ORM objects: 35,000 communes and 18,600 links load in a
+        # fraction of the time (and of the memory) unit-of-work objects would take.
+        inserts: list[tuple[Any, list[dict[str, Any]]]] = [
+            (TerritoryRow, [{"id": t.id, "name": t.name} for t in territories]),
+            (
+                TerritoryGroupementRow,
+                [
+                    {"territory_id": tid, "siren": g.siren, "name": g.name, "kind": g.kind}
+                    for tid, g in groupements
+                ],
+            ),
+            (
+                CommuneRow,
+                [
+                    {
+                        "insee": c.insee_code,
+                        "name": c.name,
+                        "epci_siren": c.epci_siren,
+                        "population": c.population,
+                        "postal_codes": "|".join(c.postal_codes),
+                        "lon": c.lon,
+                        "lat": c.lat,
+                    }
+                    for c in communes
+                ],
+            ),
+            (
+                TerritoryCommuneRow,
+                [{"territory_id": t, "commune_insee": c} for t, c in links],
+            ),
+        ]
+        connection = await s.connection()
+        for table, rows in inserts:
+            for start in range(0, len(rows), INSERT_CHUNK):
+                await connection.execute(sa.insert(table), rows[start : start + INSERT_CHUNK])
+
+
+INSERT_CHUNK = 5000

@@ -40,7 +40,7 @@ from pathlib import Path
 
 from services.site_registry.adapters.geo import distance_km, lambert2e_to_wgs84
 from services.site_registry.adapters.reference_data import (
-    COMMUNES_FILE,
+    DEPT62_COMMUNES_FILE,
     CommuneRecord,
     load_communes,
     load_naf,
@@ -134,7 +134,7 @@ class CommuneMatcher:
         self.by_name: dict[str, list[str]] = {}
         self.by_postal: dict[str, list[str]] = {}
         self.delegated: dict[str, str] = {}
-        with open_data(COMMUNES_FILE) as fh:
+        with open_data(DEPT62_COMMUNES_FILE) as fh:
             for row in csv.DictReader(fh):
                 key = normalize_name(row["nom"])
                 if row["type"] != "commune-actuelle":
@@ -200,6 +200,7 @@ def real_sites(
                 continue
             lon, lat = lambert2e_to_wgs84(float(row["Coordonnees_X"]), float(row["Coordonnees_Y"]))
             commune = communes[code]
+            assert commune.lon is not None and commune.lat is not None  # dept 62: all known
             gap = distance_km(lon, lat, commune.lon, commune.lat)
             if gap > MAX_CENTROID_DISTANCE_KM:
                 report.append(f"check {label}: {gap:.1f} km from the centroid of {commune.name}")
@@ -269,6 +270,7 @@ def generated_sites(
         division = rng.choices(divisions, division_weights)[0]
         naf_code = rng.choice(by_division[division])
         commune = communes[rng.choices(territory, commune_weights)[0]]
+        assert commune.lon is not None and commune.lat is not None  # dept 62: all known
         # ~500 m of jitter so generated sites of one commune do not stack up
         # on the centroid; 1° of longitude is ~71 km at 50.5°N.
         lon = commune.lon + rng.gauss(0.0, 0.007)

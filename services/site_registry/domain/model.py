@@ -125,6 +125,16 @@ class Site:
         self.events.append(SiteUpdated(**self._state(), changed_fields=changed))
         return changed
 
+    def reassign(self, territory_ids: tuple[str, ...]) -> bool:
+        """The territories of the site's commune changed (a reference-data reload): record
+        one update event naming only them; the facts and the status stay as they are."""
+        if tuple(territory_ids) == self.territory_ids:
+            return False
+        self.territory_ids = tuple(territory_ids)
+        self.version += 1
+        self.events.append(SiteUpdated(**self._state(), changed_fields=["territory_ids"]))
+        return True
+
     def close(self, closed_on: date | None) -> bool:
         if self.status is SiteStatus.CLOSED:
             return False

@@ -103,7 +103,10 @@ async def _import(registry: SiteRegistry, path: Path, territories: list[str]) ->
 
 async def _load_reference(registry: SiteRegistry, _: argparse.Namespace) -> None:
     await registry.migrate()
+    await registry.ensure_topics()
     print(json.dumps(await registry.load_reference_data()))
+    # Publish the moves of sites whose territories changed before exiting.
+    await registry.relay.publish_pending()
 
 
 async def _load_demo(registry: SiteRegistry, _: argparse.Namespace) -> None:

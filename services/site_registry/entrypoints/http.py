@@ -3,10 +3,12 @@ through the command bus, so it accepts an `Idempotency-Key`."""
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import uuid
 from typing import Annotated, TypeVar
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request, status
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 
 from services.site_registry.bootstrap import SiteRegistry
@@ -21,6 +23,8 @@ from shared.runtime import SessionDep, service_app
 CrisisOrConsultant = Annotated[Principal, Depends(Allow(Role.CRISIS_CELL, Role.CONSULTANT))]
 CrisisCell = Annotated[Principal, Depends(Allow(Role.CRISIS_CELL))]
 AnyRole = Annotated[Principal, Depends(Allow(Role.CRISIS_CELL, Role.CONSULTANT, Role.FUNDER))]
+
+INSEE_PATTERN = r"^(?:[0-9]{5}|2[AB][0-9]{3})$"
 
 T = TypeVar("T")
 Out = TypeVar("Out")
@@ -56,8 +60,61 @@ router = APIRouter()
     tags=["territories"],
     summary="The 183 Territoires d'industrie 2023–2027 (any authenticated role)",
 )
-async def get_territories(_: AnyRole, session: Session) -> list[s.TerritorySummaryOut]:
-    return await views.list_territories(session)
+async def get_territories(
+    _: AnyRole,
+    session: Session,
+    commune: Annotated[
+        str | None,
+        Query(
+            pattern=INSEE_PATTERN,
+            description="an INSEE commune code (62119, 2A004): only the territories it"
+            " belongs to (none for a commune outside every territory)",
+        ),
+    ] = None,
+) -> list[s.TerritorySummaryOut]:
+    return await views.list_territories(session, commune)
+
+
+GEOJSON = "application/geo+json"
+
+
+@router.get(
+    "/territories/{territory_id}/communes.geojson",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {GEOJSON: {"schema": {"type": "object"}}},
+            "description": "a GeoJSON FeatureCollection (WGS84, 5 decimals): one Feature per"
+            " commune with an outline, properties `code` (INSEE) and `nom`; foreign members"
+            " `territory` and `communes_without_outline`. Outlines simplified to 1000 m;"
+            " gzip-encoded when asked (`Accept-Encoding`); `ETag` for `If-None-Match`.",
+        },
+        304: {"description": "unchanged since the `ETag` sent in `If-None-Match`"},
+    },
+    tags=["territories"],
+    summary="The territory's commune outlines, for a map (any authenticated role)",
+)
+async def get_territory_outlines(
+    territory_id: str,
+    _: AnyRole,
+    session: Session,
+    if_none_match: Annotated[str | None, Header(alias="If-None-Match")] = None,
+    accept_encoding: Annotated[str | None, Header(alias="Accept-Encoding")] = None,
+) -> Response:
+    body = await views.territory_outlines(session, territory_id)
+    if body is None:
+        raise NotFound(f"no territory {territory_id!r} (ids look like 'ti-3205')")
+    digest = hashlib.sha256(body).hexdigest()[:32]
+    zipped = "gzip" in (accept_encoding or "").lower()
+    # One ETag per representation: the gzip bytes are not the identity bytes.
+    etag = f'"{digest}-gz"' if zipped else f'"{digest}"'
+    headers = {"ETag": etag, "Cache-Control": "private, no-cache", "Vary": "Accept-Encoding"}
+    if if_none_match is not None and etag in [t.strip() for t in if_none_match.split(",")]:
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
+    if zipped:
+        body = gzip.compress(body, mtime=0)
+        headers["Content-Encoding"] = "gzip"
+    return Response(content=body, media_type=GEOJSON, headers=headers)
 
 
 @router.get(

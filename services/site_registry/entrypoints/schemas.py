@@ -154,7 +154,13 @@ class TerritorySummaryOut(BaseModel):
     name: str
     programme: str
     groupements: list[GroupementOut]
-    commune_count: int = Field(description="communes known to the registry (dept 62 only)")
+    commune_count: int = Field(
+        description="its communes (COG 2026): EPCI and EPT members, single communes"
+    )
+    epci_count: int = Field(
+        description="its intercommunalities: EPCI à fiscalité propre and Grand Paris EPT"
+        " (a single-commune groupement is not counted)"
+    )
 
 
 class TerritoryDetailOut(TerritorySummaryOut):

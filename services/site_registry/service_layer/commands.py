@@ -214,8 +214,10 @@ async def declare_closure_shock(
 async def _upsert_checked(
     uow: SiteRegistryUnitOfWork, checked: Sequence[tuple[str, SiteFacts, SiteInput]]
 ) -> list[Outcome]:
-    # One query loads every known site of the batch; a new site then costs no round trip.
+    # One query loads every known site of the batch, one the territories of its communes;
+    # a new site then costs no round trip.
     await uow.sites.get_many(siret for siret, _, _ in checked)
+    await uow.territories.preload(facts.commune_insee for _, facts, _ in checked)
     return [
         await _apply(uow, uow.sites.loaded(siret), siret, facts, data)
         for siret, facts, data in checked
@@ -369,8 +371,12 @@ async def load_reference_data(
     communes: Iterable[CommuneRecord],
     territory_communes: dict[str, list[str]],
 ) -> dict[str, int]:
-    """Replace the reference tables with the packaged real data (idempotent; no events:
-    reference data is published by its producers — ANCT, INSEE — not by us)."""
+    """Replace the reference tables with the packaged real data, then move every site
+    whose commune's territories changed (idempotent). Sites are never deleted: the
+    reference tables are replaced, the sites kept. No event for the reference data
+    itself (its producers — ANCT, INSEE — publish it); one `site.updated` per site whose
+    territories changed (`changed_fields: ["territory_ids"]`), so that consumers follow.
+    Closure shocks keep the territories of their declaration."""
     territories = list(territories)
     communes = list(communes)
     known_territories = {t.id for t in territories}
@@ -384,7 +390,23 @@ async def load_reference_data(
     )
     groupements = [(t.id, g) for t in territories for g in _unique_groupements(t)]
     await uow.reference.replace(territories, groupements, communes, links)
-    return {"territories": len(territories), "communes": len(communes), "links": len(links)}
+    by_commune: dict[str, list[str]] = {}
+    for tid, insee in links:
+        by_commune.setdefault(insee, []).append(tid)
+    moved = {
+        siret: tuple(sorted(by_commune.get(commune, ())))
+        for siret, commune, current in await uow.sites.territory_assignments()
+        if tuple(sorted(by_commune.get(commune, ()))) != current
+    }
+    sites = await uow.sites.get_many(moved)
+    for siret, territory_ids in moved.items():
+        sites[siret].reassign(territory_ids)
+    return {
+        "territories": len(territories),
+        "communes": len(communes),
+        "links": len(links),
+        "sites_moved": len(moved),
+    }
 
 
 def _unique_groupements(t: TerritoryRecord) -> Iterator[Groupement]:

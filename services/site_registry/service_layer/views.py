@@ -10,6 +10,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.site_registry.adapters import reference_data
 from services.site_registry.adapters.orm import (
     ClosureShockRow,
     CommuneRow,
@@ -115,8 +116,23 @@ async def site_card(session: AsyncSession, siret: str, refs: Nomenclatures) -> S
     )
 
 
-async def list_territories(session: AsyncSession) -> list[TerritorySummaryOut]:
-    territories = (await session.exec(select(TerritoryRow).order_by(col(TerritoryRow.id)))).all()
+async def list_territories(
+    session: AsyncSession, commune_insee: str | None = None
+) -> list[TerritorySummaryOut]:
+    """Every territory, or (``commune_insee``) those the commune belongs to: none for a
+    commune outside every territory, or unknown."""
+    query = select(TerritoryRow).order_by(col(TerritoryRow.id))
+    if commune_insee is not None:
+        query = query.where(
+            col(TerritoryRow.id).in_(
+                select(TerritoryCommuneRow.territory_id).where(
+                    TerritoryCommuneRow.commune_insee == commune_insee
+                )
+            )
+        )
+    territories = (await session.exec(query)).all()
+    if not territories:
+        return []
     communes = dict(
         (
             await session.exec(
@@ -136,9 +152,30 @@ async def list_territories(session: AsyncSession) -> list[TerritorySummaryOut]:
             programme=t.programme,
             groupements=groupements.get(t.id, []),
             commune_count=communes.get(t.id, 0),
+            epci_count=_epci_count(groupements.get(t.id, [])),
         )
         for t in territories
     ]
+
+
+def _epci_count(groupements: list[GroupementOut]) -> int:
+    return sum(1 for g in groupements if g.kind in reference_data.INTERCOMMUNAL_KINDS)
+
+
+async def territory_outlines(session: AsyncSession, territory_id: str) -> bytes | None:
+    """The territory's commune outlines as GeoJSON (None: no such territory). The
+    communes are the database's; the outlines are the packaged ones (PROVENANCE.md)."""
+    if await session.get(TerritoryRow, territory_id) is None:
+        return None
+    codes = (
+        await session.exec(
+            select(TerritoryCommuneRow.commune_insee).where(
+                TerritoryCommuneRow.territory_id == territory_id
+            )
+        )
+    ).all()
+    body, _ = reference_data.communes_geojson(codes, territory=territory_id)
+    return body
 
 
 async def territory_detail(session: AsyncSession, territory_id: str) -> TerritoryDetailOut | None:
@@ -180,6 +217,7 @@ async def territory_detail(session: AsyncSession, territory_id: str) -> Territor
         programme=territory.programme,
         groupements=[GroupementOut.model_validate(g) for g in groupements],
         commune_count=len(communes),
+        epci_count=_epci_count([GroupementOut.model_validate(g) for g in groupements]),
         communes=[CommuneOut.model_validate(c) for c in communes],
         site_counts=counts,
     )

@@ -59,6 +59,10 @@ class FakeSiteRepository:
     def loaded(self, siret: str) -> Site | None:
         return self._seen.get(siret)
 
+    async def territory_assignments(self) -> list[tuple[str, str, tuple[str, ...]]]:
+        sites = {**self._db.sites, **self._seen}
+        return [(s.siret, s.facts.commune_insee, s.territory_ids) for s in sites.values()]
+
     def add(self, site: Site) -> None:
         self._seen[site.siret] = site
 
@@ -109,9 +113,18 @@ class FakeClosureShockRepository:
 class FakeTerritoryMap:
     def __init__(self, db: RegistryDb) -> None:
         self._db = db
+        self._by_commune: dict[str, tuple[str, ...]] | None = None
+
+    async def preload(self, communes: Iterable[str]) -> None:
+        pass
 
     async def territories_of(self, commune_insee: str) -> tuple[str, ...]:
-        return tuple(sorted(t for t, c in self._db.links if c == commune_insee))
+        if self._by_commune is None:  # indexed once per unit of work, as a session reads
+            index: dict[str, list[str]] = {}
+            for t, c in self._db.links:
+                index.setdefault(c, []).append(t)
+            self._by_commune = {c: tuple(sorted(ts)) for c, ts in index.items()}
+        return self._by_commune.get(commune_insee, ())
 
     async def communes_of(self, territory_ids: Sequence[str]) -> set[str]:
         return {c for t, c in self._db.links if t in territory_ids}

@@ -171,6 +171,6 @@ async def test_the_reference_load_commits_once(reference_db: RegistryDb) -> None
         reference_data.load_territory_communes(),
     )
 
-    assert counts == {"territories": 183, "communes": 887, "links": 346}
+    assert counts == {"territories": 183, "communes": 34969, "links": 18639, "sites_moved": 0}
     assert factory.commits == 1 and factory.published == []
     assert factory.db.links == reference_db.links

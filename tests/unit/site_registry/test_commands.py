@@ -132,8 +132,9 @@ async def test_a_site_outside_the_callers_territories_is_refused(
 ) -> None:
     with pytest.raises(OutOfScope, match="ti-3205"):
         await commands.register_site(uow, bridgestone(), refs, OTHER_CELL)
-    with pytest.raises(OutOfScope, match="commune 59350"):  # Lille: in no territory we hold
-        await commands.register_site(uow, bridgestone(commune_insee="59350"), refs, CELL)
+    # Strasbourg: in no Territoire d'industrie
+    with pytest.raises(OutOfScope, match="commune 67482"):
+        await commands.register_site(uow, bridgestone(commune_insee="67482"), refs, CELL)
 
     await uow.commit()
     assert db.sites == {} and uow.published == []
@@ -358,7 +359,7 @@ async def test_reference_data_replaces_the_tables_and_records_no_event(
     assert uow.db.links == set()  # nothing before the commit
     await uow.commit()
 
-    assert counts == {"territories": 183, "communes": 887, "links": 346}
+    assert counts == {"territories": 183, "communes": 34969, "links": 18639, "sites_moved": 0}
     assert uow.db.links == reference_db.links  # an unknown territory's links are dropped
     assert await uow.territories.territories_of(BETHUNE) == ("ti-3205",)
     bethune = [g.siren for t, g in uow.db.groupements if t == "ti-3205"]

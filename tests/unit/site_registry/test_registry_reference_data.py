@@ -37,7 +37,7 @@ def test_bethune_territory_and_its_two_epcis() -> None:
 def test_commune_and_unresolved_groupements_are_kept_with_their_kind() -> None:
     kinds = Counter(g.kind for t in load_territories() for g in t.epcis)
     assert kinds["commune"] == 12
-    assert kinds["non_resolu"] == 3
+    assert kinds["EPT"] == 3
     assert sum(kinds.values()) == 641
 
 
@@ -81,9 +81,15 @@ def test_headcount_bands() -> None:
     assert bands.midpoint("12") == 34
 
 
-def test_communes_of_pas_de_calais() -> None:
-    communes = {c.insee_code: c for c in load_communes()}
-    assert len(communes) == 887  # current communes only, no déléguées
+def test_communes_of_france_with_those_of_pas_de_calais() -> None:
+    everywhere = load_communes()
+    assert len(everywhere) == 34969  # current communes only, no déléguées
+    # 102 have no outline, hence no centroid: the collectivités d'outre-mer and 6
+    # communes restored since 2022 (PROVENANCE.md).
+    assert sum(1 for c in everywhere if c.lon is None) == 102
+    communes = {c.insee_code: c for c in everywhere if c.department == "62"}
+    assert len(communes) == 887
+    assert all(c.lon is not None for c in communes.values())
     assert "62549" not in communes  # Marconne, commune déléguée of Hesdin-la-Forêt
     bethune = communes["62119"]
     assert bethune.name == "Béthune"
@@ -95,16 +101,20 @@ def test_communes_of_pas_de_calais() -> None:
     assert communes["62691"].postal_codes == ("62120", "62129")
 
 
-def test_ti_3205_has_104_communes_in_its_two_epcis() -> None:
+def test_ti_3205_has_108_communes_in_its_two_epcis_in_nord_and_pas_de_calais() -> None:
     members = load_territory_communes()["ti-3205"]
-    assert len(members) == 104 == len(set(members))
+    assert len(members) == 108 == len(set(members))
     communes = {c.insee_code: c for c in load_communes()}
     by_epci = Counter(communes[code].epci_siren for code in members)
-    assert by_epci == {CABBALR: 100, CC_FLANDRE_LYS: 4}
+    assert by_epci == {CABBALR: 100, CC_FLANDRE_LYS: 8}
+    assert Counter(communes[code].department for code in members) == {"62": 104, "59": 4}
 
 
 def test_territory_versions() -> None:
-    assert {ti: len(c) for ti, c in load_territory_communes("2023").items()} == {
+    territories = load_territory_communes("2023")
+    assert len(territories) == 183 and all(territories.values())
+    in_62 = {ti: sum(1 for c in codes if c.startswith("62")) for ti, codes in territories.items()}
+    assert {ti: n for ti, n in in_62.items() if n} == {
         "ti-3201": 15,
         "ti-3205": 104,
         "ti-3206": 14,
@@ -112,6 +122,7 @@ def test_territory_versions() -> None:
         "ti-3210": 74,
         "ti-3212": 89,
     }
+    assert len(territories["ti-3201"]) == 122  # with its Nord communes (CU de Dunkerque…)
     assert len(load_territory_communes("2019")["ti-3204"]) == 150
     with pytest.raises(ValueError, match="unknown territory list version"):
         load_territory_communes("2030")
@@ -121,7 +132,7 @@ def test_loaders_hand_out_copies() -> None:
     communes = load_territory_communes()
     communes["ti-3205"].clear()
     load_territories().clear()
-    assert len(load_territory_communes()["ti-3205"]) == 104
+    assert len(load_territory_communes()["ti-3205"]) == 108
     assert len(load_territories()) == 183
 
 
