@@ -113,18 +113,12 @@ def role_identities(config: AuthConfig) -> dict[tuple[str, bool], Identity]:
             "crisis_cell", False, "cell-3209", territories=[OUT_TERRITORY]
         ),
         # the out-of-scope consultant is the namesake of the in-scope one
-        ("consultant", True): make(
-            "consultant", True, "consultant-1", territories=[IN_TERRITORY]
-        ),
+        ("consultant", True): make("consultant", True, "consultant-1", territories=[IN_TERRITORY]),
         ("consultant", False): make(
             "consultant", False, "consultant-1", territories=[OUT_TERRITORY]
         ),
-        ("funder", True): make(
-            "funder", True, "ademe-hdf", regions=[IN_REGION], org=FUNDER_ORG
-        ),
-        ("funder", False): make(
-            "funder", False, "aura", regions=[OUT_REGION], org=OTHER_ORG
-        ),
+        ("funder", True): make("funder", True, "ademe-hdf", regions=[IN_REGION], org=FUNDER_ORG),
+        ("funder", False): make("funder", False, "aura", regions=[OUT_REGION], org=OTHER_ORG),
         ("admin", True): make("admin", True, "ops"),
     }
     return out
@@ -136,6 +130,9 @@ class World:
     list's items are checked against."""
 
     site_id: str
+    site_commune: str
+    site_naf: str
+    closing_siret: str  # a site of the territory the matrix closes (not the shock's site)
     campaign_id: str
     visit_id: str
     other_visit_id: str
@@ -160,7 +157,7 @@ class World:
 
 PARAMS: dict[str, Callable[[World], str]] = {
     "site_id": lambda w: w.site_id,
-    "siret": lambda w: w.site_id,
+    "siret": lambda w: w.closing_siret,
     "campaign_id": lambda w: w.campaign_id,
     "visit_id": lambda w: w.visit_id,
     "shock_id": lambda w: w.shock_id,
@@ -231,12 +228,15 @@ PLANS: dict[tuple[str, str], Plan] = {
     ("POST", "/sites"): Plan(
         "r",
         Kind.WRITE,
-        lambda w: {"siret": w.site_id, "naf_code": "22.11Z", "commune_insee": OUT_COMMUNE},
+        lambda w: {"siret": w.site_id, "naf_code": w.site_naf, "commune_insee": w.site_commune},
         lambda w: [f"/sites/{w.site_id}"],
     ),
     ("GET", "/sites/{siret}"): Plan("r", Kind.READ),
     ("POST", "/sites/{siret}/closure"): Plan(
-        "r", Kind.WRITE, lambda _: {"closed_on": "2026-11-20"}, lambda w: [f"/sites/{w.site_id}"]
+        "r",
+        Kind.WRITE,
+        lambda _: {"closed_on": "2026-11-20"},
+        lambda w: [f"/sites/{w.closing_siret}"],
     ),
     ("POST", "/closure-shocks"): Plan(
         "r",
@@ -336,9 +336,7 @@ PLANS: dict[tuple[str, str], Plan] = {
         "f", Kind.WRITE, _scheme, lambda w: [f"/schemes/{w.scheme_id}"]
     ),
     # admin only: no out-of-scope identity calls it; the document is an empty import
-    ("POST", "/schemes/import/aides-territoires"): Plan(
-        "f", Kind.WRITE, lambda _: {"results": []}
-    ),
+    ("POST", "/schemes/import/aides-territoires"): Plan("f", Kind.WRITE, lambda _: {"results": []}),
     ("PUT", "/calls/{call_id}"): Plan("f", Kind.WRITE, _call, lambda _: ["/calls"]),
     ("GET", "/calls"): Plan("f", Kind.PUBLIC),
     ("POST", "/calls/{call_id}/results"): Plan(
@@ -381,20 +379,23 @@ PLANS: dict[tuple[str, str], Plan] = {
 }
 
 
-def luhn_siret(prefix: str) -> str:
-    """A 14-digit SIRET starting with `prefix` (13 digits) whose Luhn checksum holds."""
-    assert len(prefix) == 13 and prefix.isdigit()
+def luhn_completed(prefix: str) -> str:
+    """`prefix` and the check digit that makes its Luhn checksum hold."""
     for last in "0123456789":
-        digits = [int(c) for c in prefix + last]
         total = 0
-        for i, d in enumerate(reversed(digits)):
-            if i % 2 == 1:
-                d *= 2
-                d = d - 9 if d > 9 else d
-            total += d
+        for i, c in enumerate(reversed(prefix + last)):
+            d = int(c) * (2 if i % 2 else 1)
+            total += d - 9 if d > 9 else d
         if total % 10 == 0:
             return prefix + last
     raise AssertionError("unreachable: one of ten check digits fits")
+
+
+def random_siret() -> str:
+    """A SIRET whose SIREN and whole number both pass the Luhn check."""
+    n = uuid.uuid4().int
+    siren = luhn_completed(f"{n % 10**8:08d}")
+    return luhn_completed(f"{siren}{(n // 10**8) % 10**4:04d}")
 
 
 def items_of(content_type: str, text: str, body: Any) -> list[Mapping[str, Any]] | None:
