@@ -159,7 +159,9 @@ class JwksCache:
         """The key named `kid`, fetching the JWKS first if `needs_fetch` (blocking I/O)."""
         with self._lock:
             if self.needs_fetch(kid):
-                self._fetch(unknown_kid=kid not in self._keys)
+                # a fresh set without the kid: a rotation refetch, the rate-limited kind
+                fresh = time.monotonic() - self._fetched_at <= self.lifetime
+                self._fetch(unknown_kid=fresh)
             key = self._keys.get(kid)
             if key is None and not self._keys and self._error is not None:
                 raise JwksUnavailable(self._error)
