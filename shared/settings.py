@@ -3,11 +3,11 @@
 Each service subclasses `ServiceSettings` with its own `env_prefix` (`SITE_REGISTRY_`,
 `CAMPAIGNS_`…). A few values are the same for the whole deployment and may also be given
 once, unprefixed: `KAFKA_BOOTSTRAP_SERVERS`, `KAFKA_TOPIC_PREFIX`, `REBOND_ENVIRONMENT`,
-`REBOND_JWT_SECRET` (and the token rules `REBOND_JWT_ISSUER`, `REBOND_JWT_MAX_LIFETIME_S`,
-`REBOND_JWT_LEEWAY_S`), the OpenID Connect issuer's `REBOND_OIDC_*` (docs/security.md),
-`REBOND_DATA_DIR`. Lists and maps (`REBOND_OIDC_ALGORITHMS`, `REBOND_OIDC_ROLE_MAP`) are
-JSON, as pydantic-settings reads them for the prefixed variables. The prefixed variable
-wins over the shared one.
+`REBOND_JWT_SECRET` (and the token rules `REBOND_JWT_ISSUER`, `REBOND_JWT_AUDIENCE`,
+`REBOND_JWT_MAX_LIFETIME_S`, `REBOND_JWT_LEEWAY_S`), the OpenID Connect issuer's
+`REBOND_OIDC_*` (docs/security.md), `REBOND_DATA_DIR`. Lists and maps
+(`REBOND_OIDC_ALGORITHMS`, `REBOND_OIDC_ROLE_MAP`) are JSON, as pydantic-settings reads
+them for the prefixed variables. The prefixed variable wins over the shared one.
 
 Precedence, highest first:
 
@@ -73,6 +73,7 @@ SHARED_ENV: dict[str, str] = {
     "environment": "REBOND_ENVIRONMENT",
     "jwt_secret": "REBOND_JWT_SECRET",
     "jwt_issuer": "REBOND_JWT_ISSUER",
+    "jwt_audience": "REBOND_JWT_AUDIENCE",
     "jwt_max_lifetime_s": "REBOND_JWT_MAX_LIFETIME_S",
     "jwt_leeway_s": "REBOND_JWT_LEEWAY_S",
     "oidc_jwks_url": "REBOND_OIDC_JWKS_URL",

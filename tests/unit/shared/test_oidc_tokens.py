@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from fastapi import Depends, FastAPI, HTTPException
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+from pydantic_settings import SettingsConfigDict
 
 from shared.auth import (
     Allow,
@@ -400,10 +401,17 @@ def test_settings_configure_the_oidc_issuer(jwks: Jwks, monkeypatch: pytest.Monk
     monkeypatch.setenv("REBOND_OIDC_ROLE_MAP", '{"cellule-de-crise": "crisis_cell"}')
     monkeypatch.setenv("REBOND_OIDC_ALGORITHMS", '["ES256"]')
 
-    settings = ServiceSettings(environment="test", jwt_secret=SECRET, jwt_issuer=ISSUER)
+    monkeypatch.setenv("REBOND_JWT_AUDIENCE", "rebond-hdf")
+
+    class SomeServiceSettings(ServiceSettings):  # a service's own prefix: the aliases apply
+        model_config = SettingsConfigDict(env_prefix="SOME_SERVICE_")
+
+    settings = SomeServiceSettings(environment="test", jwt_secret=SECRET, jwt_issuer=ISSUER)
     config = AuthConfig.from_settings(settings)
 
     assert config.jwks is not None and config.jwks.url == jwks.url
+    assert config.audience == "rebond-hdf"
+    assert config.claims.roles == "realm_access.roles"
     assert config.algorithms == ("ES256",)
     assert config.claims.role_map == {"cellule-de-crise": Role.CRISIS_CELL}
 
