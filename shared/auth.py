@@ -5,9 +5,22 @@ Territoire d'industrie ids such as `ti-3205`); `funder` to regions (`regions` cl
 region codes such as `32`); `admin` sees everything. Every endpoint declares who may call
 it with `Allow(...)`; the roles also appear in the OpenAPI document (`x-roles`).
 
-Tokens are HS256-signed with the deployment's secret (settings `jwt_secret`). A
-deployment behind an identity provider would verify its RS256 tokens instead; only
-`decode_token` would change.
+Two modes, chosen by `oidc_jwks_url`:
+
+- unset: tokens are HS256-signed with the deployment's secret (settings `jwt_secret`);
+  development and tests, and what `mint_token` issues;
+- set: tokens come from an OpenID Connect issuer (Keycloak, ProConnect behind a
+  deployment's IdP) and are RS256/ES256… signed with a key of its JWKS, picked by `kid`.
+  The header's `alg` must be one of `oidc_algorithms` (asymmetric only: an HS256 token
+  "signed" with the public key is refused, `alg: none` too). Roles and scopes are read
+  at configured (dotted) claim paths, IdP roles translated by `oidc_role_map` (unmapped
+  ones ignored).
+
+JWKS keys are cached (`JwksCache`). `decode_token` stays synchronous and fetches only on
+a cache miss; the request dependency `current_principal` does that fetch beforehand in a
+worker thread (`asyncio.to_thread`), so the event loop never waits on the network. An
+unknown `kid` triggers one refetch (key rotation), at most once per
+`oidc_jwks_refetch_interval_s`, then 401; an unreachable JWKS is a 401, never a 500.
 
 What a token must carry to be accepted (docs/security.md): `sub`, `aud` (the audience),
 `iss` (the issuer), `iat` and `exp` no further apart than the maximum lifetime (12 h by
@@ -22,9 +35,13 @@ Development tokens: `python -m shared.auth mint --role crisis_cell --territory t
 from __future__ import annotations
 
 import argparse
+import asyncio
+import math
 import sys
+import threading
+import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -57,14 +74,20 @@ class Principal:
     def is_admin(self) -> bool:
         return Role.ADMIN in self.roles
 
+    # Role-aware, not only claim-aware: a Principal built by hand (or by a future decoder)
+    # with a funder's role and territories still sees no territory.
     def can_see_territory(self, territory_id: str) -> bool:
-        return self.is_admin or territory_id in self.territories
+        return self.is_admin or (
+            bool(self.roles & SCOPE_CLAIMS["territories"]) and territory_id in self.territories
+        )
 
     def can_see_any_territory(self, territory_ids: Sequence[str]) -> bool:
-        return self.is_admin or any(t in self.territories for t in territory_ids)
+        return any(self.can_see_territory(t) for t in territory_ids)
 
     def can_see_region(self, region: str) -> bool:
-        return self.is_admin or region in self.regions
+        return self.is_admin or (
+            bool(self.roles & SCOPE_CLAIMS["regions"]) and region in self.regions
+        )
 
 
 #: scope claim → the roles it belongs to (admin, who sees everything, carries any of them)
@@ -79,8 +102,118 @@ def _claim_belongs(claim: str, roles: frozenset[Role]) -> bool:
     return bool(roles & (SCOPE_CLAIMS[claim] | {Role.ADMIN}))
 
 
+#: what an OIDC issuer may sign with: asymmetric only, so no secret is ever shared
+OIDC_ALGORITHMS = ("RS256", "RS384", "RS512", "ES256", "ES384", "PS256")
+
+
+class JwksUnavailable(Exception):
+    """The issuer's JWKS could not be fetched (and no cached key answers)."""
+
+
+@dataclass(frozen=True)
+class JwksKey:
+    key: Any  # a `cryptography` public key
+    alg: str | None  # the JWK's own `alg`, when the issuer states it
+
+
+class JwksCache:
+    """The signing keys of an OIDC issuer, by `kid`, fetched from its JWKS URL.
+
+    Fetched when first needed, again after `lifetime`, and when a token names a `kid`
+    not in the set (the issuer rotated its keys), but such a refetch at most once per
+    `refetch_interval`: a stream of tokens with made-up kids cannot hammer the issuer.
+    A failed fetch keeps the keys already known and is not retried before
+    `refetch_interval` either. Thread-safe: fetches run in worker threads."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        lifetime: timedelta = timedelta(minutes=5),
+        refetch_interval: timedelta = timedelta(seconds=30),
+        timeout: float = 5.0,
+    ) -> None:
+        if refetch_interval <= timedelta(0):
+            raise ValueError("the JWKS refetch interval must be positive")
+        self.url = url
+        self.lifetime = lifetime.total_seconds()
+        self.refetch_interval = refetch_interval.total_seconds()
+        self._client = jwt.PyJWKClient(url, cache_jwk_set=False, cache_keys=False, timeout=timeout)
+        self._keys: dict[str, JwksKey] = {}
+        self._fetched_at = -math.inf  # monotonic; last successful fetch
+        self._unknown_refetch_at = -math.inf  # last fetch caused by an unknown kid
+        self._failed_at = -math.inf
+        self._error: str | None = None
+        self._lock = threading.Lock()
+        self.fetches = 0  # attempts, for tests and metrics
+
+    def needs_fetch(self, kid: str) -> bool:
+        now = time.monotonic()
+        if now - self._failed_at < self.refetch_interval:
+            return False
+        if now - self._fetched_at > self.lifetime:
+            return True
+        return kid not in self._keys and now - self._unknown_refetch_at >= self.refetch_interval
+
+    def key_for(self, kid: str) -> JwksKey | None:
+        """The key named `kid`, fetching the JWKS first if `needs_fetch` (blocking I/O)."""
+        with self._lock:
+            if self.needs_fetch(kid):
+                # a fresh set without the kid: a rotation refetch, the rate-limited kind
+                fresh = time.monotonic() - self._fetched_at <= self.lifetime
+                self._fetch(unknown_kid=fresh)
+            key = self._keys.get(kid)
+            if key is None and not self._keys and self._error is not None:
+                raise JwksUnavailable(self._error)
+            return key
+
+    async def prepare(self, kid: str) -> None:
+        """Fetch in a worker thread if `key_for(kid)` would, so it then answers at once."""
+        if self.needs_fetch(kid):
+            await asyncio.to_thread(self.key_for, kid)
+
+    def _fetch(self, *, unknown_kid: bool) -> None:
+        now = time.monotonic()
+        self.fetches += 1
+        if unknown_kid:
+            self._unknown_refetch_at = now
+        try:
+            data = self._client.fetch_data()
+        except (jwt.PyJWKClientError, ValueError) as exc:
+            self._failed_at = now
+            self._error = f"the issuer's JWKS ({self.url}) could not be read: {exc}"
+            return
+        keys: dict[str, JwksKey] = {}
+        for entry in data.get("keys", []) if isinstance(data.get("keys"), list) else []:
+            if not isinstance(entry, dict) or not entry.get("kid") or entry.get("use") == "enc":
+                continue
+            try:
+                key = jwt.PyJWK(entry)
+            except jwt.PyJWTError:  # a key type this library cannot use: skipped, as PyJWKSet
+                continue
+            keys[str(entry["kid"])] = JwksKey(key.key, entry.get("alg"))
+        self._keys = keys
+        self._fetched_at = now
+        self._error = None
+
+
+@dataclass(frozen=True)
+class ClaimPaths:
+    """Where an OIDC token carries what Rebond reads (dotted paths into the claims)."""
+
+    roles: str = "roles"
+    territories: str = "territories"
+    regions: str = "regions"
+    org: str = "org"
+    #: IdP role name → Rebond role; a role not in the map is ignored
+    role_map: Mapping[str, Role] = field(default_factory=lambda: {r.value: r for r in Role})
+
+
 class AuthConfig:
-    """What the dependencies need to verify tokens; set on `app.state.auth`."""
+    """What the dependencies need to verify tokens; set on `app.state.auth`.
+
+    With `jwks` (OIDC mode) tokens are verified with the issuer's keys and `algorithms`;
+    `secret`/`algorithm` then serve only `mint_token` (development tokens)."""
 
     def __init__(
         self,
@@ -91,6 +224,9 @@ class AuthConfig:
         issuer: str = "rebond",
         max_lifetime: timedelta = timedelta(hours=12),
         leeway: timedelta = timedelta(seconds=60),
+        jwks: JwksCache | None = None,
+        algorithms: Sequence[str] = ("RS256", "ES256"),
+        claims: ClaimPaths | None = None,
     ):
         self.secret = secret
         self.algorithm = algorithm
@@ -98,9 +234,23 @@ class AuthConfig:
         self.issuer = issuer
         self.max_lifetime = max_lifetime
         self.leeway = leeway
+        self.jwks = jwks
+        refused = set(algorithms) - set(OIDC_ALGORITHMS)
+        if refused:
+            raise ValueError(f"not an asymmetric algorithm for OIDC tokens: {sorted(refused)}")
+        self.algorithms = tuple(algorithms)
+        self.claims = claims or ClaimPaths()
 
     @classmethod
     def from_settings(cls, settings: ServiceSettings) -> AuthConfig:
+        jwks = None
+        if settings.oidc_jwks_url:
+            jwks = JwksCache(
+                settings.oidc_jwks_url,
+                lifetime=timedelta(seconds=settings.oidc_jwks_cache_s),
+                refetch_interval=timedelta(seconds=settings.oidc_jwks_refetch_interval_s),
+                timeout=settings.oidc_jwks_timeout_s,
+            )
         return cls(
             settings.jwt_secret.get_secret_value(),
             algorithm=settings.jwt_algorithm,
@@ -108,6 +258,15 @@ class AuthConfig:
             issuer=settings.jwt_issuer,
             max_lifetime=timedelta(seconds=settings.jwt_max_lifetime_s),
             leeway=timedelta(seconds=settings.jwt_leeway_s),
+            jwks=jwks,
+            algorithms=settings.oidc_algorithms,
+            claims=ClaimPaths(
+                roles=settings.oidc_roles_claim,
+                territories=settings.oidc_territories_claim,
+                regions=settings.oidc_regions_claim,
+                org=settings.oidc_org_claim,
+                role_map={k: Role(v) for k, v in settings.oidc_role_map.items()},
+            ),
         )
 
 
@@ -153,12 +312,53 @@ def mint_token(
     return jwt.encode(claims, config.secret, algorithm=config.algorithm)
 
 
+def _header(token: str) -> dict[str, Any]:
+    try:
+        return jwt.get_unverified_header(token)
+    except jwt.InvalidTokenError as exc:
+        raise _unauthorized(f"invalid token: {exc}") from exc
+
+
+def _verification_key(config: AuthConfig, token: str) -> tuple[Any, list[str]]:
+    """The key and the one algorithm a token may be verified with."""
+    if config.jwks is None:
+        return config.secret, [config.algorithm]
+    header = _header(token)
+    alg, kid = header.get("alg"), header.get("kid")
+    if alg not in config.algorithms:  # before any key is looked at: no algorithm confusion
+        accepted = ", ".join(config.algorithms)
+        raise _unauthorized(f"invalid token: algorithm {alg!r} is not accepted ({accepted})")
+    if not isinstance(kid, str) or not kid:
+        raise _unauthorized("invalid token: no key id (kid) in the header")
+    try:
+        key = config.jwks.key_for(kid)
+    except JwksUnavailable as exc:
+        raise _unauthorized(f"cannot verify the token now: {exc}") from exc
+    if key is None:
+        raise _unauthorized(f"invalid token: unknown signing key {kid!r}")
+    if key.alg is not None and key.alg != alg:
+        raise _unauthorized(f"invalid token: key {kid!r} is for {key.alg}, not {alg}")
+    # The bare public key with the header's (vetted) algorithm: PyJWK would impose its
+    # default algorithm (RS256 for any RSA key) on RS512 or PS256 tokens.
+    return key.key, [alg]
+
+
+def _claim_at(claims: Mapping[str, Any], path: str) -> Any:
+    value: Any = claims
+    for part in path.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
 def decode_token(config: AuthConfig, token: str) -> Principal:
+    key, algorithms = _verification_key(config, token)
     try:
         claims = jwt.decode(
             token,
-            config.secret,
-            algorithms=[config.algorithm],
+            key,
+            algorithms=algorithms,
             audience=config.audience,
             issuer=config.issuer,
             leeway=config.leeway,
@@ -177,23 +377,32 @@ def decode_token(config: AuthConfig, token: str) -> Principal:
         raise _unauthorized(
             f"invalid token: it lives longer than the maximum of {config.max_lifetime} (exp - iat)"
         )
-    raw_roles = claims.get("roles", [])
+    paths = config.claims if config.jwks is not None else ClaimPaths()
+    raw_roles = _claim_at(claims, paths.roles)
+    raw_roles = [] if raw_roles is None else raw_roles
     if not isinstance(raw_roles, list) or not all(isinstance(r, str) for r in raw_roles):
-        raise _unauthorized("invalid token: the roles claim must be a list of strings")
-    for claim in ("territories", "regions"):
-        if not isinstance(claims.get(claim, []), list):
-            raise _unauthorized(f"invalid token: the {claim} claim must be a list")
-    try:
-        roles = frozenset(Role(r) for r in raw_roles)
-    except ValueError as exc:
-        raise _unauthorized(f"invalid token: {exc}") from exc
+        raise _unauthorized(f"invalid token: the {paths.roles} claim must be a list of strings")
+    raw_scopes = {
+        "territories": _claim_at(claims, paths.territories),
+        "regions": _claim_at(claims, paths.regions),
+    }
+    for claim, value in raw_scopes.items():
+        if value is not None and not isinstance(value, list):
+            raise _unauthorized(f"invalid token: the {getattr(paths, claim)} claim must be a list")
+    if config.jwks is None:  # our own tokens: an unknown role is a mistake, said so
+        try:
+            roles = frozenset(Role(r) for r in raw_roles)
+        except ValueError as exc:
+            raise _unauthorized(f"invalid token: {exc}") from exc
+    else:  # an IdP's: it carries roles of other applications (offline_access…)
+        roles = frozenset(paths.role_map[r] for r in raw_roles if r in paths.role_map)
 
     def scope(claim: str) -> frozenset[str]:  # a claim not of the roles is ignored
         if not _claim_belongs(claim, roles):
             return frozenset()
-        return frozenset(map(str, claims.get(claim, [])))
+        return frozenset(map(str, raw_scopes[claim] or []))
 
-    org = claims.get("org")
+    org = _claim_at(claims, paths.org)
     return Principal(
         subject=str(claims["sub"]),
         roles=roles,
@@ -221,7 +430,15 @@ async def current_principal(
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise _unauthorized("missing bearer token")
     config: AuthConfig = request.app.state.auth
-    return decode_token(config, credentials.credentials)
+    token = credentials.credentials
+    if config.jwks is not None:
+        kid = _header(token).get("kid")
+        if isinstance(kid, str) and kid:
+            try:  # the JWKS fetch, if any, off the event loop; decode then hits the cache
+                await config.jwks.prepare(kid)
+            except JwksUnavailable as exc:
+                raise _unauthorized(f"cannot verify the token now: {exc}") from exc
+    return decode_token(config, token)
 
 
 class Allow:

@@ -3,8 +3,11 @@
 Each service subclasses `ServiceSettings` with its own `env_prefix` (`SITE_REGISTRY_`,
 `CAMPAIGNS_`…). A few values are the same for the whole deployment and may also be given
 once, unprefixed: `KAFKA_BOOTSTRAP_SERVERS`, `KAFKA_TOPIC_PREFIX`, `REBOND_ENVIRONMENT`,
-`REBOND_JWT_SECRET` (and the token rules `REBOND_JWT_ISSUER`, `REBOND_JWT_MAX_LIFETIME_S`,
-`REBOND_JWT_LEEWAY_S`), `REBOND_DATA_DIR`. The prefixed variable wins over the shared one.
+`REBOND_JWT_SECRET` (and the token rules `REBOND_JWT_ISSUER`, `REBOND_JWT_AUDIENCE`,
+`REBOND_JWT_MAX_LIFETIME_S`, `REBOND_JWT_LEEWAY_S`), the OpenID Connect issuer's
+`REBOND_OIDC_*` (docs/security.md), `REBOND_DATA_DIR`. Lists and maps
+(`REBOND_OIDC_ALGORITHMS`, `REBOND_OIDC_ROLE_MAP`) are JSON, as pydantic-settings reads
+them for the prefixed variables. The prefixed variable wins over the shared one.
 
 Precedence, highest first:
 
@@ -49,6 +52,13 @@ from shared.messaging.kafka import KafkaAccess
 DEV_JWT_SECRET = "rebond-development-secret-change-me"
 
 Environment = Literal["development", "test", "production"]
+OidcAlgorithm = Literal["RS256", "RS384", "RS512", "ES256", "ES384", "PS256"]
+RoleName = Literal["crisis_cell", "consultant", "funder", "admin"]
+
+
+def _default_oidc_algorithms() -> list[OidcAlgorithm]:
+    return ["RS256", "ES256"]
+
 
 # field name → unprefixed variable shared by the whole deployment
 SHARED_ENV: dict[str, str] = {
@@ -63,8 +73,19 @@ SHARED_ENV: dict[str, str] = {
     "environment": "REBOND_ENVIRONMENT",
     "jwt_secret": "REBOND_JWT_SECRET",
     "jwt_issuer": "REBOND_JWT_ISSUER",
+    "jwt_audience": "REBOND_JWT_AUDIENCE",
     "jwt_max_lifetime_s": "REBOND_JWT_MAX_LIFETIME_S",
     "jwt_leeway_s": "REBOND_JWT_LEEWAY_S",
+    "oidc_jwks_url": "REBOND_OIDC_JWKS_URL",
+    "oidc_algorithms": "REBOND_OIDC_ALGORITHMS",
+    "oidc_roles_claim": "REBOND_OIDC_ROLES_CLAIM",
+    "oidc_territories_claim": "REBOND_OIDC_TERRITORIES_CLAIM",
+    "oidc_regions_claim": "REBOND_OIDC_REGIONS_CLAIM",
+    "oidc_org_claim": "REBOND_OIDC_ORG_CLAIM",
+    "oidc_role_map": "REBOND_OIDC_ROLE_MAP",
+    "oidc_jwks_cache_s": "REBOND_OIDC_JWKS_CACHE_S",
+    "oidc_jwks_refetch_interval_s": "REBOND_OIDC_JWKS_REFETCH_INTERVAL_S",
+    "oidc_jwks_timeout_s": "REBOND_OIDC_JWKS_TIMEOUT_S",
     "log_json": "REBOND_LOG_JSON",
     "data_dir": "REBOND_DATA_DIR",
 }
@@ -75,7 +96,10 @@ class _SharedEnvSource(PydanticBaseSettingsSource):
         var = SHARED_ENV.get(field_name)
         if var is None or var not in os.environ:
             return None, field_name, False
-        return os.environ[var], field_name, False
+        value: Any = os.environ[var]
+        if self.field_is_complex(field):  # lists and maps: JSON, like the prefixed ones
+            value = self.decode_complex_value(field_name, field, value)
+        return value, field_name, False
 
     def __call__(self) -> dict[str, Any]:
         values: dict[str, Any] = {}
@@ -168,6 +192,32 @@ class ServiceSettings(BaseSettings):
     jwt_leeway_s: float = Field(
         default=60, ge=0, le=300, description="clock skew tolerated on exp, iat and nbf"
     )
+    oidc_jwks_url: str | None = Field(
+        default=None,
+        description="an OpenID Connect issuer's JWKS URL; None: HS256 tokens (development)",
+    )
+    oidc_algorithms: list[OidcAlgorithm] = Field(
+        default_factory=_default_oidc_algorithms,
+        min_length=1,
+        description="the header algorithms accepted from the issuer (asymmetric only)",
+    )
+    oidc_roles_claim: str = Field(
+        default="roles", description="dotted path, e.g. realm_access.roles for Keycloak"
+    )
+    oidc_territories_claim: str = "territories"
+    oidc_regions_claim: str = "regions"
+    oidc_org_claim: str = "org"
+    oidc_role_map: dict[str, RoleName] = Field(
+        default_factory=lambda: {r: r for r in ("crisis_cell", "consultant", "funder", "admin")},
+        description="IdP role name → Rebond role; an IdP role not in the map is ignored",
+    )
+    oidc_jwks_cache_s: float = Field(
+        default=300, gt=0, description="the JWKS is fetched again after this long"
+    )
+    oidc_jwks_refetch_interval_s: float = Field(
+        default=30, gt=0, description="an unknown kid refetches the JWKS at most this often"
+    )
+    oidc_jwks_timeout_s: float = Field(default=5, gt=0, le=30)
     log_level: str = "INFO"
     log_json: bool | None = Field(default=None, description="None: JSON unless on a TTY")
     data_dir: str = ".run"
@@ -240,6 +290,15 @@ class ServiceSettings(BaseSettings):
                 )
             if len(self.jwt_secret.get_secret_value()) < 32:
                 raise ValueError("the JWT secret must be at least 32 characters")
+        if self.oidc_jwks_url is not None:
+            if not self.oidc_jwks_url.startswith(("https://", "http://")):
+                raise ValueError("oidc_jwks_url must be an http(s) URL")
+            if self.environment == "production" and not self.oidc_jwks_url.startswith("https://"):
+                raise ValueError("in production the issuer's JWKS must be fetched over https")
+            for name in ("roles", "territories", "regions", "org"):
+                path = getattr(self, f"oidc_{name}_claim")
+                if not path or any(not part for part in path.split(".")):
+                    raise ValueError(f"oidc_{name}_claim must be a dotted claim path: {path!r}")
         if self.environment == "production" and self.chaos_kill_after_publish:
             raise ValueError(
                 "chaos_kill_after_publish is a fault-suite setting, not for production"
