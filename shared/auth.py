@@ -48,6 +48,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -338,9 +339,28 @@ def _verification_key(config: AuthConfig, token: str) -> tuple[Any, list[str]]:
         raise _unauthorized(f"invalid token: unknown signing key {kid!r}")
     if key.alg is not None and key.alg != alg:
         raise _unauthorized(f"invalid token: key {kid!r} is for {key.alg}, not {alg}")
+    if not _key_fits(alg, key.key):  # a JWKS need not state `alg` (Keycloak's often don't)
+        raise _unauthorized(f"invalid token: key {kid!r} is not a key for {alg}")
     # The bare public key with the header's (vetted) algorithm: PyJWK would impose its
     # default algorithm (RS256 for any RSA key) on RS512 or PS256 tokens.
     return key.key, [alg]
+
+
+#: The curve each ECDSA algorithm signs on (RFC 7518 §3.4).
+_CURVES = {"ES256": "secp256r1", "ES384": "secp384r1", "ES512": "secp521r1"}
+
+
+def _key_fits(alg: str, public_key: Any) -> bool:
+    """Does the key's type suit the algorithm? Asked before verifying: pyjwt answers a
+    mismatch with a TypeError or an InvalidKeyError, which would be a 500, not a 401."""
+    if alg.startswith(("RS", "PS")):
+        return isinstance(public_key, rsa.RSAPublicKey)
+    if alg in _CURVES:
+        return (
+            isinstance(public_key, ec.EllipticCurvePublicKey)
+            and public_key.curve.name == _CURVES[alg]
+        )
+    return False
 
 
 def _claim_at(claims: Mapping[str, Any], path: str) -> Any:
@@ -366,7 +386,7 @@ def decode_token(config: AuthConfig, token: str) -> Principal:
         )
     except jwt.ExpiredSignatureError as exc:
         raise _unauthorized("the token has expired") from exc
-    except jwt.InvalidTokenError as exc:
+    except (jwt.PyJWTError, TypeError, ValueError) as exc:  # a key it cannot use, too
         raise _unauthorized(f"invalid token: {exc}") from exc
     issued, expires = claims["iat"], claims["exp"]
     if not all(isinstance(v, int | float) for v in (issued, expires)):

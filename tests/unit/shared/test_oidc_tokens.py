@@ -352,6 +352,37 @@ def test_token_whose_alg_differs_from_the_key_s_is_refused(jwks: Jwks) -> None:
     assert "PS256" in str(refusal(config, issued_by(key, alg="PS256")).detail)
 
 
+def _without_alg(key: Key) -> dict[str, Any]:
+    return {k: v for k, v in key.jwk().items() if k != "alg"}
+
+
+@pytest.mark.parametrize(
+    ("signer", "named", "alg"),
+    [
+        ("ec256", "rsa", "ES256"),  # an ECDSA token naming an RSA key
+        ("rsa", "ec256", "RS256"),  # an RSA token naming an EC key
+        ("ec256", "ec384", "ES256"),  # the curve of another algorithm
+    ],
+)
+def test_token_naming_a_key_of_another_type_is_a_401_not_a_500(
+    jwks: Jwks, signer: str, named: str, alg: str
+) -> None:
+    keys = {
+        "rsa": rsa_key(),
+        "ec256": ec_key(),
+        "ec384": Key(
+            f"ec-{uuid.uuid4().hex[:8]}", ec.generate_private_key(ec.SECP384R1()), "ES384"
+        ),
+    }
+    jwks.keys = [_without_alg(k) for k in keys.values()]  # as Keycloak often publishes them
+    config = config_for(jwks.url, algorithms=("RS256", "ES256", "ES384"))
+    forged = Key(keys[named].kid, keys[signer].private, alg)
+
+    error = refusal(config, issued_by(forged))
+
+    assert f"not a key for {alg}" in str(error.detail)
+
+
 # --- claim mapping -----------------------------------------------------------------------
 
 
