@@ -224,6 +224,8 @@ PLANS: dict[tuple[str, str], Plan] = {
     # --- site registry
     ("GET", "/territories"): Plan("r", Kind.PUBLIC),
     ("GET", "/territories/{territory_id}"): Plan("r", Kind.PUBLIC),
+    # public geography (commune outlines), a map layer for every role whatever its scope
+    ("GET", "/territories/{territory_id}/communes.geojson"): Plan("r", Kind.PUBLIC),
     ("GET", "/sites"): Plan("r", Kind.LIST),
     ("POST", "/sites"): Plan(
         "r",
