@@ -9,20 +9,23 @@ reference tables. Each row's ``denominationUsuelleEtablissement`` starts with
 
 Usage::
 
-    uv run python tests/bench/generate_sirene.py /tmp/stock.csv [--rows 1000000]
-        [--seed 62] [--malformed] [--manifest /tmp/stock.json]
+    python -m tests.bench.generate_sirene /tmp/stock.csv [--rows 1000000]
+        [--seed 62] [--territory ti-3205] [--territory-share 0.035]
+        [--malformed] [--manifest /tmp/stock.json]
 
-The mix imitates the national file seen from one territory: most rows are in
-other departments and most are closed; a few percent are active establishments
-of the Béthune-Bruay et Flandre-Lys territory (ti-3205) with a NAF rév. 2
-section C code, which is what the registry import keeps. Near misses (closed,
-wrong section, legacy NAF nomenclature, neighbouring communes) are included on
-purpose so a wrong filter shows up in the count.
+The mix imitates the national file seen from one territory (``--territory``,
+ti-3205 Béthune-Bruay et Flandre-Lys by default): most rows are in other
+departments and most are closed; a share (``--territory-share``, 3.5 % by
+default; about 0.6 % gives the 0.5 % kept of the issue-11 benchmark) are
+establishments of the territory with a NAF rév. 2 section C code, which is what
+the registry import keeps when they are active. Near misses (closed, wrong
+section, legacy NAF nomenclature, communes of the same departments outside the
+territory) are included on purpose so a wrong filter shows up in the count.
 
-On stderr the script prints how many rows pass the ti-3205 / section C /
+On stderr the script prints how many rows pass the territory / section C /
 active / NAFRev2 filter; ``--manifest`` also writes it as JSON together with
 the physical line number and kind of every malformed row (``--malformed``).
-SIRENs are drawn from 990000000-999999999 with valid check digits; that range
+SIRENs are drawn from 900000000 up (room for 20 million rows) with valid check digits; that range
 may hold real SIRENs too, so never join this file with real Sirene data.
 """
 
@@ -50,7 +53,7 @@ from services.site_registry.adapters.sirene import STOCK_ETABLISSEMENT_COLUMNS
 from services.site_registry.domain.siret import complete_luhn, make_siren
 
 TERRITORY = "ti-3205"
-SIREN_BASE = 99_000_000  # 8-digit prefix; the 9th digit is the Luhn key
+SIREN_BASE = 90_000_000  # 8-digit prefix; the 9th digit is the Luhn key
 COLUMN = {name: i for i, name in enumerate(STOCK_ETABLISSEMENT_COLUMNS)}
 WIDTH = len(STOCK_ETABLISSEMENT_COLUMNS)
 
@@ -90,7 +93,7 @@ class GenerationStats:
     rows: int = 0
     lines: int = 1  # the header
     expected_matches: int = 0
-    dept62_rows: int = 0
+    department_rows: int = 0  # rows in the territory's departments, in it or not
     territory_rows: int = 0
     with_coordinates: int = 0
     malformed: list[Malformation] = field(default_factory=list)
@@ -102,29 +105,52 @@ def _random_date(rng: random.Random, start_year: int, end_year: int) -> date:
     return date.fromordinal(rng.randint(start, end))
 
 
-def generate(out: TextIO, rows: int, seed: int, malformed: bool) -> GenerationStats:
+def generate(
+    out: TextIO,
+    rows: int,
+    seed: int,
+    malformed: bool,
+    *,
+    territory_id: str = TERRITORY,
+    territory_share: float = 0.035,
+) -> GenerationStats:
     """Write ``rows`` data rows to ``out``, one at a time (memory stays flat)."""
+    if not 0 < territory_share <= 0.5:
+        raise ValueError("territory_share must be in (0, 0.5]")
     rng = random.Random(seed)
     naf = load_naf()
     section_c = [n.code for n in naf.codes_in_section("C")]
     section_c_set = frozenset(section_c)
     other_naf = [n.code for n in naf if n.section != "C"]
     all_naf = other_naf + section_c
-    territory = sorted(load_territory_communes()[TERRITORY])
+    territory = sorted(load_territory_communes()[territory_id])
     territory_set = frozenset(territory)
-    # The territory and the Pas-de-Calais around it (every one has a centroid).
+    everywhere = load_communes()
+    departments = {c.department for c in everywhere if c.insee_code in territory_set}
+    # The territory and the departments around it; communes without a centroid (no
+    # outline, see the data's PROVENANCE.md) cannot be given coordinates.
     communes = {
         c.insee_code: c
-        for c in load_communes()
-        if c.department == "62" or c.insee_code in territory_set
+        for c in everywhere
+        if (c.department in departments or c.insee_code in territory_set) and c.lon is not None
     }
+    territory = [code for code in territory if code in communes]
     outside = sorted(code for code in communes if code not in territory_set)
     # Projected once per commune; each site then gets a jitter in metres,
     # which keeps pyproj out of the per-row loop.
+    # Overseas Sirene coordinates are in local UTM systems, not Lambert-93: this
+    # generator writes none there rather than wrong ones.
     l93: dict[str, tuple[float, float]] = {
-        code: wgs84_to_lambert93(c.lon, c.lat) for code, c in communes.items()
+        code: wgs84_to_lambert93(c.lon, c.lat)
+        for code, c in communes.items()
+        if c.lon is not None and c.lat is not None and not c.department.startswith("97")
     }
-    other_departments = [f"{d:02d}" for d in range(1, 96) if d not in (20, 62)]
+    other_departments = [
+        f"{d:02d}" for d in range(1, 96) if d != 20 and f"{d:02d}" not in departments
+    ]
+    in_territory = territory_share
+    in_territory_other = in_territory + territory_share * 0.7
+    in_departments = in_territory_other + 0.04
 
     step = min(100_000, max(rows // 10, 10))
     kinds = ("field_count", "bad_siret", "bad_date", "bad_coordinate")
@@ -151,20 +177,20 @@ def generate(out: TextIO, rows: int, seed: int, malformed: bool) -> GenerationSt
 
         draw = rng.random()
         commune: CommuneRecord | None
-        if draw < 0.035:
+        if draw < in_territory:
             # The population the import keeps (when active and NAFRev2).
             commune = communes[rng.choice(territory)]
             naf_code, nomenclature = rng.choice(section_c), "NAFRev2"
             active = rng.random() < 0.85
             if rng.random() < 0.05:
                 nomenclature, naf_code = rng.choice(LEGACY)
-        elif draw < 0.06:
+        elif draw < in_territory_other:
             # Same territory, other sections: services, trade, construction.
             commune = communes[rng.choice(territory)]
             naf_code, nomenclature = rng.choice(other_naf), "NAFRev2"
             active = rng.random() < 0.6
-        elif draw < 0.10:
-            # Pas-de-Calais outside the territory (Lens, Arras, Boulogne...).
+        elif draw < in_departments and outside:
+            # The same departments outside the territory (for ti-3205: Lens, Arras...).
             commune = communes[rng.choice(outside)]
             naf_code = rng.choice(section_c if rng.random() < 0.3 else other_naf)
             nomenclature = "NAFRev2"
@@ -207,10 +233,10 @@ def generate(out: TextIO, rows: int, seed: int, malformed: bool) -> GenerationSt
             row[COLUMN["codeCommuneEtablissement"]] = code
             row[COLUMN["codePostalEtablissement"]] = commune.postal_codes[0]
             row[COLUMN["libelleCommuneEtablissement"]] = commune.name.upper()
-            stats.dept62_rows += 1
+            stats.department_rows += 1
             if code in territory_set:
                 stats.territory_rows += 1
-            cx, cy = l93[code]
+            cx, cy = l93.get(code, (float("nan"), float("nan")))
         else:
             dept = rng.choice(other_departments)
             code = f"{dept}{rng.randint(1, 650):03d}"
@@ -238,7 +264,7 @@ def generate(out: TextIO, rows: int, seed: int, malformed: bool) -> GenerationSt
             row[COLUMN["libelleVoieEtablissement"]] = rng.choice(STREET_NAMES)
             # Recent geocoding covers active establishments better than old
             # closed ones, as in the real file.
-            if rng.random() < (0.8 if active else 0.3):
+            if cx == cx and rng.random() < (0.8 if active else 0.3):  # NaN: none known
                 x = cx + rng.uniform(-1500.0, 1500.0)
                 y = cy + rng.uniform(-1500.0, 1500.0)
                 row[COLUMN["coordonneeLambertAbscisseEtablissement"]] = f"{x:.1f}"
@@ -300,14 +326,30 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="replace one row in every 100,000 (or N/10) with a malformed one",
     )
+    parser.add_argument(
+        "--territory", default=TERRITORY, help="the territory the file is seen from"
+    )
+    parser.add_argument(
+        "--territory-share",
+        type=float,
+        default=0.035,
+        help="share of rows in the territory with a section C code (active or not)",
+    )
     parser.add_argument("--manifest", type=Path, help="write the expected counts as JSON")
     args = parser.parse_args(argv)
-    if args.rows < 1:
-        parser.error("--rows must be positive")
+    if not 1 <= args.rows <= 20_000_000:
+        parser.error("--rows must be between 1 and 20,000,000 (the SIREN range's room)")
 
     began = time.perf_counter()
     with args.output.open("w", encoding="utf-8", newline="", buffering=1 << 20) as out:
-        stats = generate(out, args.rows, args.seed, args.malformed)
+        stats = generate(
+            out,
+            args.rows,
+            args.seed,
+            args.malformed,
+            territory_id=args.territory,
+            territory_share=args.territory_share,
+        )
     elapsed = time.perf_counter() - began
 
     print(
@@ -316,12 +358,13 @@ def main(argv: list[str] | None = None) -> int:
         file=sys.stderr,
     )
     print(
-        f"dept 62: {stats.dept62_rows:,} rows, {TERRITORY}: {stats.territory_rows:,} rows, "
+        f"the territory's departments: {stats.department_rows:,} rows, {args.territory}: "
+        f"{stats.territory_rows:,} rows, "
         f"with Lambert-93 coordinates: {stats.with_coordinates:,}",
         file=sys.stderr,
     )
     print(
-        f"expected matches ({TERRITORY} communes, active, NAFRev2 section C): "
+        f"expected matches ({args.territory} communes, active, NAFRev2 section C): "
         f"{stats.expected_matches:,}",
         file=sys.stderr,
     )
@@ -333,7 +376,8 @@ def main(argv: list[str] | None = None) -> int:
             "seed": args.seed,
             "rows": stats.rows,
             "lines": stats.lines,
-            "territory": TERRITORY,
+            "territory": args.territory,
+            "territory_share": args.territory_share,
             "expected_matches": stats.expected_matches,
             "malformed": [asdict(m) for m in stats.malformed],
         }

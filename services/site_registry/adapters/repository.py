@@ -205,6 +205,11 @@ class TerritoryMap:
             await self.preload([commune_insee])
         return self._by_commune[commune_insee]
 
+    async def ids(self) -> list[str]:
+        """Every territory the reference data knows, in identifier order."""
+        rows = await self._session.exec(select(TerritoryRow.id).order_by(col(TerritoryRow.id)))
+        return list(rows)
+
     async def communes_of(self, territory_ids: Sequence[str]) -> set[str]:
         rows = await self._session.exec(
             select(TerritoryCommuneRow.commune_insee).where(

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import TextIO
+from typing import IO, Any, TextIO
 
 from services.site_registry.domain.nomenclature import NafNomenclature
 from services.site_registry.domain.siret import InvalidIdentifier, validate_siret
@@ -150,8 +150,37 @@ def _opt(value: str) -> str | None:
     return value
 
 
+@dataclass(frozen=True, slots=True)
+class RowFilter:
+    """Which rows are worth building, tested on the raw fields before anything else: a
+    national file is 99 % rows of other territories, and building then dropping them
+    was where an import's time went. Only NAF rév. 2 codes count: legacy codes (NAP,
+    NAF1993, NAFRev1) can look like rév. 2 codes ("22.1A") without meaning the same
+    activity. Closed establishments pass: an import closes the sites it knows."""
+
+    communes: frozenset[str]
+    naf_codes: frozenset[str]
+
+
+@dataclass(slots=True)
+class ReadStats:
+    """What a read has gone through so far: updated at each row yielded, every
+    ``PROGRESS_EVERY`` rows, and at the end."""
+
+    rows_read: int = 0
+    # A read in a child process (`scan_in_subprocess`): that process's peak memory.
+    scanner_peak_rss_kib: int | None = None
+
+
+PROGRESS_EVERY = 10_000  # rows between two progress callbacks
+
+
 def read_stock_etablissement(
     source: TextIO,
+    *,
+    only: RowFilter | None = None,
+    stats: ReadStats | None = None,
+    on_rows: Callable[[int], None] | None = None,
 ) -> Iterator[SireneEstablishment | SireneRowError]:
     """Yield one establishment or one row error per data row of ``source``.
 
@@ -159,6 +188,12 @@ def read_stock_etablissement(
     that quoted fields containing line breaks survive. Raises
     ``SireneFormatError`` before yielding anything if the header lacks a
     required column. Blank lines carry no record and are skipped.
+
+    With ``only``, a row of the right width that the filter refuses is passed
+    over silently: it is not validated, so a malformed row outside the scope
+    is not reported (a row of the wrong width always is). ``stats.rows_read``
+    counts every data row read; ``on_rows`` receives that count every
+    ``PROGRESS_EVERY`` rows and at the end.
     """
     reader = csv.reader(source)
     try:
@@ -174,143 +209,295 @@ def read_stock_etablissement(
             "not a StockEtablissement header: missing column(s) " + ", ".join(missing)
         )
     width = len(header)
-    pos = {name: i for i, name in enumerate(header)}
-    i_siren = pos["siren"]
-    i_nic = pos["nic"]
-    i_siret = pos["siret"]
-    i_created = pos["dateCreationEtablissement"]
-    i_band = pos["trancheEffectifsEtablissement"]
-    i_year = pos["anneeEffectifsEtablissement"]
-    i_head = pos["etablissementSiege"]
-    i_num = pos["numeroVoieEtablissement"]
-    i_type = pos["typeVoieEtablissement"]
-    i_street = pos["libelleVoieEtablissement"]
-    i_postal = pos["codePostalEtablissement"]
-    i_commune = pos["codeCommuneEtablissement"]
-    i_state = pos["etatAdministratifEtablissement"]
-    i_sign = pos["enseigne1Etablissement"]
-    i_denom = pos["denominationUsuelleEtablissement"]
-    i_naf = pos["activitePrincipaleEtablissement"]
-    i_nomen = pos["nomenclatureActivitePrincipaleEtablissement"]
-    i_x = pos.get(LAMBERT_X)
-    i_y = pos.get(LAMBERT_Y)
+    layout = _Layout.of(header)
+    i_siret = layout.siret
+    i_commune = layout.commune
+    i_naf = layout.naf
+    i_nomen = layout.nomenclature
+    communes = only.communes if only is not None else None
+    codes = only.naf_codes if only is not None else frozenset()
+    counts = stats if stats is not None else ReadStats()
 
-    last_line = reader.line_num
+    # The hot loop: a row out of scope costs the csv parse, a width check and
+    # at most three lookups, nothing else (no line bookkeeping, no object).
+    rows = counts.rows_read
+    checkpoint = rows + PROGRESS_EVERY
+    last_line = reader.line_num  # where the last row reported or built ended
     while True:
         # csv.Error (e.g. a runaway quote hitting the field size limit) ends a
         # for loop, so the loop is re-entered after reporting it: the reader
         # itself resumes on the next line.
         try:
             for row in reader:
-                start = last_line + 1
-                last_line = reader.line_num
-                if len(row) != width:
-                    if not row:
+                if len(row) == width:
+                    rows += 1
+                    if rows == checkpoint:
+                        checkpoint += PROGRESS_EVERY
+                        counts.rows_read = rows
+                        if on_rows is not None:
+                            on_rows(rows)
+                    if communes is not None and (
+                        row[i_commune] not in communes
+                        or row[i_naf] not in codes
+                        or row[i_nomen] != NAF_REV2
+                    ):
                         continue
+                elif not row:
+                    continue
+                else:
+                    rows += 1
+                    counts.rows_read = rows
+                    last_line = reader.line_num
                     siret_guess = row[i_siret] if len(row) > i_siret else None
                     yield SireneRowError(
-                        start, f"expected {width} fields, got {len(row)}", siret_guess
+                        last_line - _line_breaks(row),
+                        f"expected {width} fields, got {len(row)}",
+                        siret_guess,
                     )
                     continue
-                raw_siret = row[i_siret]
-                try:
-                    siret = validate_siret(raw_siret)
-                except InvalidIdentifier as exc:
-                    yield SireneRowError(start, str(exc), raw_siret or None)
-                    continue
-                siren = row[i_siren]
-                nic = row[i_nic]
-                if siren + nic != siret:
-                    yield SireneRowError(
-                        start, f"siren {siren!r} + nic {nic!r} does not make siret {siret}", siret
-                    )
-                    continue
-                # `column` tracks the field being parsed so the error can name it.
-                try:
-                    column = i_created
-                    value = row[i_created]
-                    created_on = date.fromisoformat(value) if value else None
-                    column = i_year
-                    value = row[i_year]
-                    year = int(value) if value else None
-                    if i_x is not None and i_y is not None:
-                        column = i_x
-                        value = row[i_x]
-                        x = None if not value or value == NOT_DIFFUSED else float(value)
-                        column = i_y
-                        value = row[i_y]
-                        y = None if not value or value == NOT_DIFFUSED else float(value)
-                    else:
-                        x = y = None
-                except ValueError:
-                    yield SireneRowError(
-                        start, f"{header[column]}: unparsable value {value!r}", siret
-                    )
-                    continue
-                number = _opt(row[i_num])
-                street_type = _opt(row[i_type])
-                street = _opt(row[i_street])
-                address = (
-                    " ".join(p for p in (number, street_type, street) if p)
-                    if number or street
-                    else None
-                )
-                yield SireneEstablishment(
-                    line=start,
-                    siret=siret,
-                    siren=siren,
-                    nic=nic,
-                    name=_opt(row[i_denom]) or _opt(row[i_sign]),
-                    naf_code=row[i_naf] or None,
-                    naf_nomenclature=row[i_nomen] or None,
-                    headcount_band=row[i_band] or None,
-                    headcount_year=year,
-                    commune_insee=_opt(row[i_commune]),
-                    postal_code=_opt(row[i_postal]),
-                    address=address,
-                    is_active=row[i_state] == "A",
-                    is_head_office=row[i_head] == "true",
-                    created_on=created_on,
-                    lambert_x=x,
-                    lambert_y=y,
-                )
+                counts.rows_read = rows
+                last_line = reader.line_num
+                start = last_line - _line_breaks(row)
+                item = layout.build(row, start)
+                yield item
+            counts.rows_read = rows
+            if on_rows is not None:
+                on_rows(rows)
             return
         except csv.Error as exc:
-            start = last_line + 1
+            rows += 1
+            counts.rows_read = rows
+            # Only rows built or reported mark their end, so a record that
+            # cannot be parsed is placed after the last of those: exact when
+            # no filter skips rows, the closest known line otherwise.
+            start = last_line + 1 if communes is None else reader.line_num
             last_line = reader.line_num
             yield SireneRowError(start, f"unreadable CSV row: {exc}", None)
 
 
-def open_sirene(path: Path) -> TextIO:
+def _line_breaks(row: list[str]) -> int:
+    """Line breaks inside a row's quoted fields: how many physical lines it spans, less
+    one. Counted only for rows kept or reported, never in the hot loop."""
+    breaks = 0
+    for value in row:
+        if "\n" in value or "\r" in value:
+            # newline="" splits lines on \n, \r and \r\n alike.
+            breaks += value.count("\n") + value.count("\r") - value.count("\r\n")
+    return breaks
+
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """The header's column positions, looked up once per file."""
+
+    header: tuple[str, ...]
+    siren: int
+    nic: int
+    siret: int
+    created: int
+    band: int
+    year: int
+    head_office: int
+    number: int
+    street_type: int
+    street: int
+    postal: int
+    commune: int
+    state: int
+    sign: int
+    denomination: int
+    naf: int
+    nomenclature: int
+    x: int | None
+    y: int | None
+
+    @classmethod
+    def of(cls, header: list[str]) -> _Layout:
+        pos = {name: i for i, name in enumerate(header)}
+        return cls(
+            header=tuple(header),
+            siren=pos["siren"],
+            nic=pos["nic"],
+            siret=pos["siret"],
+            created=pos["dateCreationEtablissement"],
+            band=pos["trancheEffectifsEtablissement"],
+            year=pos["anneeEffectifsEtablissement"],
+            head_office=pos["etablissementSiege"],
+            number=pos["numeroVoieEtablissement"],
+            street_type=pos["typeVoieEtablissement"],
+            street=pos["libelleVoieEtablissement"],
+            postal=pos["codePostalEtablissement"],
+            commune=pos["codeCommuneEtablissement"],
+            state=pos["etatAdministratifEtablissement"],
+            sign=pos["enseigne1Etablissement"],
+            denomination=pos["denominationUsuelleEtablissement"],
+            naf=pos["activitePrincipaleEtablissement"],
+            nomenclature=pos["nomenclatureActivitePrincipaleEtablissement"],
+            x=pos.get(LAMBERT_X),
+            y=pos.get(LAMBERT_Y),
+        )
+
+    def build(self, row: list[str], start: int) -> SireneEstablishment | SireneRowError:
+        """The row as an establishment, or why it is not one."""
+        raw_siret = row[self.siret]
+        try:
+            siret = validate_siret(raw_siret)
+        except InvalidIdentifier as exc:
+            return SireneRowError(start, str(exc), raw_siret or None)
+        siren = row[self.siren]
+        nic = row[self.nic]
+        if siren + nic != siret:
+            return SireneRowError(
+                start, f"siren {siren!r} + nic {nic!r} does not make siret {siret}", siret
+            )
+        # `column` tracks the field being parsed so the error can name it.
+        try:
+            column = self.created
+            value = row[column]
+            created_on = date.fromisoformat(value) if value else None
+            column = self.year
+            value = row[column]
+            year = int(value) if value else None
+            x = y = None
+            if self.x is not None and self.y is not None:
+                column = self.x
+                value = row[column]
+                x = None if not value or value == NOT_DIFFUSED else float(value)
+                column = self.y
+                value = row[column]
+                y = None if not value or value == NOT_DIFFUSED else float(value)
+        except ValueError:
+            return SireneRowError(
+                start, f"{self.header[column]}: unparsable value {value!r}", siret
+            )
+        number = _opt(row[self.number])
+        street_type = _opt(row[self.street_type])
+        street = _opt(row[self.street])
+        address = (
+            " ".join(p for p in (number, street_type, street) if p) if number or street else None
+        )
+        return SireneEstablishment(
+            line=start,
+            siret=siret,
+            siren=siren,
+            nic=nic,
+            name=_opt(row[self.denomination]) or _opt(row[self.sign]),
+            naf_code=row[self.naf] or None,
+            naf_nomenclature=row[self.nomenclature] or None,
+            headcount_band=row[self.band] or None,
+            headcount_year=year,
+            commune_insee=_opt(row[self.commune]),
+            postal_code=_opt(row[self.postal]),
+            address=address,
+            is_active=row[self.state] == "A",
+            is_head_office=row[self.head_office] == "true",
+            created_on=created_on,
+            lambert_x=x,
+            lambert_y=y,
+        )
+
+
+class _CountingReader(io.RawIOBase):
+    """A binary stream that reports how many bytes went through it: the progress of a
+    read through gzip, zip or a plain file, at the cost of one call per buffer."""
+
+    def __init__(self, inner: IO[bytes], on_bytes: Callable[[int], None]) -> None:
+        super().__init__()
+        self._inner = inner
+        self._on_bytes = on_bytes
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._inner.read(len(buffer))
+        n = len(data)
+        buffer[:n] = data
+        if n:
+            self._on_bytes(n)
+        return n
+
+    def close(self) -> None:
+        try:
+            self._inner.close()
+        finally:
+            super().close()
+
+
+_READ_BUFFER = 1 << 20  # bytes; large reads keep the per-buffer cost negligible
+
+
+def _counted(binary: IO[bytes], on_bytes: Callable[[int], None] | None) -> IO[bytes]:
+    if on_bytes is None:
+        return binary
+    return io.BufferedReader(_CountingReader(binary, on_bytes), buffer_size=_READ_BUFFER)
+
+
+def _zip_member(archive: zipfile.ZipFile, path: Path) -> zipfile.ZipInfo:
+    members = [
+        m for m in archive.infolist() if not m.is_dir() and m.filename.lower().endswith(".csv")
+    ]
+    if len(members) != 1:
+        names = ", ".join(m.filename for m in members) or "none"
+        raise SireneFormatError(f"{path}: expected one CSV in the zip, found {names}")
+    return members[0]
+
+
+def sirene_size(path: Path) -> int:
+    """The bytes ``open_sirene(path, on_bytes=...)`` reports in all: the CSV's size
+    inside a zip, the compressed size of a ``.gz`` (gzip does not record the size of
+    large files), the file's size otherwise. A progress bar's total."""
+    if path.suffix.lower() == ".zip":
+        with zipfile.ZipFile(path) as archive:
+            return _zip_member(archive, path).file_size
+    return path.stat().st_size
+
+
+def open_sirene(path: Path, on_bytes: Callable[[int], None] | None = None) -> TextIO:
     """Open a StockEtablissement file as UTF-8 text, whether ``.csv``, ``.gz`` or ``.zip``.
 
     INSEE distributes ``StockEtablissement_utf8.zip`` holding one CSV; it is
     read straight from the archive (no extraction to disk). ``utf-8-sig``
     accepts plain UTF-8 and drops a byte-order mark if a tool added one, which
-    would otherwise hide the first column name.
+    would otherwise hide the first column name. ``on_bytes`` receives the bytes
+    read as they are read (see ``sirene_size`` for their total).
     """
     suffix = path.suffix.lower()
     if suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8-sig", newline="")
+        compressed = _counted(path.open("rb"), on_bytes)
+        binary = gzip.GzipFile(fileobj=compressed, mode="rb")
+        # GzipFile leaves a file object it was given open: closing the text layer
+        # must close the file too.
+        return _TextWithCleanup(binary, compressed)
     if suffix == ".zip":
         archive = zipfile.ZipFile(path)
         try:
-            members = [
-                m
-                for m in archive.infolist()
-                if not m.is_dir() and m.filename.lower().endswith(".csv")
-            ]
-            if len(members) != 1:
-                names = ", ".join(m.filename for m in members) or "none"
-                raise SireneFormatError(f"{path}: expected one CSV in the zip, found {names}")
-            binary = archive.open(members[0])
+            member = archive.open(_zip_member(archive, path))
         finally:
             # The open member keeps the underlying file alive (ZipFile counts
             # references), so closing the archive here leaves a single object
             # for the caller to close.
             archive.close()
-        return io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
-    return path.open("r", encoding="utf-8-sig", newline="")
+        return io.TextIOWrapper(_counted(member, on_bytes), encoding="utf-8-sig", newline="")
+    return io.TextIOWrapper(
+        _counted(path.open("rb", buffering=_READ_BUFFER), on_bytes),
+        encoding="utf-8-sig",
+        newline="",
+    )
+
+
+class _TextWithCleanup(io.TextIOWrapper):
+    """A text stream that also closes the file under its binary layer."""
+
+    def __init__(self, binary: gzip.GzipFile, underlying: IO[bytes]) -> None:
+        super().__init__(binary, encoding="utf-8-sig", newline="")
+        self._underlying = underlying
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._underlying.close()
 
 
 def build_filter(
@@ -340,3 +527,119 @@ def build_filter(
         )
 
     return keep
+
+
+# --- Reading in a separate process -------------------------------------------------------
+#
+# Parsing the CSV is all CPU, and so is an import's database side (building, validating
+# and flushing the rows it keeps): in one process they add up. A child process scans
+# and filters while the importer writes, so an import costs about the longer of the two
+# rather than their sum. The child sends only what survives the filter, in chunks,
+# through a bounded queue: memory stays flat and a slow database slows the scan down.
+
+_CHUNK = 500  # items per message from the scanning process
+_QUEUE_CHUNKS = 8  # messages in flight at most
+
+
+def _scan_worker(path: str, only: RowFilter | None, queue: Any) -> None:
+    """The child's side: each message is (kind, payload, rows read, bytes read)."""
+    read_bytes = 0
+
+    def on_bytes(n: int) -> None:
+        nonlocal read_bytes
+        read_bytes += n
+
+    def on_rows(rows: int) -> None:
+        queue.put(("progress", None, rows, read_bytes))
+
+    try:
+        stats = ReadStats()
+        chunk: list[SireneEstablishment | SireneRowError] = []
+        with open_sirene(Path(path), on_bytes=on_bytes) as source:
+            for item in read_stock_etablissement(source, only=only, stats=stats, on_rows=on_rows):
+                chunk.append(item)
+                if len(chunk) >= _CHUNK:
+                    queue.put(("items", chunk, stats.rows_read, read_bytes))
+                    chunk = []
+        queue.put(("items", chunk, stats.rows_read, read_bytes))
+        queue.put(("done", peak_rss_kib(), stats.rows_read, read_bytes))
+    except BaseException as exc:  # the parent re-raises it; a child has nowhere to report
+        queue.put(("failed", exc, 0, read_bytes))
+
+
+def peak_rss_kib() -> int | None:
+    """This process's own peak resident memory (Linux ``VmHWM``). Not ``ru_maxrss``: a
+    process started by vfork and exec keeps its parent's high-water mark there."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def scan_in_subprocess(
+    path: Path,
+    *,
+    only: RowFilter | None = None,
+    stats: ReadStats | None = None,
+    on_rows: Callable[[int], None] | None = None,
+    on_bytes: Callable[[int], None] | None = None,
+) -> Iterator[SireneEstablishment | SireneRowError]:
+    """What ``read_stock_etablissement(open_sirene(path), only=...)`` yields, read and
+    filtered by a child process. Blocking: an async caller iterates it in a thread
+    or between batches. Raises what the child raised (``SireneFormatError`` for a bad
+    header); stopping early stops the child."""
+    import multiprocessing
+    import queue as queue_module
+
+    context = multiprocessing.get_context("spawn")  # never fork a process with threads
+    messages = context.Queue(maxsize=_QUEUE_CHUNKS)
+    child = context.Process(
+        target=_scan_worker, args=(str(path), only, messages), name="sirene-scan", daemon=True
+    )
+    child.start()
+    counts = stats if stats is not None else ReadStats()
+    reported_bytes = 0
+    try:
+        while True:
+            try:
+                kind, payload, rows, read_bytes = messages.get(timeout=1.0)
+            except queue_module.Empty:
+                if not child.is_alive():
+                    raise RuntimeError(
+                        f"the Sirene scanning process died (exit code {child.exitcode})"
+                    ) from None
+                continue
+            if on_bytes is not None and read_bytes > reported_bytes:
+                on_bytes(read_bytes - reported_bytes)
+                reported_bytes = read_bytes
+            if kind == "failed":
+                raise payload
+            counts.rows_read = max(counts.rows_read, rows)
+            if kind == "progress":
+                if on_rows is not None:
+                    on_rows(rows)
+            elif kind == "items":
+                yield from payload
+            else:  # done
+                counts.scanner_peak_rss_kib = payload
+                if on_rows is not None:
+                    on_rows(rows)
+                return
+    finally:
+        if child.is_alive():
+            child.terminate()
+        child.join(timeout=10)
+        messages.close()
+        messages.cancel_join_thread()
+
+
+def naf_codes_in(naf: NafNomenclature, section: str = "C") -> frozenset[str]:
+    """The section's sub-class codes as Sirene writes them ("25.11Z")."""
+    codes = frozenset(c.code for c in naf.codes_in_section(section))
+    if not codes:
+        raise ValueError(f"NAF section {section!r} has no sub-class")
+    return codes

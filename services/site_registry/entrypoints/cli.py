@@ -5,7 +5,8 @@ serve [--demo]  HTTP API with the outbox relay in-process (migrates, loads the r
 relay, consume, migrate, redrive   as every service (`shared.cli`)
 load-reference  load the packaged Territoires d'industrie, EPCI and communes
 load-demo       load the Béthune-Bruay et Flandre-Lys demo sites (ti-3205)
-import-sirene   stream an INSEE StockEtablissement file into the registry
+import-sirene   stream an INSEE StockEtablissement file into the registry, in one pass for
+                --territory ID (repeatable), --region CODE (repeatable) or --all-territories
 """
 
 from __future__ import annotations
@@ -14,16 +15,18 @@ import argparse
 import csv
 import json
 import sys
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from services.site_registry.adapters.reference_data import data_file
-from services.site_registry.adapters.sirene import open_sirene
+from services.site_registry.adapters.sirene import peak_rss_kib, sirene_size
 from services.site_registry.bootstrap import SiteRegistry, bootstrap
 from services.site_registry.domain.model import SiteSource
-from services.site_registry.service_layer import batch_jobs
-from services.site_registry.service_layer.commands import ImportScope, SiteInput
+from services.site_registry.service_layer import batch_jobs, commands
+from services.site_registry.service_layer.commands import SiteInput
 from shared.cli import service_main
 from shared.logging import get_logger
 
@@ -61,42 +64,106 @@ async def prepare(registry: SiteRegistry, *, demo: bool) -> None:
         log.info("demo loaded", **{k.value: v for k, v in outcome.items() if v})
 
 
-async def _import(registry: SiteRegistry, path: Path, territories: list[str]) -> int:
-    from tqdm import tqdm
+@dataclass(frozen=True)
+class ImportRequest:
+    """What `import-sirene` was asked to cover: territories, regions, or everything."""
 
+    path: Path
+    territories: tuple[str, ...] = ()
+    regions: tuple[str, ...] = ()
+    every_territory: bool = False
+
+
+class _Progress:
+    """The bar's total is the file's bytes (rows are unknown until the end: only bytes
+    give an ETA); rows read and rows/s ride along in its postfix."""
+
+    def __init__(self, path: Path) -> None:
+        from tqdm import tqdm
+
+        self._started = time.perf_counter()
+        self.bar = tqdm(
+            total=sirene_size(path),
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            file=sys.stderr,
+            dynamic_ncols=True,
+        )
+
+    def on_bytes(self, n: int) -> None:
+        self.bar.update(n)
+
+    def on_rows(self, rows: int) -> None:
+        elapsed = max(time.perf_counter() - self._started, 1e-9)
+        self.bar.set_postfix_str(f"{rows:,} rows, {rows / elapsed:,.0f} rows/s", refresh=False)
+
+
+async def _import(registry: SiteRegistry, request: ImportRequest) -> int:
     await registry.migrate()
     await registry.ensure_topics()
-    async with registry.uow() as uow:
-        communes = await uow.territories.communes_of(territories)
-    if not communes:
+    try:
+        async with registry.uow() as uow:
+            territories, scope = await commands.import_scope(
+                uow,
+                territory_ids=request.territories,
+                regions=request.regions,
+                every_territory=request.every_territory,
+            )
+    except commands.UnknownTerritories as exc:
+        print(exc.message, file=sys.stderr)
+        return 2
+    if not scope.communes:
         print(f"no communes known for {', '.join(territories)}", file=sys.stderr)
         return 2
-    with open_sirene(path) as source, tqdm(unit=" rows", unit_scale=True, file=sys.stderr) as bar:
+    log.info(
+        "import scope",
+        territories=len(territories),
+        communes=len(scope.communes),
+        path=str(request.path),
+    )
+    progress = _Progress(request.path)
+    with progress.bar:
         report = await batch_jobs.import_sirene(
             registry.uow,
-            source,
-            ImportScope(communes=frozenset(communes)),
+            request.path,
+            scope,
             registry.refs,
-            on_progress=bar.update,
+            on_rows=progress.on_rows,
+            on_bytes=progress.on_bytes,
         )
     # Publish what the import committed before exiting.
     await registry.relay.publish_pending()
     for err in report.errors:
         print(f"line {err.line}: {err.reason}", file=sys.stderr)
-    summary: dict[str, Any] = {
-        k: getattr(report, k)
-        for k in (
-            "rows_read",
-            "in_scope",
-            "created",
-            "updated",
-            "unchanged",
-            "closed",
-            "skipped",
-            "error_count",
+    if report.error_count > len(report.errors):
+        print(
+            f"... {report.error_count - len(report.errors)} more errors not listed",
+            file=sys.stderr,
         )
+    summary: dict[str, Any] = {
+        "territories": len(territories),
+        "communes": len(scope.communes),
+        **{
+            k: getattr(report, k)
+            for k in (
+                "rows_read",
+                "in_scope",
+                "created",
+                "updated",
+                "unchanged",
+                "closed",
+                "skipped",
+                "error_count",
+            )
+        },
     }
     summary["seconds"] = round(report.seconds, 2)
+    own_peak = peak_rss_kib()
+    if own_peak is not None:
+        summary["peak_rss_mib"] = round(own_peak / 1024, 1)
+    if report.scanner_peak_rss_kib is not None:
+        summary["scanner_peak_rss_mib"] = round(report.scanner_peak_rss_kib / 1024, 1)
     print(json.dumps(summary))
     return 0
 
@@ -115,12 +182,33 @@ async def _load_demo(registry: SiteRegistry, _: argparse.Namespace) -> None:
 
 
 async def _import_sirene(registry: SiteRegistry, args: argparse.Namespace) -> int:
-    return await _import(registry, args.path, args.territory)
+    if not (args.territory or args.region or args.all_territories):
+        # argparse has no "at least one of these options".
+        print("import-sirene: give --territory, --region or --all-territories", file=sys.stderr)
+        return 2
+    request = ImportRequest(
+        path=args.path,
+        territories=tuple(args.territory or ()),
+        regions=tuple(args.region or ()),
+        every_territory=args.all_territories,
+    )
+    return await _import(registry, request)
 
 
 def _import_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", type=Path, help="StockEtablissement .csv, .zip or .gz")
-    parser.add_argument("--territory", action="append", required=True, help="e.g. ti-3205")
+    parser.add_argument(
+        "--territory", action="append", metavar="ID", help="a territory, e.g. ti-3205 (repeatable)"
+    )
+    parser.add_argument(
+        "--region",
+        action="append",
+        metavar="CODE",
+        help="every territory of an INSEE region, e.g. 44 for Grand Est (repeatable)",
+    )
+    parser.add_argument(
+        "--all-territories", action="store_true", help="all 183 Territoires d'industrie"
+    )
 
 
 async def _prestart(registry: SiteRegistry, args: argparse.Namespace) -> None:

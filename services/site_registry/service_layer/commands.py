@@ -8,11 +8,10 @@ request's effect with its idempotency key, `batch_jobs` commits each batch of a 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
-from typing import TextIO
 
 from services.site_registry.adapters import geo
 from services.site_registry.adapters.reference_data import (
@@ -21,10 +20,11 @@ from services.site_registry.adapters.reference_data import (
     TerritoryRecord,
 )
 from services.site_registry.adapters.sirene import (
-    NAF_REV2,
+    ReadStats,
+    RowFilter,
     SireneEstablishment,
     SireneRowError,
-    read_stock_etablissement,
+    naf_codes_in,
 )
 from services.site_registry.domain.model import ClosureShock, Site, SiteFacts, SiteSource
 from services.site_registry.domain.nomenclature import (
@@ -34,6 +34,7 @@ from services.site_registry.domain.nomenclature import (
     UnknownNafCode,
 )
 from services.site_registry.domain.siret import InvalidIdentifier, validate_siret
+from services.site_registry.domain.territories import region_of
 from services.site_registry.service_layer import access
 from services.site_registry.service_layer.unit_of_work import SiteRegistryUnitOfWork
 from shared.auth import Principal
@@ -252,6 +253,7 @@ class ImportReport:
     errors: list[SireneRowError] = field(default_factory=list)
     seconds: float = 0.0
     max_errors_kept: int = 1000
+    scanner_peak_rss_kib: int | None = None  # when a child process scanned the file
 
     def count(self, outcome: Outcome) -> None:
         setattr(self, outcome.value, getattr(self, outcome.value) + 1)
@@ -275,12 +277,41 @@ class ImportScope:
     section: str = "C"
 
 
-def _in_scope(row: SireneEstablishment, scope: ImportScope, codes: frozenset[str]) -> bool:
-    return (
-        row.commune_insee in scope.communes
-        and row.naf_nomenclature == NAF_REV2
-        and row.naf_code in codes
+class UnknownTerritories(NotFound):
+    code = "unknown_territory"
+
+
+async def import_scope(
+    uow: SiteRegistryUnitOfWork,
+    *,
+    territory_ids: Sequence[str] = (),
+    regions: Sequence[str] = (),
+    every_territory: bool = False,
+    section: str = "C",
+) -> tuple[list[str], ImportScope]:
+    """The territories an import covers (given ones, a region's, or all of them) and the
+    union of their communes: one pass over the file serves them all."""
+    known = await uow.territories.ids()
+    unknown = sorted(set(territory_ids) - set(known))
+    if unknown:
+        raise UnknownTerritories(f"no Territoire d'industrie {', '.join(unknown)}")
+    by_region: dict[str, list[str]] = {}
+    for tid in known:
+        by_region.setdefault(region_of(tid) or "", []).append(tid)
+    empty = sorted(set(regions) - by_region.keys())
+    if empty:
+        raise UnknownTerritories(
+            f"no Territoire d'industrie in region {', '.join(empty)}"
+            f" (regions with territories: {', '.join(sorted(r for r in by_region if r))})"
+        )
+    chosen = (
+        set(known)
+        if every_territory
+        else set(territory_ids).union(*(by_region[r] for r in regions))
     )
+    ordered = sorted(chosen)
+    communes = await uow.territories.communes_of(ordered) if ordered else set()
+    return ordered, ImportScope(communes=frozenset(communes), section=section)
 
 
 def _to_input(row: SireneEstablishment) -> SiteInput:
@@ -305,43 +336,41 @@ def _to_input(row: SireneEstablishment) -> SiteInput:
 
 SireneBatch = list[tuple[int, SiteInput]]  # (line in the file, the row as a site)
 
-PROGRESS_EVERY = 10_000  # rows
+
+def row_filter(scope: ImportScope, refs: Nomenclatures) -> RowFilter:
+    """The scope as the reader tests it on raw rows, before building anything."""
+    return RowFilter(communes=scope.communes, naf_codes=naf_codes_in(refs.naf, scope.section))
 
 
 def sirene_batches(
-    source: TextIO,
-    scope: ImportScope,
-    refs: Nomenclatures,
+    items: Iterable[SireneEstablishment | SireneRowError],
+    stats: ReadStats,
     report: ImportReport,
     *,
     batch_size: int,
-    on_progress: Callable[[int], None] | None = None,
-) -> Iterator[SireneBatch]:
-    """Stream a StockEtablissement CSV: the rows in scope, `batch_size` at a time. Counts
-    the rows read and reports the unreadable ones (with their line) as it goes; memory
-    stays one batch whatever the file's size."""
-    codes = frozenset(c.code for c in refs.naf.codes_in_section(scope.section))
+) -> Generator[SireneBatch, None, None]:
+    """The rows in scope of a StockEtablissement read (already filtered by the reader,
+    see `row_filter`), `batch_size` at a time; the rows in scope that could not be read
+    are reported with their line. Memory stays one batch whatever the file's size;
+    `report.rows_read` follows `stats`, every row read."""
     batch: SireneBatch = []
-    last_reported = 0
-    for item in read_stock_etablissement(source):
-        report.rows_read += 1
-        if on_progress is not None and report.rows_read - last_reported >= PROGRESS_EVERY:
-            on_progress(report.rows_read - last_reported)
-            last_reported = report.rows_read
-        if isinstance(item, SireneRowError):
-            report.error(item)
-            continue
-        if not _in_scope(item, scope, codes):
-            continue
-        report.in_scope += 1
-        batch.append((item.line, _to_input(item)))
-        if len(batch) >= batch_size:
+    try:
+        for item in items:
+            if isinstance(item, SireneRowError):
+                report.error(item)
+                continue
+            report.in_scope += 1
+            batch.append((item.line, _to_input(item)))
+            if len(batch) >= batch_size:
+                report.rows_read = stats.rows_read
+                yield batch
+                batch = []
+        if batch:
+            report.rows_read = stats.rows_read
             yield batch
-            batch = []
-    if batch:
-        yield batch
-    if on_progress is not None:
-        on_progress(report.rows_read - last_reported)
+    finally:
+        report.rows_read = stats.rows_read
+        report.scanner_peak_rss_kib = stats.scanner_peak_rss_kib
 
 
 async def import_batch(

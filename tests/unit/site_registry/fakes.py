@@ -126,6 +126,9 @@ class FakeTerritoryMap:
             self._by_commune = {c: tuple(sorted(ts)) for c, ts in index.items()}
         return self._by_commune.get(commune_insee, ())
 
+    async def ids(self) -> list[str]:
+        return sorted(self._db.territories)
+
     async def communes_of(self, territory_ids: Sequence[str]) -> set[str]:
         return {c for t, c in self._db.links if t in territory_ids}
 
