@@ -34,7 +34,6 @@ import zipfile
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
@@ -376,7 +375,7 @@ async def test_nord_lorraine_rebond_from_a_generated_sirene_file(
     assert len(expected) == IN_SCOPE - 1 == 44
 
     async def agendas() -> dict[str, list[Visit]]:
-        out: dict[str, list[Visit]] = {}
+        agenda: dict[str, list[Visit]] = {}
         for consultant in CONSULTANTS:
             resp = await st.c.get(
                 "/me/visits",
@@ -385,8 +384,8 @@ async def test_nord_lorraine_rebond_from_a_generated_sirene_file(
             )
             assert resp.status_code == 200, resp.text
             assert resp.json().get("next_cursor") is None
-            out[consultant] = list(resp.json()["items"])
-        return out
+            agenda[consultant] = list(resp.json()["items"])
+        return agenda
 
     def complete(a: dict[str, list[Visit]]) -> bool:
         return sum(len(v) for v in a.values()) == len(expected)
@@ -404,7 +403,7 @@ async def test_nord_lorraine_rebond_from_a_generated_sirene_file(
             assert v["naf"] == by_siret[v["site_id"]]["naf_code"], (consultant, v)
 
     plan = (await st.c.get(f"/campaigns/{campaign['id']}/plan", headers=cell)).json()
-    statuses: dict[str, Any] = Counter(t["status"] for t in plan["targets"])
+    statuses = Counter(t["status"] for t in plan["targets"])
     assert statuses == {"planned": len(expected)}, statuses
     assert {t["site_id"] for t in plan["targets"]} == expected
 

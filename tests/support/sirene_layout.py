@@ -1,5 +1,6 @@
 """Sirene StockEtablissement files in the real INSEE layout, built from the real IREP
-industrial sites of a territory.
+industrial sites of a territory — or, where there is no such list (outside
+Pas-de-Calais), from GENERATED establishments marked as such (at the end of the module).
 
 No Sirene extract of a Pas-de-Calais territory is available offline, so a test that
 imports one builds it: one row per real IREP establishment of the territory in NAF
@@ -12,7 +13,8 @@ unknown values; nothing is invented.
 
 The header is read from the real INSEE sample of the registry's data
 (`sirene_stock_etablissement_sample_299.csv`), not restated: the file has the columns,
-in the order, that INSEE publishes.
+in the order, that INSEE publishes. The generated files write the reader's
+`STOCK_ETABLISSEMENT_COLUMNS`, the same 53 names (the scenarios check both agree).
 """
 
 from __future__ import annotations
