@@ -297,7 +297,9 @@ async def test_nord_lorraine_rebond_from_a_generated_sirene_file(
     assert len(STOCK_ETABLISSEMENT_COLUMNS) == 53
 
     capsys.readouterr()
-    assert await cli._import(st.registry, path, [TERRITORY]) == 0  # `import-sirene`
+    assert (
+        await cli._import(st.registry, cli.ImportRequest(path=path, territories=(TERRITORY,))) == 0
+    )  # `import-sirene`
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     closed_in_territory = sum(
         1 for e in out if not e.active and e.commune_insee in communes and e.naf_code[:2] == "25"

@@ -229,7 +229,9 @@ async def test_lens_henin_rebond_from_sirene_import_to_funders(
     assert PROVENANCE_MARK in path.name
 
     capsys.readouterr()
-    assert await cli._import(st.registry, path, [TERRITORY]) == 0  # `import-sirene`
+    assert (
+        await cli._import(st.registry, cli.ImportRequest(path=path, territories=(TERRITORY,))) == 0
+    )  # `import-sirene`
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["rows_read"] == report["in_scope"] == report["created"] == 25, report
     assert report["error_count"] == 0, report
