@@ -16,6 +16,8 @@ from typing import Any
 
 from pyproj import Transformer
 
+from services.site_registry.adapters.reference_data import department_of
+
 LAMBERT_93 = "EPSG:2154"
 LAMBERT_II_ETENDU = "EPSG:27572"
 RGAF09_UTM_20N = "EPSG:5490"
@@ -88,18 +90,11 @@ def _to_wgs84(
     return lon, lat
 
 
-def departement(commune_insee: str) -> str:
-    """The département of an INSEE commune code: three characters overseas (97x), else two
-    (Corsica's 2A/2B included)."""
-    code = commune_insee.strip().upper()
-    return code[:3] if code.startswith("97") else code[:2]
-
-
 def sirene_to_wgs84(commune_insee: str, x: float, y: float) -> tuple[float, float]:
     """A Sirene establishment's projected coordinates → (lon, lat), in the projection of
     its commune's département; ValueError when the point falls outside that
     département."""
-    source_crs, zone = OVERSEAS.get(departement(commune_insee), (LAMBERT_93, METROPOLITAN))
+    source_crs, zone = OVERSEAS.get(department_of(commune_insee), (LAMBERT_93, METROPOLITAN))
     return _to_wgs84(source_crs, x, y, zone)
 
 
