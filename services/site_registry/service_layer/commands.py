@@ -318,9 +318,9 @@ def _to_input(row: SireneEstablishment) -> SiteInput:
     lon = lat = None
     if row.lambert_x is not None and row.lambert_y is not None:
         try:
-            lon, lat = geo.lambert93_to_wgs84(row.lambert_x, row.lambert_y)
+            lon, lat = geo.sirene_to_wgs84(row.commune_insee or "", row.lambert_x, row.lambert_y)
         except ValueError:
-            lon = lat = None  # overseas (UTM) or wrong coordinates: keep the site, not them
+            lon = lat = None  # outside its département: keep the site, not a wrong position
     return SiteInput(
         siret=row.siret,
         naf_code=row.naf_code or "",
