@@ -35,6 +35,8 @@ _SITE: dict[str, Any] = {
     "lat": 50.53,
     "status": "active",
     "source": "sirene",
+    "legal_category": "5710",
+    "company_category": "PME",
     "version": 1,
 }
 PROJECT = uuid.UUID("7c6b5a49-3827-4165-9f0e-d1c2b3a49586")
