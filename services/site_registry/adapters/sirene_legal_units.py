@@ -25,7 +25,7 @@ Who may be named (``statutDiffusionUniteLegale``):
 from __future__ import annotations
 
 import csv
-from collections.abc import Container, Iterator
+from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass
 from typing import Final, Literal, TextIO, cast
 
@@ -133,16 +133,25 @@ def is_natural_person(legal_category: str | None) -> bool:
     return legal_category is not None and legal_category.startswith("1")
 
 
+#: rows between two calls of `on_rows`: often enough for a progress bar, rarely enough
+#: to cost nothing beside the parsing
+ROWS_STEP: Final = 10_000
+
+
 def read_stock_unite_legale(
-    source: TextIO, wanted_sirens: Container[str]
+    source: TextIO,
+    wanted_sirens: Container[str],
+    on_rows: Callable[[int], None] | None = None,
 ) -> Iterator[SireneLegalUnit | SireneRowError]:
     """Yield the legal unit of each row whose SIREN is in ``wanted_sirens``, and one
     error per unreadable row (whatever its SIREN: a row of the wrong width cannot be
     trusted to hold its SIREN where the header says).
 
-    ``source`` should be opened with ``newline=""`` (``open_sirene`` does). Raises
-    ``SireneFormatError`` before yielding anything if the header lacks a required
-    column. Blank lines carry no record and are skipped.
+    Most rows yield nothing, so the rows read are told to ``on_rows`` instead (a count
+    every `ROWS_STEP` rows, the rest at the end of the file): the import's report and
+    its progress bar. ``source`` should be opened with ``newline=""`` (``open_sirene``
+    does). Raises ``SireneFormatError`` before yielding anything if the header lacks a
+    required column. Blank lines carry no record and are skipped.
     """
     reader = csv.reader(source)
     try:
@@ -173,6 +182,7 @@ def read_stock_unite_legale(
     i_legal = pos["categorieJuridiqueUniteLegale"]
 
     last_line = reader.line_num
+    counted = 0
     while True:
         # As in the establishment reader: csv.Error ends a for loop, so the loop is
         # re-entered after reporting it and the reader resumes on the next line.
@@ -183,11 +193,16 @@ def read_stock_unite_legale(
                 if len(row) != width:
                     if not row:
                         continue
+                    counted += 1
                     siren_guess = row[i_siren] if len(row) > i_siren else None
                     yield SireneRowError(
                         start, f"expected {width} fields, got {len(row)}", siren_guess
                     )
                     continue
+                counted += 1
+                if counted >= ROWS_STEP and on_rows is not None:
+                    on_rows(counted)
+                    counted = 0
                 siren = row[i_siren]
                 if siren not in wanted_sirens:
                     continue
@@ -238,10 +253,13 @@ def read_stock_unite_legale(
                     company_category_year=year if category is not None else None,
                     is_active=row[i_state] == "A",
                 )
+            if on_rows is not None and counted:
+                on_rows(counted)
             return
         except csv.Error as exc:
             start = last_line + 1
             last_line = reader.line_num
+            counted += 1
             yield SireneRowError(start, f"unreadable CSV row: {exc}", None)
 
 

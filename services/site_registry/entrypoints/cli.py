@@ -6,6 +6,8 @@ relay, consume, migrate, redrive   as every service (`shared.cli`)
 load-reference  load the packaged Territoires d'industrie, EPCI and communes
 load-demo       load the Béthune-Bruay et Flandre-Lys demo sites (ti-3205)
 import-sirene   stream an INSEE StockEtablissement file into the registry
+import-legal-units  stream an INSEE StockUniteLegale file onto the registry's sites (firm
+                names, legal and company categories)
 """
 
 from __future__ import annotations
@@ -123,6 +125,33 @@ def _import_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--territory", action="append", required=True, help="e.g. ti-3205")
 
 
+async def _import_legal_units(registry: SiteRegistry, args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    await registry.migrate()
+    await registry.ensure_topics()
+    with (
+        open_sirene(args.path) as source,
+        tqdm(unit=" rows", unit_scale=True, file=sys.stderr) as bar,
+    ):
+        report = await batch_jobs.import_legal_units(registry.uow, source, on_progress=bar.update)
+    # Publish the sites' updates the import committed before exiting.
+    await registry.relay.publish_pending()
+    for err in report.errors:
+        print(f"line {err.line}: {err.reason}", file=sys.stderr)
+    summary: dict[str, Any] = {
+        k: getattr(report, k)
+        for k in ("rows_read", "matched", "sites_updated", "events", "unchanged", "error_count")
+    }
+    summary["seconds"] = round(report.seconds, 2)
+    print(json.dumps(summary))
+    return 0
+
+
+def _legal_units_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", type=Path, help="StockUniteLegale .csv, .zip or .gz")
+
+
 async def _prestart(registry: SiteRegistry, args: argparse.Namespace) -> None:
     # `serve --demo` only: `consume` has no such option.
     await prepare(registry, demo=getattr(args, "demo", False))
@@ -150,6 +179,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "stream an INSEE StockEtablissement file into the registry",
                 _import_sirene,
             ),
+            "import-legal-units": (
+                "stream an INSEE StockUniteLegale file onto the registry's sites",
+                _import_legal_units,
+            ),
         },
-        arguments={"serve": _serve_arguments, "import-sirene": _import_arguments},
+        arguments={
+            "serve": _serve_arguments,
+            "import-sirene": _import_arguments,
+            "import-legal-units": _legal_units_arguments,
+        },
     )
