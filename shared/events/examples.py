@@ -84,6 +84,7 @@ _MATCH: dict[str, Any] = {
     "firm_name": "Fonderie du Nord",
     "siren": SIRET[:9],
     "firm_size": "sme",
+    "firm_size_source": "company_category",
     "kind": "decarbonation_energy",
     "jobs_planned": 6,
     "capex_eur": 1_200_000,
