@@ -35,6 +35,8 @@ _SITE: dict[str, Any] = {
     "lat": 50.53,
     "status": "active",
     "source": "sirene",
+    "legal_category": "5710",
+    "company_category": "PME",
     "version": 1,
 }
 PROJECT = uuid.UUID("7c6b5a49-3827-4165-9f0e-d1c2b3a49586")
@@ -82,6 +84,7 @@ _MATCH: dict[str, Any] = {
     "firm_name": "Fonderie du Nord",
     "siren": SIRET[:9],
     "firm_size": "sme",
+    "firm_size_source": "company_category",
     "kind": "decarbonation_energy",
     "jobs_planned": 6,
     "capex_eur": 1_200_000,

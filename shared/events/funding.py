@@ -21,6 +21,9 @@ AidType = Literal[
     "grant", "loan", "recoverable_advance", "guarantee", "equity", "engineering_support", "other"
 ]
 FirmSize = Literal["micro", "sme", "midcap", "large"]
+#: where a firm's size comes from: INSEE's company category of the firm (categorieEntreprise,
+#: from Sirene's legal units), else an estimate from its site's headcount band
+FirmSizeSource = Literal["company_category", "headcount_band"]
 
 
 class FundingDecision(EventPayload):
@@ -87,6 +90,11 @@ class MatchState(EventPayload):
     firm_name: str | None = Field(description="company name, never a person")
     siren: str | None = Field(default=None, pattern=r"^[0-9]{9}$")
     firm_size: FirmSize | None
+    firm_size_source: FirmSizeSource | None = Field(
+        default=None,
+        description="company_category: INSEE's category of the firm (PME, ETI, GE);"
+        " headcount_band: estimated from the site's band; None when the size is unknown",
+    )
     kind: ProjectKind
     jobs_planned: int = Field(ge=0)
     capex_eur: int | None = Field(default=None, ge=0)

@@ -4,8 +4,9 @@ Sites carry their whole state (event-carried state transfer): a consumer builds 
 projection of sites from these events alone and never calls the registry.
 
 No personal data: an establishment's name is withheld (None) when INSEE publishes it only
-partially (`statutDiffusionEtablissement = P`, a natural person who objected), and the
-free-text note of a closure shock never leaves the registry.
+partially (`statutDiffusionEtablissement = P`, a natural person who objected), a sole
+trader's site never carries a name (the registry may know the person's, from Sirene; it
+keeps it), and the free-text note of a closure shock never leaves the registry.
 """
 
 from __future__ import annotations
@@ -34,7 +35,11 @@ class SiteState(EventPayload):
 
     site_id: str = Field(pattern=SIRET_PATTERN, description="SIRET of the establishment")
     siren: str = Field(pattern=r"^[0-9]{9}$")
-    name: str | None = Field(description="usual name or sign; None when not public")
+    name: str | None = Field(
+        description="the establishment's sign or usual name, else its firm's name; None when"
+        " INSEE does not publish it, and always None for a sole trader (entrepreneur"
+        " individuel), whose name is a person's"
+    )
     naf_code: str = Field(pattern=NAF_PATTERN, description="NAF rev. 2 sub-class")
     naf_section: str = Field(pattern=r"^[A-U]$")
     headcount_band: str | None = Field(
@@ -46,6 +51,18 @@ class SiteState(EventPayload):
     lat: float | None = Field(default=None, ge=-90, le=90, description="WGS84")
     status: SiteStatus
     source: SiteSource
+    legal_category: str | None = Field(
+        default=None,
+        pattern=r"^[0-9]{4}$",
+        description="the firm's INSEE legal category (categorieJuridiqueUniteLegale; 1000:"
+        " entrepreneur individuel); None until the legal units are imported",
+    )
+    company_category: str | None = Field(
+        default=None,
+        pattern=r"^(PME|ETI|GE)$",
+        description="the firm's INSEE company category (categorieEntreprise: PME, which"
+        " includes micro-entreprises, ETI or GE); None when INSEE gives none",
+    )
     version: int = Field(ge=1, description="increases by one with each change of the site")
 
 
@@ -81,7 +98,9 @@ class ClosureAnnounced(EventPayload):
     shock_id: uuid.UUID = Field(description="id of the closure shock")
     site_id: str = Field(pattern=SIRET_PATTERN)
     siren: str = Field(pattern=r"^[0-9]{9}$")
-    site_name: str | None
+    site_name: str | None = Field(
+        description="the site's name as its site events carry it (None for a sole trader)"
+    )
     naf_code: str = Field(pattern=NAF_PATTERN)
     commune_insee: str = Field(pattern=COMMUNE_PATTERN)
     territory_ids: list[str]

@@ -4,10 +4,14 @@ project to funded and the ledger's funded jobs."""
 
 from __future__ import annotations
 
+import csv
+import io
 import uuid
 
 import pytest
 
+from services.site_registry.adapters.reference_data import data_file
+from services.site_registry.service_layer import batch_jobs
 from tests.support.dsl import ADEME_ECODESIGN, OTHER_REGION, FundingStack, token
 from tests.support.waiting import eventually
 
@@ -29,6 +33,7 @@ async def test_qualified_project_is_matched_explained_planned_and_funded(
 
     found = await eventually(matches, lambda m: bool(m.get("eligible")), what="matches")
     assert found["firm_size"] == "sme" and found["region_code"] == "32"
+    assert found["firm_size_source"] == "headcount_band"  # no legal units imported here
     eligible = {m["scheme_id"]: m for m in found["eligible"]}
     assert ADEME_ECODESIGN in eligible
     ademe = eligible[ADEME_ECODESIGN]
@@ -143,3 +148,80 @@ async def test_funders_never_see_a_project_without_consent(funding_stack: Fundin
         headers=funder,
     )
     assert refused.status_code == 404
+
+
+LEGAL_UNITS = "sirene_stock_unite_legale_sample_for_etab_sample.csv"
+
+
+def _large_firm_legal_unit(siren: str) -> str:
+    """A StockUniteLegale file (the real sample's header) with one legal unit, made up for
+    the test: the demo site's firm as a large enterprise (categorieEntreprise GE)."""
+    header = next(csv.reader(io.StringIO(data_file(LEGAL_UNITS).read_text(encoding="utf-8"))))
+    row = dict.fromkeys(header, "")
+    row.update(
+        siren=siren,
+        statutDiffusionUniteLegale="O",
+        denominationUniteLegale="GROUPE INDUSTRIEL DU NORD (generated)",
+        categorieJuridiqueUniteLegale="5710",
+        categorieEntreprise="GE",
+        anneeCategorieEntreprise="2022",
+        etatAdministratifUniteLegale="A",
+    )
+    out = io.StringIO(newline="")
+    writer = csv.DictWriter(out, fieldnames=header, lineterminator="\n")
+    writer.writeheader()
+    writer.writerow(row)
+    return out.getvalue()
+
+
+async def test_a_site_of_a_large_firm_gets_the_large_firm_intensity(
+    funding_stack: FundingStack,
+) -> None:
+    st = funding_stack
+    _, (project,) = await st.surveyed_projects(consent=True)
+    site_id = project["site_id"]
+    assert site_id is not None
+    # The registry learns from Sirene's legal units that the SME-sized site (by its
+    # band) belongs to a large enterprise; funding hears it from the site's update.
+    report = await batch_jobs.import_legal_units(
+        st.registry.uow, io.StringIO(_large_firm_legal_unit(site_id[:9]), newline="")
+    )
+    assert (report.matched, report.error_count) == (1, 0) and report.events >= 1
+    await st.registry.relay.publish_pending()
+
+    async def company_category() -> str | None:
+        async with st.funding.uow() as uow:
+            site = await uow.sites.get(site_id)
+        return site.company_category if site else None
+
+    await eventually(company_category, lambda c: c == "GE", what="the category in funding")
+
+    resp = await st.d.post(f"/projects/{project['id']}/qualify", json={}, headers=st.cell)
+    assert resp.status_code == 200, resp.text
+    await st.detection.relay.publish_pending()
+
+    async def plan() -> dict:
+        resp = await st.f.get(f"/projects/{project['id']}/plan", headers=st.cell)
+        return dict(resp.json()) if resp.status_code == 200 else {}
+
+    planned = (await eventually(plan, lambda p: bool(p.get("plan")), what="the plan"))["plan"]
+    # Outside assisted areas GBER art. 17 gives a large firm no investment aid (an SME
+    # by its band would have had the medium cap, 10 %).
+    assert planned["cap_pct"] == 0.0 and planned["cap_eur"] == 0
+    assert planned["grant_equivalent_eur"] == 0
+    assert any(
+        "firm size large (from the firm's INSEE company category)" in note
+        for note in planned["notes"]
+    )
+    found = (await st.f.get(f"/projects/{project['id']}/matches", headers=st.cell)).json()
+    assert (found["firm_size"], found["firm_size_source"]) == ("large", "company_category")
+    beneficiaries = [
+        c["reason"]
+        for m in [*found["eligible"], *found["rejected"]]
+        for c in m["criteria"]
+        if c["criterion"] == "beneficiary" and c["status"] != "pass"
+    ]
+    assert beneficiaries and all(
+        r.endswith("the firm is not a large firm (by its INSEE company category)")
+        for r in beneficiaries
+    )

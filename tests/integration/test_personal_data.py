@@ -1,4 +1,7 @@
-"""Personal data typed into free text never reaches Kafka; the owning service keeps it.
+"""Personal data never reaches Kafka; the owning service keeps it.
+
+Sirene publishes the name of a sole trader (an *entrepreneur individuel*) whose record is
+public: the registry keeps it, shows it, and sends no name for that site in any event.
 
 A consultant types the firm's contact (a name, a phone, an e-mail) into a lead's
 description and the survey's comments; the crisis cell puts a phone and an e-mail in its
@@ -10,9 +13,13 @@ through `shared.scrub` — while each service that owns a text still answers it 
 
 from __future__ import annotations
 
+import csv
+import io
 import uuid
 
-from shared.events.catalogue import ALL_TOPICS, PROJECTS, SURVEYS
+from services.site_registry.adapters.reference_data import data_file
+from services.site_registry.service_layer import batch_jobs, commands
+from shared.events.catalogue import ALL_TOPICS, PROJECTS, SITES, SURVEYS
 from shared.scrub import EMAIL, NAME, PHONE
 from tests.support.dsl import BRIDGESTONE, SME_BANDS, FundingStack
 from tests.support.kafka import Message, read_all
@@ -57,6 +64,20 @@ PERSONAL = {
     *_forms(EXO_PHONE),
     *_forms(ABANDON_PHONE),
 }
+
+
+async def _read_everything(st: FundingStack) -> dict[str, list[Message]]:
+    """Every topic and dead-letter topic, read to the end."""
+    prefix = st.registry.settings.kafka_topic_prefix
+    bootstrap = st.registry.settings.kafka_bootstrap_servers
+    read: dict[str, list[Message]] = {}
+    for topic in ALL_TOPICS:
+        read[topic.name] = await read_all(bootstrap, topic.physical(prefix))
+        try:
+            read[topic.dlq] = await read_all(bootstrap, topic.physical_dlq(prefix))
+        except AssertionError:
+            read[topic.dlq] = []  # a dead-letter topic nobody created: empty
+    return read
 
 
 def _hits(messages: list[Message]) -> list[tuple[str, int, str, str]]:
@@ -132,15 +153,7 @@ async def test_personal_data_typed_in_free_text_never_reaches_a_topic(
     await st.drained()
 
     # Every topic and dead-letter topic, read to the end: zero hits.
-    prefix = st.registry.settings.kafka_topic_prefix
-    bootstrap = st.registry.settings.kafka_bootstrap_servers
-    read: dict[str, list[Message]] = {}
-    for topic in ALL_TOPICS:
-        read[topic.name] = await read_all(bootstrap, topic.physical(prefix))
-        try:
-            read[topic.dlq] = await read_all(bootstrap, topic.physical_dlq(prefix))
-        except AssertionError:
-            read[topic.dlq] = []  # a dead-letter topic nobody created: empty
+    read = await _read_everything(st)
     everything = [m for messages in read.values() for m in messages]
     assert _hits(everything) == []
 
@@ -182,3 +195,116 @@ async def test_personal_data_typed_in_free_text_never_reaches_a_topic(
     resp = await st.r.get(f"/closure-shocks/{shock_id}", headers=st.cell)
     assert resp.status_code == 200, resp.text
     assert resp.json()["note"] == note
+
+
+ESTABLISHMENTS = "sirene_stock_etablissement_sample_299.csv"
+LEGAL_UNITS = "sirene_stock_unite_legale_sample_for_etab_sample.csv"
+#: a real sole trader of the Sirene sample, public record (statutDiffusion O), no sign
+JANOYER_SITE = "00032517500065"
+#: a made-up sole trader, given to the surveyed demo site's SIREN
+TRADER_FIRST, TRADER_LAST = "ARMELLE", "QUÉMÉNEUR"
+TRADER_FORMS = ("janoyer", "armelle", "quéméneur", "quemeneur")
+
+
+def _legal_units_with(siret: str) -> str:
+    """The real legal-unit sample, plus a made-up sole trader (a copy of the sample's
+    JANOYER record with another person's name) for the SIREN of `siret`."""
+    rows = list(csv.reader(io.StringIO(data_file(LEGAL_UNITS).read_text(encoding="utf-8"))))
+    header = rows[0]
+    trader = list(next(r for r in rows if r[0] == JANOYER_SITE[:9]))
+    for column, value in {
+        "siren": siret[:9],
+        "nicSiegeUniteLegale": siret[9:],
+        "prenom1UniteLegale": TRADER_FIRST,
+        "prenomUsuelUniteLegale": TRADER_FIRST,
+        "nomUniteLegale": TRADER_LAST,
+    }.items():
+        trader[header.index(column)] = value
+    out = io.StringIO(newline="")
+    csv.writer(out, lineterminator="\n").writerows([*rows, trader])
+    return out.getvalue()
+
+
+async def test_a_sole_traders_public_name_never_reaches_a_topic(
+    funding_stack: FundingStack,
+) -> None:
+    st = funding_stack
+    await st.shock()
+    visits = await st.visits(CONSULTANT, at_least=6)
+    sme = next(v for v in visits if v.get("band") in SME_BANDS)
+
+    # The real establishment sample (its sole trader JANOYER among the sites), then the
+    # legal units: the real ones and a made-up sole trader behind the surveyed demo site.
+    sample = data_file(ESTABLISHMENTS).read_text(encoding="utf-8")
+    communes = {r["codeCommuneEtablissement"] for r in csv.DictReader(io.StringIO(sample))}
+    await batch_jobs.import_sirene(
+        st.registry.uow,
+        io.StringIO(sample, newline=""),
+        commands.ImportScope(communes=frozenset(communes - {""})),
+        st.registry.refs,
+    )
+    report = await batch_jobs.import_legal_units(
+        st.registry.uow, io.StringIO(_legal_units_with(sme["site_id"]), newline="")
+    )
+    assert report.error_count == 0 and report.matched == 7
+    await st.registry.relay.publish_pending()
+
+    # The registry keeps and shows both names.
+    resp = await st.r.get(f"/sites/{sme['site_id']}", headers=st.cell)
+    assert resp.status_code == 200, resp.text
+    surveyed = resp.json()["site"]
+    assert surveyed["firm_name"] == f"{TRADER_FIRST} {TRADER_LAST}"
+    assert surveyed["legal_category"] == "1000"
+    async with st.registry.uow() as uow:
+        janoyer = await uow.sites.get(JANOYER_SITE)
+    assert janoyer is not None
+    assert (janoyer.name, janoyer.name_is_person) == ("THIERRY JANOYER", True)
+
+    # The surveyed sole trader's project travels on: detected, qualified, matched.
+    lead = {
+        "kind": "decarbonation_energy",
+        "description": "Four électrique à récupération de chaleur",
+        "capex_eur": 1_200_000,
+        "jobs_to_create": 4,
+        "maturity": "ready",
+        "known_to_public_actors": False,
+        "obstacles": ["financing"],
+        "funding_need_eur": 500_000,
+        "consent_to_share": True,
+    }
+    await st.survey(sme["id"], CONSULTANT, [lead], headcount=30)
+    [project] = await eventually(st.projects, lambda p: len(p) == 1, what="the project")
+    resp = await st.d.post(f"/projects/{project['id']}/qualify", json={}, headers=st.cell)
+    assert resp.status_code == 200, resp.text
+
+    async def matches() -> dict[str, object]:
+        resp = await st.f.get(f"/projects/{project['id']}/matches", headers=st.cell)
+        return dict(resp.json()) if resp.status_code == 200 else {}
+
+    await eventually(matches, lambda m: bool(m.get("eligible")), what="the project matched")
+    await st.drained()
+
+    read = await _read_everything(st)
+    found = [
+        (m.topic, m.offset, form)
+        for messages in read.values()
+        for m in messages
+        for text in (
+            (m.key or b"").decode(errors="replace"),
+            (m.value or b"").decode(errors="replace"),
+            *m.headers.values(),
+        )
+        for form in TRADER_FORMS
+        if form in text.lower()
+    ]
+    assert found == []
+    # The events did go out: the sites' updates, and the surveyed site's legal category.
+    updated = [
+        m
+        for m in read[SITES.name]
+        if m.headers.get("ce_type", "").endswith(".site_updated.v1")
+        and (m.key or b"").decode() in (JANOYER_SITE, sme["site_id"])
+    ]
+    assert len(updated) == 2 and all(
+        b'"legal_category":"1000"' in (m.value or b"") for m in updated
+    )

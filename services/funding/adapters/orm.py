@@ -65,6 +65,7 @@ class FundingSiteRow(SQLModel, table=True):
     siren: str = Field(max_length=9)
     commune_insee: str = Field(max_length=5)
     headcount_band: str | None = Field(default=None, max_length=2)
+    company_category: str | None = Field(default=None, max_length=3)
     version: int
 
 

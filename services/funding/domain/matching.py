@@ -56,7 +56,7 @@ from services.funding.domain.catalogue import (
     region_label,
 )
 from shared.events.campaigns import ProjectKind
-from shared.events.funding import CriterionResult, FirmSize
+from shared.events.funding import CriterionResult, FirmSize, FirmSizeSource
 
 __all__ = [
     "CRITERIA",
@@ -118,6 +118,12 @@ _SIZE_LABELS: Final[Mapping[str, str]] = MappingProxyType(
     {"micro": "a micro-firm", "sme": "an SME", "midcap": "a mid-cap (ETI)", "large": "a large firm"}
 )
 _SIZE_ORDER: Final = ("micro", "sme", "midcap", "large")
+_SIZE_SOURCES: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "company_category": " (by its INSEE company category)",
+        "headcount_band": " (estimated from its site's headcount band)",
+    }
+)
 _SIZE_PLURALS: Final[Mapping[str, str]] = MappingProxyType(
     {"micro": "micro-firms", "sme": "SMEs", "midcap": "mid-caps (ETI)", "large": "large firms"}
 )
@@ -155,6 +161,8 @@ class ProjectProfile:
     capex_eur: int | None
     funding_need_eur: int | None
     consent_to_share: bool
+    #: how `firm_size` was found: the firm's INSEE company category, or its site's band
+    firm_size_source: FirmSizeSource | None = None
 
 
 @dataclass(frozen=True)
@@ -189,6 +197,7 @@ class _Ctx:
     department: str | None
     epcis: frozenset[str]
     size: FirmSize | None
+    size_source: FirmSizeSource | None
     naf: str | None
     naf_prefixes: frozenset[str]  # "22", "22.1", "22.11", "22.11Z"
     section: str | None
@@ -219,6 +228,7 @@ def _context(project: ProjectProfile, today: date) -> _Ctx:
         department=department,
         epcis=frozenset(project.epci_sirens),
         size=project.firm_size,
+        size_source=project.firm_size_source,
         naf=naf,
         naf_prefixes=prefixes,
         section=section,
@@ -398,7 +408,8 @@ def _reason_beneficiary(s: Scheme, c: _Ctx, status: Status) -> str:
         return f"beneficiary: unknown — the firm's size is not known; the scheme is for {wanted}"
     verdict = "" if status == "pass" else "not "
     firm = _SIZE_LABELS[c.size or "large"]
-    return f"beneficiary: the scheme is for {wanted}; the firm is {verdict}{firm}"
+    source = _SIZE_SOURCES[c.size_source] if c.size_source else ""
+    return f"beneficiary: the scheme is for {wanted}; the firm is {verdict}{firm}{source}"
 
 
 def _reason_naf(s: Scheme, c: _Ctx, status: Status) -> str:

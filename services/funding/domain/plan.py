@@ -54,7 +54,7 @@ from typing import Final, Literal
 
 from services.funding.domain.matching import Match, ProjectProfile, eur
 from shared.errors import DomainError
-from shared.events.funding import AidType, FirmSize
+from shared.events.funding import AidType, FirmSize, FirmSizeSource
 
 __all__ = [
     "ZONES",
@@ -75,6 +75,12 @@ ZONES: Final = ("afr_a", "afr_c", "none")
 
 class InvalidCaps(DomainError):
     code = "invalid_caps"
+
+
+_SOURCE_LABELS: Final[dict[FirmSizeSource, str]] = {
+    "company_category": "from the firm's INSEE company category",
+    "headcount_band": "estimated from the site's headcount band",
+}
 
 
 def size_class(firm_size: FirmSize | None) -> SizeClass:
@@ -185,9 +191,17 @@ def financing_plan(
         need = base
         notes.append(f"funding need unknown: taken as the whole investment ({eur(base)})")
     cap_eur = floor(Fraction(base) * _exact(cap_pct) / 100)
-    size_note = "firm size unknown, so the large-firm cap applies (prudent); "
+    if project.firm_size is None:
+        size_note = "firm size unknown, so the large-firm cap applies (prudent); "
+    elif project.firm_size_source is not None:
+        size_note = (
+            f"firm size {project.firm_size} ({_SOURCE_LABELS[project.firm_size_source]}),"
+            f" so the {size_class(project.firm_size)}-firm cap applies; "
+        )
+    else:
+        size_note = ""
     notes.append(
-        f"{size_note if project.firm_size is None else ''}"
+        f"{size_note}"
         f"aid-intensity cap {cap_pct:g} % in zone {zone}: {eur(cap_eur)} of grant equivalent"
     )
     fundable = min(need, base)

@@ -50,6 +50,8 @@ class FundingSite:
     siren: str
     commune_insee: str
     headcount_band: str | None
+    #: INSEE's categorieEntreprise of the site's firm (PME, ETI, GE), when the registry has it
+    company_category: str | None = None
     version: int
 
 

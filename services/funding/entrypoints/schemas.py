@@ -26,7 +26,7 @@ from services.funding.domain.catalogue import (
 )
 from services.funding.domain.matching import Match
 from shared.events.campaigns import ProjectKind
-from shared.events.funding import AidType, CriterionResult, FirmSize
+from shared.events.funding import AidType, CriterionResult, FirmSize, FirmSizeSource
 from shared.http import MAX_COUNT, MAX_EUR, Day
 
 
@@ -343,7 +343,13 @@ class RejectedOut(BaseModel):
 class MatchesOut(BaseModel):
     project_id: uuid.UUID
     stage: str
-    firm_size: FirmSize | None = Field(description="estimated from the site's headcount band")
+    firm_size: FirmSize | None = Field(
+        description="the firm's size: from its INSEE company category (PME, ETI, GE) when the"
+        " registry has it, else estimated from the site's headcount band"
+    )
+    firm_size_source: FirmSizeSource | None = Field(
+        description="which of the two `firm_size` comes from; None when the size is unknown"
+    )
     region_code: str | None
     eligible: list[EligibleOut] = Field(description="best first")
     rejected: list[RejectedOut] = Field(description="near misses first (at most 200)")

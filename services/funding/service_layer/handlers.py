@@ -62,6 +62,7 @@ class Handlers:
                 siren=s.siren,
                 commune_insee=s.commune_insee,
                 headcount_band=s.headcount_band,
+                company_category=s.company_category,
                 version=s.version,
             )
         )

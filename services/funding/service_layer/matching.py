@@ -27,7 +27,7 @@ from services.funding.service_layer.unit_of_work import UnitOfWork
 from shared.clock import Clock
 from shared.events import funding as fd
 from shared.events.campaigns import ProjectKind
-from shared.events.funding import AidType, FirmSize
+from shared.events.funding import AidType, FirmSize, FirmSizeSource
 
 Zone = Literal["afr_a", "afr_c", "none"]
 
@@ -52,6 +52,30 @@ def firm_size_of(band: str | None) -> FirmSize | None:
     return "large"
 
 
+#: INSEE's company categories (categorieEntreprise, décret 2008-1354) → firm sizes. "PME"
+#: includes the micro-entreprises and the category alone cannot tell them apart: see
+#: `firm_size_of_site`.
+_CATEGORY_SIZE: dict[str, FirmSize] = {"PME": "sme", "ETI": "midcap", "GE": "large"}
+
+
+def firm_size_of_site(site: FundingSite | None) -> tuple[FirmSize | None, FirmSizeSource | None]:
+    """The firm's size and where it comes from: its INSEE company category when the
+    registry has it (the legal size, the whole firm's), else the estimate from the site's
+    headcount band. Within a PME, a site of fewer than 10 employees makes it a
+    micro-firm, as the band estimate did: the category does not say, and the firm's own
+    band is not among what the sites topic carries (a firm with several small sites
+    may so be taken for a micro-firm)."""
+    if site is None:
+        return None, None
+    by_category = _CATEGORY_SIZE.get(site.company_category or "")
+    if by_category is not None:
+        if by_category == "sme" and firm_size_of(site.headcount_band) == "micro":
+            return "micro", "company_category"
+        return by_category, "company_category"
+    estimate = firm_size_of(site.headcount_band)
+    return estimate, "headcount_band" if estimate is not None else None
+
+
 def region_of(territory_id: str) -> str | None:
     """ANCT ids carry the region: `ti-3205` is in region 32 (Hauts-de-France)."""
     code = territory_id.removeprefix("ti-")
@@ -65,19 +89,21 @@ def department_of(commune_insee: str | None) -> str | None:
 
 
 def profile(project: FundingProject, site: FundingSite | None) -> ProjectProfile:
+    size, source = firm_size_of_site(site)
     return ProjectProfile(
         project_id=project.project_id,
         territory_id=project.territory_id,
         region_code=region_of(project.territory_id),
         department_code=department_of(site.commune_insee if site else None),
         epci_sirens=(),
-        firm_size=firm_size_of(site.headcount_band if site else None),
+        firm_size=size,
         naf_code=project.naf_code,
         kind=project.kind,
         jobs_planned=project.jobs_planned,
         capex_eur=project.capex_eur,
         funding_need_eur=project.funding_need_eur,
         consent_to_share=project.consent_to_share,
+        firm_size_source=source,
     )
 
 
@@ -95,6 +121,7 @@ class _MatchFields(TypedDict):
     firm_name: str | None
     siren: str | None
     firm_size: FirmSize | None
+    firm_size_source: FirmSizeSource | None
     kind: ProjectKind
     jobs_planned: int
     capex_eur: int | None
@@ -204,6 +231,7 @@ class Matcher:
             "firm_name": project.firm_name,
             "siren": project.siren,
             "firm_size": prof.firm_size,
+            "firm_size_source": prof.firm_size_source,
             "kind": project.kind,
             "jobs_planned": project.jobs_planned,
             "capex_eur": project.capex_eur,

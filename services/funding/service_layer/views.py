@@ -104,6 +104,7 @@ async def matches(
         project_id=project_id,
         stage=project.stage,
         firm_size=prof.firm_size,
+        firm_size_source=prof.firm_size_source,
         region_code=prof.region_code,
         eligible=[
             s.EligibleOut(

@@ -71,6 +71,17 @@ class SiteRow(SQLModel, table=True):
     source: str = Field(max_length=20)
     territory_ids: list[str] = Field(default_factory=list, sa_column=sa.Column(sa.JSON()))
     closed_on: date | None = None
+    # The firm's facts, from Sirene's legal units (StockUniteLegale); see FirmFacts.
+    firm_known: bool = Field(
+        default=False, sa_column=sa.Column(sa.Boolean(), nullable=False, server_default=sa.false())
+    )
+    firm_name: str | None = None
+    firm_name_is_person: bool = Field(
+        default=False, sa_column=sa.Column(sa.Boolean(), nullable=False, server_default=sa.false())
+    )
+    legal_category: str | None = Field(default=None, max_length=4)
+    company_category: str | None = Field(default=None, max_length=3)
+    company_category_year: int | None = None
     version: int = Field(default=1)
     created_at: datetime = Field(default_factory=utcnow, sa_column=utc_column())
     updated_at: datetime = Field(default_factory=utcnow, sa_column=utc_column())

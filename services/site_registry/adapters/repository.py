@@ -26,6 +26,7 @@ from services.site_registry.adapters.reference_data import (
 )
 from services.site_registry.domain.model import (
     ClosureShock,
+    FirmFacts,
     ShockStatus,
     Site,
     SiteFacts,
@@ -60,6 +61,29 @@ class SiteRepository:
             for row in rows:
                 self._track(row)
         return {s: self._seen[s][0] for s in sirets if s in self._seen}
+
+    async def of_sirens(self, sirens: Iterable[str]) -> dict[str, list[Site]]:
+        """Every site of each firm (a SIREN has one site or hundreds), in one query: a
+        legal unit applies to all of them."""
+        wanted = sorted(set(sirens))
+        by_siren: dict[str, list[Site]] = {}
+        if not wanted:
+            return by_siren
+        rows = await self._session.exec(
+            select(SiteRow).where(col(SiteRow.siren).in_(wanted)).order_by(col(SiteRow.siret))
+        )
+        for row in rows:
+            # A site this unit of work already holds keeps its aggregate (and its changes).
+            seen = self._seen.get(row.siret)
+            site = seen[0] if seen is not None else self._track(row)
+            by_siren.setdefault(site.facts.siren, []).append(site)
+        return by_siren
+
+    async def sirens(self) -> set[str]:
+        """The SIRENs of every site: what a legal-unit import keeps (nine characters per
+        firm, a few megabytes for a national registry)."""
+        rows = await self._session.exec(select(SiteRow.siren).distinct())
+        return set(rows)
 
     async def territory_assignments(self) -> list[tuple[str, str, tuple[str, ...]]]:
         """(SIRET, commune, territories) of every site: what a reference reload checks,
@@ -106,14 +130,39 @@ class SiteRepository:
             status=SiteStatus(row.status),
             version=row.version,
             closed_on=row.closed_on,
+            firm=_firm_of(row),
         )
         self._seen[row.siret] = (site, row)
         return site
 
 
+def _firm_of(row: SiteRow) -> FirmFacts | None:
+    if not row.firm_known:
+        return None
+    return FirmFacts(
+        name=row.firm_name,
+        name_is_person=row.firm_name_is_person,
+        legal_category=row.legal_category,
+        company_category=row.company_category,
+        company_category_year=row.company_category_year,
+    )
+
+
+def _firm_values(firm: FirmFacts | None) -> dict[str, object]:
+    return {
+        "firm_known": firm is not None,
+        "firm_name": firm.name if firm else None,
+        "firm_name_is_person": firm.name_is_person if firm else False,
+        "legal_category": firm.legal_category if firm else None,
+        "company_category": firm.company_category if firm else None,
+        "company_category_year": firm.company_category_year if firm else None,
+    }
+
+
 def _row_values(site: Site) -> dict[str, object]:
     f = site.facts
     return {
+        **_firm_values(site.firm),
         "siren": f.siren,
         "name": f.name,
         "naf_code": f.naf_code,

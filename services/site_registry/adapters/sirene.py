@@ -454,9 +454,11 @@ def sirene_size(path: Path) -> int:
 
 
 def open_sirene(path: Path, on_bytes: Callable[[int], None] | None = None) -> TextIO:
-    """Open a StockEtablissement file as UTF-8 text, whether ``.csv``, ``.gz`` or ``.zip``.
+    """Open a Sirene stock file (StockEtablissement, StockUniteLegale) as UTF-8 text,
+    whether ``.csv``, ``.gz`` or ``.zip``.
 
-    INSEE distributes ``StockEtablissement_utf8.zip`` holding one CSV; it is
+    INSEE distributes ``StockEtablissement_utf8.zip`` (``StockUniteLegale_utf8.zip``)
+    holding one CSV; it is
     read straight from the archive (no extraction to disk). ``utf-8-sig``
     accepts plain UTF-8 and drops a byte-order mark if a tool added one, which
     would otherwise hide the first column name. ``on_bytes`` receives the bytes

@@ -84,6 +84,38 @@ class SiteFacts:
         return [f.name for f in fields(self) if getattr(self, f.name) != getattr(other, f.name)]
 
 
+#: INSEE's company categories (categorieEntreprise): PME includes the micro-entreprises.
+COMPANY_CATEGORIES: Final = frozenset({"PME", "ETI", "GE"})
+
+
+@dataclass(frozen=True)
+class FirmFacts:
+    """What Sirene's legal unit (StockUniteLegale) says of the site's firm.
+
+    Kept apart from `SiteFacts`, which are the establishment's: each import owns its
+    facts, so an establishment import never blanks the firm's and a legal-unit import
+    never overrides the establishment's own name."""
+
+    name: str | None
+    #: `name` is a natural person's (a sole trader's, published by INSEE): the registry
+    #: keeps and shows it, no event ever carries it
+    name_is_person: bool
+    legal_category: str | None  # categorieJuridiqueUniteLegale; 1xxx = entrepreneur individuel
+    company_category: str | None  # PME, ETI or GE
+    company_category_year: int | None
+
+    def __post_init__(self) -> None:
+        if self.company_category is not None and self.company_category not in COMPANY_CATEGORIES:
+            raise ValueError(f"unknown company category {self.company_category!r}")
+
+    @property
+    def is_natural_person(self) -> bool:
+        """A sole trader: whatever name the site has may be the person's."""
+        return self.name_is_person or (
+            self.legal_category is not None and self.legal_category.startswith("1")
+        )
+
+
 @dataclass
 class Site:
     siret: str
@@ -92,7 +124,29 @@ class Site:
     status: SiteStatus = SiteStatus.ACTIVE
     version: int = 1
     closed_on: date | None = None
+    firm: FirmFacts | None = None
     events: list[EventPayload] = field(default_factory=list, repr=False, compare=False)
+
+    @property
+    def name(self) -> str | None:
+        """The site's name as the registry shows it: the establishment's own (its sign
+        or usual name, the more specific), else its firm's."""
+        if self.facts.name is not None:
+            return self.facts.name
+        return self.firm.name if self.firm is not None else None
+
+    @property
+    def name_is_person(self) -> bool:
+        return self.facts.name is None and self.firm is not None and self.firm.name_is_person
+
+    @property
+    def public_name(self) -> str | None:
+        """The name events carry. None for a sole trader's site, whichever source named
+        it: a sign often is the person's name ("Boulangerie Thierry Janoyer"), and a
+        person's name never enters an event."""
+        if self.firm is not None and self.firm.is_natural_person:
+            return None
+        return self.name
 
     @classmethod
     def register(
@@ -134,6 +188,22 @@ class Site:
         self.version += 1
         self.events.append(SiteUpdated(**self._state(), changed_fields=["territory_ids"]))
         return True
+
+    def apply_firm(self, firm: FirmFacts) -> list[str]:
+        """Take the legal unit's newer facts. Returns the event's fields that changed, and
+        records one update event naming them; a change events do not show (the firm's
+        name behind the site's own, a sole trader's name, the category's year) is kept
+        without an event nor a new version."""
+        if firm == self.firm:
+            return []
+        before = self._state()
+        self.firm = firm
+        after = self._state()
+        changed = [k for k in after if k != "version" and after[k] != before[k]]
+        if changed:
+            self.version += 1
+            self.events.append(SiteUpdated(**self._state(), changed_fields=changed))
+        return changed
 
     def close(self, closed_on: date | None) -> bool:
         if self.status is SiteStatus.CLOSED:
@@ -212,7 +282,7 @@ class Site:
                 shock_id=shock.id,
                 site_id=self.siret,
                 siren=self.facts.siren,
-                site_name=self.facts.name,
+                site_name=self.public_name,
                 naf_code=self.facts.naf_code,
                 commune_insee=self.facts.commune_insee,
                 territory_ids=list(self.territory_ids),
@@ -230,7 +300,7 @@ class Site:
         return {
             "site_id": self.siret,
             "siren": f.siren,
-            "name": f.name,
+            "name": self.public_name,
             "naf_code": f.naf_code,
             "naf_section": f.naf_section,
             "headcount_band": f.headcount_band,
@@ -240,6 +310,8 @@ class Site:
             "lat": f.lat,
             "status": self.status.value,
             "source": f.source.value,
+            "legal_category": self.firm.legal_category if self.firm else None,
+            "company_category": self.firm.company_category if self.firm else None,
             "version": self.version,
         }
 

@@ -6,7 +6,10 @@ relay, consume, migrate, redrive   as every service (`shared.cli`)
 load-reference  load the packaged Territoires d'industrie, EPCI and communes
 load-demo       load the Béthune-Bruay et Flandre-Lys demo sites (ti-3205)
 import-sirene   stream an INSEE StockEtablissement file into the registry, in one pass for
-                --territory ID (repeatable), --region CODE (repeatable) or --all-territories
+                --territory ID (repeatable), --region CODE (repeatable) or --all-territories;
+                --legal-units PATH then reads StockUniteLegale as import-legal-units does
+import-legal-units  stream an INSEE StockUniteLegale file onto the registry's sites (firm
+                names, legal and company categories)
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from services.site_registry.adapters.reference_data import data_file
-from services.site_registry.adapters.sirene import peak_rss_kib, sirene_size
+from services.site_registry.adapters.sirene import open_sirene, peak_rss_kib, sirene_size
 from services.site_registry.bootstrap import SiteRegistry, bootstrap
 from services.site_registry.domain.model import SiteSource
 from services.site_registry.service_layer import batch_jobs, commands
@@ -72,6 +75,7 @@ class ImportRequest:
     territories: tuple[str, ...] = ()
     regions: tuple[str, ...] = ()
     every_territory: bool = False
+    legal_units: Path | None = None  # StockUniteLegale, read after the establishments
 
 
 class _Progress:
@@ -132,6 +136,9 @@ async def _import(registry: SiteRegistry, request: ImportRequest) -> int:
             on_rows=progress.on_rows,
             on_bytes=progress.on_bytes,
         )
+    legal_units = None
+    if request.legal_units is not None:
+        legal_units = await _legal_units(registry, request.legal_units)
     # Publish what the import committed before exiting.
     await registry.relay.publish_pending()
     for err in report.errors:
@@ -159,6 +166,8 @@ async def _import(registry: SiteRegistry, request: ImportRequest) -> int:
         },
     }
     summary["seconds"] = round(report.seconds, 2)
+    if legal_units is not None:
+        summary["legal_units"] = legal_units
     own_peak = peak_rss_kib()
     if own_peak is not None:
         summary["peak_rss_mib"] = round(own_peak / 1024, 1)
@@ -191,6 +200,7 @@ async def _import_sirene(registry: SiteRegistry, args: argparse.Namespace) -> in
         territories=tuple(args.territory or ()),
         regions=tuple(args.region or ()),
         every_territory=args.all_territories,
+        legal_units=args.legal_units,
     )
     return await _import(registry, request)
 
@@ -209,6 +219,47 @@ def _import_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--all-territories", action="store_true", help="all 183 Territoires d'industrie"
     )
+    parser.add_argument(
+        "--legal-units",
+        type=Path,
+        metavar="PATH",
+        help="then StockUniteLegale (.csv, .zip or .gz): firm names and categories",
+    )
+
+
+async def _legal_units(registry: SiteRegistry, path: Path) -> dict[str, Any]:
+    """Stream a StockUniteLegale file onto the registry's sites; the summary."""
+    from tqdm import tqdm
+
+    with (
+        tqdm(
+            total=sirene_size(path), unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr
+        ) as bar,
+        open_sirene(path, on_bytes=bar.update) as source,
+    ):
+        report = await batch_jobs.import_legal_units(registry.uow, source)
+    for err in report.errors:
+        print(f"line {err.line}: {err.reason}", file=sys.stderr)
+    summary: dict[str, Any] = {
+        k: getattr(report, k)
+        for k in ("rows_read", "matched", "sites_updated", "events", "unchanged", "error_count")
+    }
+    summary["seconds"] = round(report.seconds, 2)
+    return summary
+
+
+async def _import_legal_units(registry: SiteRegistry, args: argparse.Namespace) -> int:
+    await registry.migrate()
+    await registry.ensure_topics()
+    summary = await _legal_units(registry, args.path)
+    # Publish the sites' updates the import committed before exiting.
+    await registry.relay.publish_pending()
+    print(json.dumps(summary))
+    return 0
+
+
+def _legal_units_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", type=Path, help="StockUniteLegale .csv, .zip or .gz")
 
 
 async def _prestart(registry: SiteRegistry, args: argparse.Namespace) -> None:
@@ -238,6 +289,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "stream an INSEE StockEtablissement file into the registry",
                 _import_sirene,
             ),
+            "import-legal-units": (
+                "stream an INSEE StockUniteLegale file onto the registry's sites",
+                _import_legal_units,
+            ),
         },
-        arguments={"serve": _serve_arguments, "import-sirene": _import_arguments},
+        arguments={
+            "serve": _serve_arguments,
+            "import-sirene": _import_arguments,
+            "import-legal-units": _legal_units_arguments,
+        },
     )

@@ -46,11 +46,23 @@ class SiteIn(BaseModel):
 
 
 class SiteOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
     siret: str
     siren: str
-    name: str | None
+    name: str | None = Field(
+        description="the establishment's sign or usual name, else its firm's name (Sirene)"
+    )
+    name_is_person: bool = Field(
+        description="`name` is a natural person's (a sole trader's, public in Sirene): shown"
+        " here, never sent in an event"
+    )
+    firm_name: str | None = Field(description="the firm's name (Sirene's legal unit)")
+    legal_category: str | None = Field(
+        description="INSEE categorieJuridiqueUniteLegale (1000: entrepreneur individuel)"
+    )
+    company_category: str | None = Field(
+        description="INSEE categorieEntreprise: PME (micro-entreprises included), ETI or GE"
+    )
+    company_category_year: int | None = Field(description="the year INSEE computed it for")
     naf_code: str
     naf_section: str
     headcount_band: str | None
@@ -65,11 +77,16 @@ class SiteOut(BaseModel):
 
     @classmethod
     def of(cls, site: Site) -> SiteOut:
-        f = site.facts
+        f, firm = site.facts, site.firm
         return cls(
             siret=site.siret,
             siren=f.siren,
-            name=f.name,
+            name=site.name,
+            name_is_person=site.name_is_person,
+            firm_name=firm.name if firm else None,
+            legal_category=firm.legal_category if firm else None,
+            company_category=firm.company_category if firm else None,
+            company_category_year=firm.company_category_year if firm else None,
             naf_code=f.naf_code,
             naf_section=f.naf_section,
             headcount_band=f.headcount_band,

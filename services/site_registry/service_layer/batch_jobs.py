@@ -1,6 +1,7 @@
-"""The drivers of the registry's batch jobs (Sirene import, demo and reference loads):
-each opens one unit of work per batch, runs the commands in it and commits it. The
-commands never commit; an HTTP request's unit of work is the command bus's.
+"""The drivers of the registry's batch jobs (Sirene establishments and legal units, demo
+and reference loads): each opens one unit of work per batch, runs the commands in it and
+commits it. The commands never commit; an HTTP request's unit of work is the command
+bus's.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from services.site_registry.service_layer import commands
 from services.site_registry.service_layer.commands import (
     ImportReport,
     ImportScope,
+    LegalUnitReport,
     Nomenclatures,
     Outcome,
     SiteInput,
@@ -71,6 +73,32 @@ async def import_sirene(
                 await uow.commit()
     finally:
         batches.close()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+async def import_legal_units(
+    uow_factory: UowFactory,
+    source: TextIO,
+    *,
+    batch_size: int = 500,
+    on_progress: Callable[[int], None] | None = None,
+) -> LegalUnitReport:
+    """Stream a StockUniteLegale CSV onto the registry's sites, one transaction per batch
+    of legal units: only the firms of the registry's sites are kept (their SIRENs read
+    once, before the file), so the 29 million rows of the national file cost a set
+    lookup each and never a transaction."""
+    started = time.perf_counter()
+    report = LegalUnitReport()
+    async with uow_factory() as uow:
+        wanted = frozenset(await uow.sites.sirens())
+    batches = commands.legal_unit_batches(
+        source, wanted, report, batch_size=batch_size, on_progress=on_progress
+    )
+    for batch in batches:
+        async with uow_factory() as uow:
+            await commands.apply_legal_units(uow, batch, report)
+            await uow.commit()
     report.seconds = time.perf_counter() - started
     return report
 

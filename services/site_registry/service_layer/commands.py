@@ -1,5 +1,6 @@
 """The registry's commands: register or update a site, close it, declare a closure shock,
-upsert a batch of sites (a Sirene import's, the demo's), load the reference data.
+upsert a batch of sites (a Sirene import's, the demo's), load the reference data, give
+sites their firm's facts (Sirene's legal units).
 
 Each runs inside the caller's unit of work and never commits: the command bus commits a
 request's effect with its idempotency key, `batch_jobs` commits each batch of a job.
@@ -8,10 +9,11 @@ request's effect with its idempotency key, `batch_jobs` commits each batch of a 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Container, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
+from typing import TextIO
 
 from services.site_registry.adapters import geo
 from services.site_registry.adapters.reference_data import (
@@ -26,7 +28,17 @@ from services.site_registry.adapters.sirene import (
     SireneRowError,
     naf_codes_in,
 )
-from services.site_registry.domain.model import ClosureShock, Site, SiteFacts, SiteSource
+from services.site_registry.adapters.sirene_legal_units import (
+    SireneLegalUnit,
+    read_stock_unite_legale,
+)
+from services.site_registry.domain.model import (
+    ClosureShock,
+    FirmFacts,
+    Site,
+    SiteFacts,
+    SiteSource,
+)
 from services.site_registry.domain.nomenclature import (
     HeadcountBands,
     NafNomenclature,
@@ -444,3 +456,91 @@ def _unique_groupements(t: TerritoryRecord) -> Iterator[Groupement]:
         if g.siren not in seen:
             seen.add(g.siren)
             yield g
+
+
+# --- Sirene legal units ----------------------------------------------------------------
+
+
+@dataclass
+class LegalUnitReport:
+    """What a legal-unit import did. `matched` counts legal units (firms), the others
+    sites: one firm has one site or hundreds."""
+
+    rows_read: int = 0
+    matched: int = 0
+    sites_updated: int = 0  # their firm facts changed (stored)
+    events: int = 0  # of which the change shows in their events (one site.updated each)
+    unchanged: int = 0
+    error_count: int = 0
+    errors: list[SireneRowError] = field(default_factory=list)
+    seconds: float = 0.0
+    max_errors_kept: int = 1000
+
+    def error(self, err: SireneRowError) -> None:
+        self.error_count += 1
+        if len(self.errors) < self.max_errors_kept:
+            self.errors.append(err)
+
+
+LegalUnitBatch = list[SireneLegalUnit]
+
+
+def legal_unit_batches(
+    source: TextIO,
+    wanted_sirens: Container[str],
+    report: LegalUnitReport,
+    *,
+    batch_size: int,
+    on_progress: Callable[[int], None] | None = None,
+) -> Iterator[LegalUnitBatch]:
+    """Stream a StockUniteLegale CSV: the legal units of `wanted_sirens`, `batch_size`
+    at a time; the rows read and the unreadable ones go to the report as they come."""
+
+    def rows(count: int) -> None:
+        report.rows_read += count
+        if on_progress is not None:
+            on_progress(count)
+
+    batch: LegalUnitBatch = []
+    for item in read_stock_unite_legale(source, wanted_sirens, on_rows=rows):
+        if isinstance(item, SireneRowError):
+            report.error(item)
+            continue
+        batch.append(item)
+        if len(batch) >= batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def firm_facts(unit: SireneLegalUnit) -> FirmFacts:
+    return FirmFacts(
+        name=unit.name,
+        name_is_person=unit.name_is_person,
+        legal_category=unit.legal_category,
+        company_category=unit.company_category,
+        company_category_year=unit.company_category_year,
+    )
+
+
+async def apply_legal_units(
+    uow: SiteRegistryUnitOfWork, batch: Sequence[SireneLegalUnit], report: LegalUnitReport
+) -> None:
+    """Give every site of each firm of the batch its firm's facts. Idempotent: a site
+    whose firm facts are already these changes nothing; one whose event-visible state
+    changes (name, categories) records one site.updated naming those fields."""
+    by_siren = await uow.sites.of_sirens(unit.siren for unit in batch)
+    for unit in batch:
+        sites = by_siren.get(unit.siren)
+        if not sites:
+            continue  # wanted, yet gone from the registry since: nothing to name
+        report.matched += 1
+        firm = firm_facts(unit)
+        for site in sites:
+            if site.firm == firm:
+                report.unchanged += 1
+                continue
+            report.sites_updated += 1
+            if site.apply_firm(firm):
+                report.events += 1

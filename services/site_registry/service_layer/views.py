@@ -54,6 +54,33 @@ def _siret_key(parts: tuple[str, ...]) -> str:
     return siret
 
 
+def site_out(row: SiteRow) -> SiteOut:
+    """A site as the API shows it: named as `Site.name` names it (its own name, else its
+    firm's), which the row holds as two columns."""
+    own = row.name
+    return SiteOut(
+        siret=row.siret,
+        siren=row.siren,
+        name=own if own is not None else row.firm_name,
+        name_is_person=own is None and row.firm_name is not None and row.firm_name_is_person,
+        firm_name=row.firm_name,
+        legal_category=row.legal_category,
+        company_category=row.company_category,
+        company_category_year=row.company_category_year,
+        naf_code=row.naf_code,
+        naf_section=row.naf_section,
+        headcount_band=row.headcount_band,
+        commune_insee=row.commune_insee,
+        territory_ids=list(row.territory_ids or ()),
+        lon=row.lon,
+        lat=row.lat,
+        status=row.status,
+        source=row.source,
+        closed_on=row.closed_on,
+        version=row.version,
+    )
+
+
 async def list_sites(
     session: AsyncSession, flt: SiteFilter, *, limit: int, cursor: str | None
 ) -> Page[SiteOut]:
@@ -83,7 +110,7 @@ async def list_sites(
         query = query.where(col(SiteRow.siret) > after)
     rows = list((await session.exec(query)).all())
     next_cursor = encode_cursor(rows[limit - 1].siret) if len(rows) > limit else None
-    return Page(items=[SiteOut.model_validate(r) for r in rows[:limit]], next_cursor=next_cursor)
+    return Page(items=[site_out(r) for r in rows[:limit]], next_cursor=next_cursor)
 
 
 async def site_card(session: AsyncSession, siret: str, refs: Nomenclatures) -> SiteCardOut | None:
@@ -107,7 +134,7 @@ async def site_card(session: AsyncSession, siret: str, refs: Nomenclatures) -> S
     naf = refs.naf.get(site.naf_code)
     band = refs.bands.get(site.headcount_band) if site.headcount_band else None
     return SiteCardOut(
-        site=SiteOut.model_validate(site),
+        site=site_out(site),
         naf_label=naf.label if naf else None,
         headcount_label=band.label if band else None,
         commune=CommuneOut.model_validate(commune) if commune else None,

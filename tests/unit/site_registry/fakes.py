@@ -59,6 +59,18 @@ class FakeSiteRepository:
     def loaded(self, siret: str) -> Site | None:
         return self._seen.get(siret)
 
+    async def of_sirens(self, sirens: Iterable[str]) -> dict[str, list[Site]]:
+        wanted = set(sirens)
+        by_siren: dict[str, list[Site]] = {}
+        for siret in sorted({*self._db.sites, *self._seen}):
+            site = self._load(siret)
+            if site is not None and site.facts.siren in wanted:
+                by_siren.setdefault(site.facts.siren, []).append(site)
+        return by_siren
+
+    async def sirens(self) -> set[str]:
+        return {s.facts.siren for s in [*self._db.sites.values(), *self._seen.values()]}
+
     async def territory_assignments(self) -> list[tuple[str, str, tuple[str, ...]]]:
         sites = {**self._db.sites, **self._seen}
         return [(s.siret, s.facts.commune_insee, s.territory_ids) for s in sites.values()]

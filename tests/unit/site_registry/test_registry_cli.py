@@ -32,9 +32,15 @@ def parse(main_kwargs: dict[str, Any], command: str, *args: str) -> argparse.Nam
 
 
 def test_the_registry_adds_its_batch_jobs(main_kwargs: dict[str, Any]) -> None:
-    assert list(main_kwargs["jobs"]) == ["load-reference", "load-demo", "import-sirene"]
+    assert list(main_kwargs["jobs"]) == [
+        "load-reference",
+        "load-demo",
+        "import-sirene",
+        "import-legal-units",
+    ]
     args = parse(main_kwargs, "import-sirene", "f.csv", "--territory", "a", "--territory", "b")
     assert (str(args.path), args.territory) == ("f.csv", ["a", "b"])
+    assert str(parse(main_kwargs, "import-legal-units", "ul.zip").path) == "ul.zip"
 
 
 async def test_serve_loads_the_demo_first_only_when_asked(
