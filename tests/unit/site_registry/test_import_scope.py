@@ -3,17 +3,14 @@ region an ANCT identifier carries, checked against the COG for every territory."
 
 from __future__ import annotations
 
-import argparse
 import csv
 import gzip
 from collections import Counter
-from typing import Any
 
 import pytest
 
 from services.site_registry.adapters import reference_data
 from services.site_registry.domain.territories import region_of
-from services.site_registry.entrypoints import cli
 from services.site_registry.service_layer import commands
 from tests.unit.site_registry.fakes import FakeSiteRegistryUnitOfWork
 
@@ -74,44 +71,3 @@ async def test_an_unknown_territory_or_region_is_refused_by_name(
         await commands.import_scope(uow, territory_ids=["ti-3205", "ti-9999"])
     with pytest.raises(commands.UnknownTerritories, match=r"region 99 .*44"):
         await commands.import_scope(uow, regions=["99"])
-
-
-@pytest.fixture
-def main_kwargs(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    seen: dict[str, Any] = {}
-
-    def service_main(argv: object, **kwargs: Any) -> int:
-        seen.update(kwargs)
-        return 0
-
-    monkeypatch.setattr(cli, "service_main", service_main)
-    assert cli.main([]) == 0
-    return seen
-
-
-def parse(main_kwargs: dict[str, Any], *args: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    main_kwargs["arguments"]["import-sirene"](parser)
-    return parser.parse_args(args)
-
-
-async def test_the_command_line_takes_regions_and_everything(
-    main_kwargs: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    requests: list[cli.ImportRequest] = []
-
-    async def fake_import(_registry: object, request: cli.ImportRequest) -> int:
-        requests.append(request)
-        return 0
-
-    monkeypatch.setattr(cli, "_import", fake_import)
-    run = main_kwargs["jobs"]["import-sirene"][1]
-    assert await run(None, parse(main_kwargs, "f.zip", "--region", "44", "--region", "01")) == 0
-    assert await run(None, parse(main_kwargs, "f.zip", "--all-territories")) == 0
-    assert [(r.regions, r.every_territory, r.territories) for r in requests] == [
-        (("44", "01"), False, ()),
-        ((), True, ()),
-    ]
-    assert await run(None, parse(main_kwargs, "f.zip")) == 2  # no scope: nothing imported
-    assert "give --territory, --region or --all-territories" in capsys.readouterr().err
-    assert len(requests) == 2

@@ -59,3 +59,32 @@ async def test_serve_loads_the_demo_first_only_when_asked(
     await prestart(None, argparse.Namespace(command="consume"))  # no --demo option there
 
     assert demos == [False, True, False]
+
+
+async def test_the_command_line_takes_regions_and_everything(
+    main_kwargs: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    requests: list[cli.ImportRequest] = []
+
+    async def fake_import(_registry: object, request: cli.ImportRequest) -> int:
+        requests.append(request)
+        return 0
+
+    monkeypatch.setattr(cli, "_import", fake_import)
+    run = main_kwargs["jobs"]["import-sirene"][1]
+    assert (
+        await run(
+            None, parse(main_kwargs, "import-sirene", "f.zip", "--region", "44", "--region", "01")
+        )
+        == 0
+    )
+    assert await run(None, parse(main_kwargs, "import-sirene", "f.zip", "--all-territories")) == 0
+    assert [(r.regions, r.every_territory, r.territories) for r in requests] == [
+        (("44", "01"), False, ()),
+        ((), True, ()),
+    ]
+    assert (
+        await run(None, parse(main_kwargs, "import-sirene", "f.zip")) == 2
+    )  # no scope: nothing imported
+    assert "give --territory, --region or --all-territories" in capsys.readouterr().err
+    assert len(requests) == 2
