@@ -175,6 +175,22 @@ class ReadStats:
 PROGRESS_EVERY = 10_000  # rows between two progress callbacks
 
 
+def read_header(reader: Any, required: tuple[str, ...], kind: str) -> list[str]:
+    """A Sirene stock file's header, its names stripped; ``SireneFormatError`` naming
+    ``kind`` when it is missing, unreadable or lacks a required column."""
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise SireneFormatError(f"empty file: no {kind} header") from None
+    except csv.Error as exc:
+        raise SireneFormatError(f"unreadable header: {exc}") from None
+    header = [name.strip() for name in header]
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise SireneFormatError(f"not a {kind} header: missing column(s) " + ", ".join(missing))
+    return header
+
+
 def read_stock_etablissement(
     source: TextIO,
     *,
@@ -196,18 +212,7 @@ def read_stock_etablissement(
     ``PROGRESS_EVERY`` rows and at the end.
     """
     reader = csv.reader(source)
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise SireneFormatError("empty file: no StockEtablissement header") from None
-    except csv.Error as exc:
-        raise SireneFormatError(f"unreadable header: {exc}") from None
-    header = [name.strip() for name in header]
-    missing = [c for c in REQUIRED_COLUMNS if c not in header]
-    if missing:
-        raise SireneFormatError(
-            "not a StockEtablissement header: missing column(s) " + ", ".join(missing)
-        )
+    header = read_header(reader, REQUIRED_COLUMNS, "StockEtablissement")
     width = len(header)
     layout = _Layout.of(header)
     i_siret = layout.siret

@@ -31,9 +31,9 @@ from typing import Final, Literal, TextIO, cast
 
 from services.site_registry.adapters.sirene import (
     NOT_DIFFUSED,
-    SireneFormatError,
     SireneRowError,
     open_sirene,
+    read_header,
 )
 
 __all__ = [
@@ -154,18 +154,7 @@ def read_stock_unite_legale(
     required column. Blank lines carry no record and are skipped.
     """
     reader = csv.reader(source)
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise SireneFormatError("empty file: no StockUniteLegale header") from None
-    except csv.Error as exc:
-        raise SireneFormatError(f"unreadable header: {exc}") from None
-    header = [name.strip() for name in header]
-    missing = [c for c in REQUIRED_COLUMNS if c not in header]
-    if missing:
-        raise SireneFormatError(
-            "not a StockUniteLegale header: missing column(s) " + ", ".join(missing)
-        )
+    header = read_header(reader, REQUIRED_COLUMNS, "StockUniteLegale")
     width = len(header)
     pos = {name: i for i, name in enumerate(header)}
     i_siren = pos["siren"]
