@@ -65,6 +65,9 @@ SERVICES = (
     ServiceSpec("detection", "DETECTION_", 8003),
     ServiceSpec("funding", "FUNDING_", 8004),
 )
+#: the web pages: no database, no topic; it relays the browser's calls to the four APIs
+WEB = ServiceSpec("web", "WEB_", 8005)
+PROCESSES = (*SERVICES, WEB)
 
 
 def say(message: str, *, stream: IO[str] | None = None) -> None:
@@ -347,13 +350,16 @@ class Stack:
         from shared.localrun import process_start
 
         preexec = die_with_parent()
-        for spec in SERVICES:
+        for spec in PROCESSES:
             port = spec.port + offset
             svc_env = dict(self.env)
+            if spec is WEB:  # the APIs it relays to, where this run put them
+                for api in SERVICES:
+                    svc_env[f"WEB_{api.env_prefix}URL"] = f"http://127.0.0.1:{api.port + offset}"
             svc_env[f"{spec.env_prefix}DATA_DIR"] = str(self.data_dir)
             svc_env[f"{spec.env_prefix}HTTP_PORT"] = str(port)
             db = svc_env.get(f"{spec.env_prefix}DATABASE_URL") or (
-                f"SQLite {self.data_dir / (spec.name + '.db')}"
+                f"SQLite {self.data_dir / (spec.name + '.db')}" if spec is not WEB else "none"
             )
             log_path = self.data_dir / f"{spec.name}.log"
             log = log_path.open("ab")
@@ -943,7 +949,7 @@ def main(argv: list[str] | None = None) -> int:
     env.setdefault("PYTHONUNBUFFERED", "1")
     ports = {
         spec.port + args.port_offset: env.get(f"{spec.env_prefix}HTTP_HOST", "127.0.0.1")
-        for spec in SERVICES
+        for spec in PROCESSES
     }
     signals = Signals()
     signals.install()  # from here on, the three signals stop everything in order
@@ -967,7 +973,12 @@ def main(argv: list[str] | None = None) -> int:
             f" sites {detail['site_counts']}"
         )
         for spec, _ in stack.procs:
-            say(f"{spec.name} API docs: http://127.0.0.1:{spec.port + args.port_offset}/docs")
+            if spec is not WEB:
+                say(f"{spec.name} API docs: http://127.0.0.1:{spec.port + args.port_offset}/docs")
+        say(
+            f"Web pages (crisis cell, consultants, funders): http://127.0.0.1:"
+            f"{WEB.port + args.port_offset}/ (development login: choose a role and a scope)"
+        )
         say("Development token (crisis cell of ti-3205), valid 12 h:")
         with contextlib.suppress(OSError):
             print(token, flush=True)

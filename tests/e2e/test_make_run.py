@@ -45,13 +45,13 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = 30.0) 
 
 
 def free_offset() -> int:
-    """A `--port-offset` whose four ports are free (below the ephemeral range, so that
+    """A `--port-offset` whose five ports are free (below the ephemeral range, so that
     no broker or client picks one meanwhile)."""
     for _ in range(200):
         base = 20_000 + uuid.uuid4().int % 10_000
-        if all(port_free(base + i) for i in range(4)):
+        if all(port_free(base + i) for i in range(5)):
             return base - BASE_PORT
-    raise AssertionError("no four consecutive free ports found")
+    raise AssertionError("no five consecutive free ports found")
 
 
 def port_free(port: int) -> bool:
@@ -105,7 +105,7 @@ class MakeRun:
 
     @property
     def ports(self) -> list[int]:
-        return [BASE_PORT + self.offset + i for i in range(4)]
+        return [BASE_PORT + self.offset + i for i in range(5)]
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -330,7 +330,7 @@ def test_a_port_in_use_is_refused_at_once_naming_it_and_its_holder(tmp_path: Pat
     assert result.stdout == ""  # nothing started, not even Kafka
     (line,) = result.stderr.splitlines()
     assert line.startswith(f"[rebond] port {taken} is already in use by pid {os.getpid()} ("), line
-    assert f"`make run` needs ports {BASE_PORT + offset}-{BASE_PORT + offset + 3}" in line
+    assert f"`make run` needs ports {BASE_PORT + offset}-{BASE_PORT + offset + 4}" in line
     assert elapsed < 15, f"refused after {elapsed:.1f} s"
     assert not (tmp_path / "kafka").exists()
 
@@ -391,7 +391,7 @@ def test_a_stop_signal_stops_every_child_and_frees_every_port(
 ) -> None:
     run = make_runs.take()
     children = descendants(run.proc.pid)
-    assert len(children) >= 5, children  # four services and the guardian
+    assert len(children) >= 6, children  # five processes and the guardian
     run.proc.send_signal(sig)
     assert run.proc.wait(timeout=60) == 0, run.output()
     wait_until(

@@ -1,0 +1,3 @@
+from services.web.entrypoints.cli import main
+
+raise SystemExit(main())
