@@ -61,5 +61,6 @@ def create_app(state: http.WebState, *, static_dir: Path = STATIC_DIR) -> FastAP
     install_common(app)
     http.install(app)
     app.include_router(http.router)
-    http.mount_pages(app, static_dir, DSFR_DIR)
+    dsfr = Path(state.settings.dsfr_dir) if state.settings.dsfr_dir else DSFR_DIR
+    http.mount_pages(app, static_dir, dsfr)
     return app

@@ -28,6 +28,13 @@ class WebSettings(ServiceSettings):
     detection_url: str = "http://127.0.0.1:8003"
     funding_url: str = "http://127.0.0.1:8004"
     upstream_timeout_s: float = Field(default=30.0, gt=0)
+    dsfr_dir: str | None = Field(
+        default=None,
+        description=(
+            "the design system's dist folder; None: services/web/node_modules (make setup)."
+            " The container image sets it (deploy/docker/Dockerfile)"
+        ),
+    )
 
     dev_login: bool | None = Field(
         default=None,

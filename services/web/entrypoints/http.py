@@ -132,7 +132,7 @@ async def auth_config(request: Request) -> dict[str, Any]:
     settings = state_of(request).settings
     return {
         "dev_login": settings.dev_login_enabled,
-        "oidc": settings.oidc_issuer_url is not None,
+        "oidc": bool(settings.oidc_issuer_url),
         "environment": settings.environment,
         "roles": [{"value": r.value, "label": ROLE_LABELS[r]} for r in Role],
     }
