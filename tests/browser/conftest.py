@@ -30,9 +30,14 @@ SERVICES = ("site_registry", "campaigns", "detection", "funding")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if "tests/browser/" in str(item.fspath):
-            item.add_marker(pytest.mark.browser)
+    """Mark the browser tests and run them last: their running Rebond (one per session)
+    then starts after every other test and stops with the session, instead of loading
+    the machine while the other suites run."""
+    ours = [item for item in items if "tests/browser/" in str(item.fspath)]
+    for item in ours:
+        item.add_marker(pytest.mark.browser)
+    others = [item for item in items if "tests/browser/" not in str(item.fspath)]
+    items[:] = others + ours
 
 
 @pytest.fixture(scope="session")
