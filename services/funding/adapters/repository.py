@@ -32,6 +32,7 @@ from services.funding.domain.catalogue import (
     Scheme,
     SelectionRound,
 )
+from services.funding.domain.matching import IndexedCatalogue
 from services.funding.domain.plan import FinancingPlan
 from services.funding.domain.projects import FundingProject, FundingSite, ProjectMatch
 from shared.events.funding import CriterionResult
@@ -242,7 +243,8 @@ class CatalogueCache:
         )
         if fingerprint != self._fingerprint:
             rows = (await session.exec(select(SchemeRow).order_by(SchemeRow.id))).all()
-            self._schemes = [scheme_from_dict(dict(r.data)) for r in rows]
+            # Indexed once per catalogue change: matching examines only what can apply.
+            self._schemes = IndexedCatalogue(scheme_from_dict(dict(r.data)) for r in rows)
             self._fingerprint = (int(fingerprint[0]), fingerprint[1], int(fingerprint[2] or 0))
         return self._schemes
 

@@ -29,10 +29,11 @@ deterministic whatever the catalogue's order. ``score`` is the share of criteria
 
 Speed: ``match`` builds a project context once (region, NAF prefixes, themes…) and runs
 the status rules — the same functions ``evaluate`` uses, so both always agree — until a
-first failure; reasons are only written for the schemes it returns, and identical
-results ("perimeter: national scheme…") are built once (``_result``'s cache). No regex
-runs here. About 5–10 ms for one project against 10,000 GENERATED schemes (~150 of them
-eligible); ~100 ms in the worst case where all 10,000 are eligible.
+first failure. Given an ``IndexedCatalogue`` (indexed by perimeter, kind and theme, and
+NAF) it runs them only on the schemes none of those three rules fails for: a scheme left
+out is one the full scan would reject, so the result is the same. Reasons are only
+written for the schemes it returns, and identical results ("perimeter: national
+scheme…") are built once (``_result``'s cache). No regex runs here.
 ``consent_to_share`` is not a criterion: matching is internal, and what funders may see
 is decided where events are published.
 """
@@ -237,6 +238,87 @@ def _context(project: ProjectProfile, today: date) -> _Ctx:
         capex=project.capex_eur,
         need=project.funding_need_eur,
     )
+
+
+class IndexedCatalogue(list[Scheme]):
+    """The catalogue (a list, in its order) with the indexes ``match`` uses to examine
+    only the schemes whose perimeter, kind/themes and NAF rules do not fail for the
+    project. Built once per catalogue (the repository's cache keeps it while the
+    catalogue is unchanged); never mutate it after building."""
+
+    def __init__(self, schemes: Iterable[Scheme] = ()) -> None:
+        super().__init__(schemes)
+        self._by_place: dict[tuple[str, str], list[int]] = {}
+        self._by_scale: dict[str, list[int]] = {}
+        self._by_kind: dict[str, list[int]] = {}
+        self._by_theme: dict[str, list[int]] = {}
+        self._by_section: dict[str, list[int]] = {}
+        self._by_prefix: dict[str, list[int]] = {}
+        self._any_kind: list[int] = []
+        self._any_naf: list[int] = []
+        for i, scheme in enumerate(self):
+            scale = scheme.perimeter.scale
+            self._by_scale.setdefault(scale, []).append(i)
+            for code in scheme.perimeter_codes:
+                self._by_place.setdefault((scale, code), []).append(i)
+            if not (scheme.kinds or scheme.themes):
+                self._any_kind.append(i)
+            for kind in scheme.kinds:
+                self._by_kind.setdefault(kind, []).append(i)
+            for theme in scheme.themes:
+                self._by_theme.setdefault(theme, []).append(i)
+            if not scheme.restricts_naf:
+                self._any_naf.append(i)
+            for section in scheme.naf_sections:
+                self._by_section.setdefault(section, []).append(i)
+            for prefix in scheme.naf_prefix_set:
+                self._by_prefix.setdefault(prefix, []).append(i)
+
+    def candidates(self, c: _Ctx) -> list[Scheme]:
+        """The schemes none of the three indexed rules fails for, in catalogue order."""
+        found = self._by_perimeter(c)
+        if c.kind != "other":  # for "other" the kind rule is never a fail
+            found &= self._union(
+                self._any_kind,
+                self._by_kind.get(c.kind, ()),
+                *(self._by_theme.get(t, ()) for t in c.themes),
+            )
+        if c.naf is not None:  # without a NAF code the rule is unknown, never a fail
+            found &= self._union(
+                self._any_naf,
+                self._by_section.get(c.section or "", ()),
+                *(self._by_prefix.get(p, ()) for p in c.naf_prefixes),
+            )
+        return [self[i] for i in sorted(found)]
+
+    def candidates_for(self, project: ProjectProfile, today: date) -> list[Scheme]:
+        return self.candidates(_context(project, today))
+
+    def _by_perimeter(self, c: _Ctx) -> set[int]:
+        found = set(self._by_scale.get("national", ()))
+        places: dict[str, Iterable[str] | None] = {
+            "region": None if c.region is None else (c.region,),
+            "department": None if c.department is None else (c.department,),
+            "territory": (c.territory,),
+            "epci": c.epcis or None,
+        }
+        for scale in self._by_scale:
+            if scale == "national":
+                continue
+            codes = places.get(scale)
+            if codes is None:  # the project's place at that scale is unknown: not a fail
+                found.update(self._by_scale[scale])
+            else:
+                for code in codes:
+                    found.update(self._by_place.get((scale, code), ()))
+        return found
+
+    @staticmethod
+    def _union(*lists: Iterable[int]) -> set[int]:
+        out: set[int] = set()
+        for items in lists:
+            out.update(items)
+        return out
 
 
 # --- status rules (shared by match's fast path and evaluate) -----------------------------
@@ -564,6 +646,8 @@ def match(
     c = _context(project, today)
     by_scheme = _calls_by_scheme(calls)
     out: list[Match] = []
+    if isinstance(schemes, IndexedCatalogue):
+        schemes = schemes.candidates(c)
     for s in schemes:
         for rule in _RULES:
             if rule(s, c) == "fail":
