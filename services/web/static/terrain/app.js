@@ -337,7 +337,9 @@ function renderBanner() {
       el(
         "p",
         {},
-        `Reconnectez-vous pour envoyer vos ${n} rapport${n > 1 ? "s" : ""} en attente. `,
+        n === 1
+          ? "Reconnectez-vous pour envoyer votre rapport en attente. "
+          : `Reconnectez-vous pour envoyer vos ${n} rapports en attente. `,
         el("a", { href: LOGIN, class: "fr-link", id: "lien-reconnexion" }, "Se reconnecter"),
       ),
     );
@@ -948,7 +950,7 @@ async function syncNow({ auto, made = null }) {
           outcome.stop ? "warning" : "info",
           null,
           outcome.stop === "session"
-            ? `Reconnectez-vous pour envoyer vos ${state.pending.length} rapports en attente.`
+            ? "Reconnectez-vous pour envoyer vos rapports en attente."
             : outcome.stop
               ? "Rien n'a pu être envoyé pour le moment."
               : "Aucun rapport à envoyer.",
