@@ -207,8 +207,21 @@ async function visitsBetween(from, days) {
   return { items, fromCache };
 }
 
+// Asked at once, beside the session: the campaigns, and the week the page will most
+// likely show (the one in the address, else this week).
+const early = {};
+function askEarly() {
+  const quiet = (promise) => {
+    promise.catch(() => null); // read (and its failure handled) by whoever needs it
+    return promise;
+  };
+  early.campaigns = quiet(api("campaigns", "/campaigns"));
+  early.week = mondayOf(viewOf().week || state.today);
+  early.visits = quiet(visitsBetween(early.week, 7));
+}
+
 async function chooseWeek() {
-  const campaigns = await api("campaigns", "/campaigns");
+  const campaigns = await (early.campaigns || api("campaigns", "/campaigns"));
   state.campaigns = campaigns.filter((c) => c.status === "active");
   if (state.campaigns.length) {
     state.range = {
@@ -248,7 +261,9 @@ async function chooseWeek() {
 }
 
 async function loadWeek() {
-  const { items, fromCache } = await visitsBetween(state.week, 7);
+  const guessed = early.visits && early.week === state.week ? early.visits : null;
+  early.visits = null; // once: a later load of the same week asks again
+  const { items, fromCache } = await (guessed || visitsBetween(state.week, 7));
   state.visits = items;
   state.fromCache = fromCache;
   state.loadError = null;
@@ -988,6 +1003,7 @@ async function refreshWeek() {
 
 let current = null;
 let sessionRefused = false;
+askEarly();
 try {
   current = await requireSession(["consultant", "admin"]);
 } catch (error) {

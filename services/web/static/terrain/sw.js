@@ -3,7 +3,7 @@
 // kept here, so that the page, the week's visits, the site cards and the questionnaire
 // open without network. Reports made offline wait in IndexedDB (queue.js), not here.
 
-const VERSION = "terrain-2026-12-03.1";
+const VERSION = "terrain-2026-12-03.2";
 const SHELL = `rebond-terrain-shell-${VERSION}`;
 const DATA = "rebond-terrain-data"; // the consultant's data, emptied at logout
 
@@ -92,21 +92,23 @@ self.addEventListener("fetch", (event) => {
   const url = new URL(request.url);
   if (url.origin !== self.location.origin) return;
   if (request.mode === "navigate") {
-    if (url.pathname.startsWith("/terrain/")) event.respondWith(page(request));
+    if (url.pathname.startsWith("/terrain/")) event.respondWith(page(event, request));
     return;
   }
-  if (isData(url)) event.respondWith(networkFirst(request, DATA));
-  else if (url.pathname.startsWith("/dsfr/")) event.respondWith(cacheFirst(request));
-  else if (isShell(url)) event.respondWith(networkFirst(request, SHELL));
+  if (isData(url)) event.respondWith(networkFirst(event, request, DATA));
+  else if (url.pathname.startsWith("/dsfr/")) event.respondWith(cacheFirst(event, request));
+  else if (isShell(url)) event.respondWith(networkFirst(event, request, SHELL));
 });
 
-async function page(request) {
+// Kept in the background: the page gets its answer as soon as it comes.
+function keep(event, name, key, response) {
+  event.waitUntil(caches.open(name).then((cache) => cache.put(key, response)));
+}
+
+async function page(event, request) {
   try {
     const response = await fetch(request);
-    if (response.ok) {
-      const cache = await caches.open(SHELL);
-      await cache.put("/terrain/", response.clone());
-    }
+    if (response.ok) keep(event, SHELL, "/terrain/", response.clone());
     return response;
   } catch (_) {
     const cached = await caches.match("/terrain/", { ignoreVary: true });
@@ -114,12 +116,11 @@ async function page(request) {
   }
 }
 
-async function networkFirst(request, name) {
+async function networkFirst(event, request, name) {
   try {
     const response = await fetch(request);
     if (response.ok) {
-      const cache = await caches.open(name);
-      await cache.put(request, response.clone());
+      keep(event, name, request, response.clone());
       return response;
     }
     if (response.status >= 500) {
@@ -134,10 +135,10 @@ async function networkFirst(request, name) {
   }
 }
 
-async function cacheFirst(request) {
+async function cacheFirst(event, request) {
   const cached = await caches.match(request, { ignoreVary: true });
   if (cached) return cached;
-  return networkFirst(request, SHELL);
+  return networkFirst(event, request, SHELL);
 }
 
 // The answer kept, marked so that the page can say it shows what it last saw.
