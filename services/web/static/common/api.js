@@ -41,9 +41,15 @@ export function sentenceFor(status, problem) {
   return detail && status !== 401 ? `${words} (${detail})` : words;
 }
 
+// A UUID v4 (the APIs' idempotency keys and sync ids are UUIDs). randomUUID exists only
+// in secure contexts (https, localhost): elsewhere the same from getRandomValues.
 export function newIdempotencyKey() {
   if (globalThis.crypto && crypto.randomUUID) return crypto.randomUUID();
-  return `${Date.now()}-${Math.random().toString(16).slice(2)}`;
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const h = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
 
 // api("campaigns", "/me/visits", {query: {from: "2024-01-01"}})
