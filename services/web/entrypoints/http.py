@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import mimetypes
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -377,6 +378,8 @@ class SecurityHeaders:
 
 
 def mount_pages(app: FastAPI, static_dir: Path, dsfr_dir: Path) -> None:
+    # Not in every system's MIME table: the field app's manifest must say what it is.
+    mimetypes.add_type("application/manifest+json", ".webmanifest")
     if not dsfr_dir.is_dir():
         raise RuntimeError(
             f"the design system is not installed ({dsfr_dir} is missing): run `make setup`"
