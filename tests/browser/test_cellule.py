@@ -132,7 +132,7 @@ def test_the_map_draws_every_commune_and_target_and_the_list_every_target(
     campaign_id = bethune_shock["campaign"]["id"]
     page = open_dashboard(browser, bethune_shock["shock"]["id"])
     page.wait_for_selector("#campaign-map svg circle[data-site-id]", timeout=30_000)
-    page.wait_for_selector("#campaign-list table tbody tr")
+    page.wait_for_selector("#campaign-list table tbody tr", state="attached")
 
     outlines = get(rebond, "registry", "/territories/ti-3205/communes.geojson", cell)
     communes = page.locator("#campaign-map svg path[data-commune]").count()

@@ -116,7 +116,7 @@ function chart(ledger) {
   }
   const step = Math.max(1, Math.ceil(series.length / 8));
   const ticks = series.map((p, i) =>
-    i % step === 0 || i === series.length - 1
+    i % step === 0 || (i === series.length - 1 && i % step >= step / 2)
       ? svg(
           "text",
           {
