@@ -3,7 +3,7 @@
 // job-compensation ledger, the campaign's map and list, its progress, its plan and the
 // cell's actions on it. Fed only by the public APIs through the web service's relay.
 
-import { api, download, requireSession } from "../common/api.js";
+import { api, download, newIdempotencyKey, requireSession } from "../common/api.js";
 import { alert, clear, el, fmt, frame } from "../common/layout.js";
 import { renderActions, renderPlan, renderProgress } from "./campaign.js";
 import { renderLedger } from "./ledger.js";
@@ -188,7 +188,7 @@ function declareForm(open) {
       first.focus();
       return;
     }
-    key = key || crypto.randomUUID();
+    key = key || newIdempotencyKey();
     try {
       const shock = await api("registry", "/closure-shocks", {
         method: "POST",
@@ -371,7 +371,13 @@ async function loadLedger(g) {
   try {
     const ledger = await (prefetched || api("detection", `/shocks/${state.shock.id}/ledger`));
     if (stale(g)) return;
-    renderLedger(box, ledger);
+    // Redrawn only when it changed: an open accordion stays open between refreshes.
+    const json = JSON.stringify(ledger);
+    if (json !== state.ledgerJson || !byId("ledger-table")) {
+      const wasOpen = byId("ledger-series") && document.querySelector("[aria-controls=ledger-series]")?.getAttribute("aria-expanded") === "true";
+      renderLedger(box, ledger, wasOpen);
+      state.ledgerJson = json;
+    }
     byId("ledger-updated").textContent = `Chiffres du ${fmt.date(new Date().toISOString())} à ${clock()}`;
   } catch (error) {
     if (stale(g)) return;
@@ -428,6 +434,9 @@ async function loadProgress(g) {
   try {
     const progress = await api("campaigns", `/campaigns/${state.campaign.id}/progress`);
     if (stale(g)) return;
+    const json = JSON.stringify([progress, state.campaign.days_planned]);
+    if (json === state.progressJson && byId("progress-consultants")) return;
+    state.progressJson = json;
     renderProgress(box, progress, state.campaign, communeNameOf, state.campaign.id);
   } catch (error) {
     if (stale(g)) return;

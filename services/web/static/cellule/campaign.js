@@ -70,6 +70,7 @@ export function renderProgress(box, progress, campaign, communeName, campaignId)
       accordion(
         "progress-communes-panel",
         `Avancement par commune (${fmt.number(progress.per_commune.length)} communes)`,
+        false,
         table({
           caption: "Avancement par commune",
           head: ["Commune", "Cibles", "Planifiées", "Visitées", "Rencontrées", "Projets"],

@@ -205,7 +205,7 @@ function legend() {
 }
 
 // Fill `box` with the ledger (replacing what was there).
-export function renderLedger(box, ledger) {
+export function renderLedger(box, ledger, seriesOpen = false) {
   const review = ledger.total.projects_under_review
     ? el(
         "p",
@@ -245,7 +245,7 @@ export function renderLedger(box, ledger) {
         el(
           "div",
           { class: "fr-accordions-group" },
-          accordion("ledger-series", "Données du graphique, mois par mois", seriesTable(ledger)),
+          accordion("ledger-series", "Données du graphique, mois par mois", seriesOpen, seriesTable(ledger)),
         ),
       ),
     ),

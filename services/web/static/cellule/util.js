@@ -126,7 +126,7 @@ export function section(id, title, ...children) {
   );
 }
 
-export function accordion(id, title, ...content) {
+export function accordion(id, title, open, ...content) {
   return el(
     "section",
     { class: "fr-accordion" },
@@ -135,7 +135,7 @@ export function accordion(id, title, ...content) {
       { class: "fr-accordion__title" },
       el(
         "button",
-        { class: "fr-accordion__btn", type: "button", "aria-expanded": "false", "aria-controls": id },
+        { class: "fr-accordion__btn", type: "button", "aria-expanded": open ? "true" : "false", "aria-controls": id },
         title,
       ),
     ),
