@@ -103,6 +103,9 @@ async def test_closure_shock_launches_one_campaign_over_164_sites_once(
         if t["status"] == "planned":
             assert t["consultant_id"] and t["scheduled_on"] >= "2026-11-23"
         assert t["reasons"], "every priority says why"
+        assert t["outcome"] is None  # nobody visited yet
+    placed = [t for t in plan["targets"] if t["lon"] is not None and t["lat"] is not None]
+    assert len(placed) >= 150  # the demo's sites have coordinates (Sirene's, or the IREP's)
 
     # Site events of other partitions may have arrived after the shock and joined the plan
     # one by one; from here on, nothing should change it.
@@ -223,6 +226,11 @@ async def test_consultants_work_through_their_api(
         f"/visits/{visit['id']}/outcome", json={**body, "reason": "other"}, headers={**me, **key}
     )
     assert reused.status_code == 422
+    # The crisis cell's map colours each target by its visit's outcome.
+    cell = bearer(auth, "crisis_cell")
+    plan = (await c.get(f"/campaigns/{campaign['id']}/plan", headers=cell)).json()
+    target = next(t for t in plan["targets"] if t["visit_id"] == visit["id"])
+    assert (target["status"], target["outcome"]) == ("completed", "declined")
 
     survey = {
         "questionnaire_version": "2026-1",

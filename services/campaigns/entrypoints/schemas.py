@@ -68,7 +68,13 @@ class PlanTargetOut(BaseModel):
     consultant_id: str | None = None
     scheduled_on: date | None = None
     status: str = Field(description="planned, completed, uncovered or removed")
+    outcome: str | None = Field(
+        default=None,
+        description="a completed visit's outcome: reached, declined, unreachable or site_closed",
+    )
     uncovered_reason: str | None = None
+    lon: float | None = Field(default=None, description="WGS84, when the registry knows it")
+    lat: float | None = None
 
 
 class PlanOut(BaseModel):

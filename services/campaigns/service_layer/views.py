@@ -127,7 +127,10 @@ async def plan(session: AsyncSession, campaign_id: uuid.UUID, principal: Princip
                 consultant_id=live.consultant_id if live else None,
                 scheduled_on=live.scheduled_on if live else None,
                 status=status,
+                outcome=live.outcome if live and live.status == "completed" else None,
                 uncovered_reason=t.uncovered_reason,
+                lon=t.lon,
+                lat=t.lat,
             )
         )
     return s.PlanOut(campaign_id=row.id, plan_version=row.plan_version, targets=out)
