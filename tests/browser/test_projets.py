@@ -152,6 +152,8 @@ def test_the_pipeline_counts_are_the_apis_at_the_same_moment(
     )
     assert page.locator(f"tr[data-project-id='{found['id']}']").count() == 0
     assert axe_violations(page) == []
+    page.set_viewport_size({"width": 820, "height": 1180})  # a tablet, upright
+    screenshot(page, "cellule-projets-tablet")
     assert page.errors == []  # type: ignore[attr-defined]
 
 
@@ -182,6 +184,7 @@ def test_an_exogenous_project_declared_then_qualified_moved_and_given_jobs(
     project = listed[0]
     assert project["origin"] == "exogenous" and project["hidden"] is True
     assert project["shock_id"] == bethune_shock["shock"]["id"]
+    page.evaluate("document.querySelector('#pipeline').scrollIntoView()")
     screenshot(page, "cellule-projets-desktop")
 
     # A move the stage table refuses: the API's refusal, in French words.

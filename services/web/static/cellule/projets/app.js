@@ -275,8 +275,8 @@ clear(main).append(
       : "Tous les territoires (administration)",
   ),
   pipeline,
-  duplicates,
   listing,
+  duplicates,
   flags,
   detailModal.node,
   exoModal.node,
@@ -351,10 +351,12 @@ async function loadMore() {
   state.next = page.next_cursor;
 }
 
-async function refreshAll() {
+// `painted` is called once the pipeline and the table are on screen (first useful paint).
+async function refreshAll(painted = () => {}) {
   const lists = Promise.all([loadStats().catch(() => (state.stats = null)), loadProjects()]).then(() => {
     renderPipeline();
     renderTable();
+    painted();
   });
   await Promise.all([lists, renderDuplicates()]);
 }
@@ -810,7 +812,7 @@ async function renderDuplicates() {
     flagged.length
       ? el("p", { class: "fr-text--sm" }, "Un projet signalé ressemble à un projet déjà connu (même entreprise, même type de projet, même territoire). Fusionnez-les s'il s'agit du même projet, sinon indiquez qu'il n'est pas un doublon.")
       : el("p", { class: "fr-text--sm rb-empty", id: "aucun-doublon" }, "Aucun doublon possible à examiner."),
-    flagged.length && el("ul", { class: "rb-duplicates", id: "liste-doublons" }, flagged.map((p) => duplicateItem(p, originals.get(p.possible_duplicate_of)))),
+    flagged.length ? el("ul", { class: "rb-duplicates", id: "liste-doublons" }, flagged.map((p) => duplicateItem(p, originals.get(p.possible_duplicate_of)))) : null,
   );
 }
 
@@ -1010,8 +1012,10 @@ async function exportCsv() {
 // --- first paint, then what can wait ----------------------------------------------------------
 
 renderListing();
-await refreshAll().catch(() => null);
-performance.mark("rebond:useful");
+await refreshAll(() => {
+  performance.mark("rebond:useful");
+  main.setAttribute("aria-busy", "false");
+}).catch(() => null);
 main.setAttribute("aria-busy", "false");
 
 api("detection", "/shocks")
