@@ -98,6 +98,8 @@ def endogenous(rebond: RunningRebond, campaign: dict[str, Any]) -> dict[str, Any
                     "consent_to_share": True,
                 }
             ],
+            # The firm also warns of layoffs: the cell's list of red flags shows it.
+            "red_flags": [{"kind": "layoffs", "horizon_months": 12, "jobs_at_risk": 321}],
         },
     )
     assert status in (200, 201), survey
@@ -151,6 +153,9 @@ def test_the_pipeline_counts_are_the_apis_at_the_same_moment(
         " || document.querySelector('#aucun-projet')"
     )
     assert page.locator(f"tr[data-project-id='{found['id']}']").count() == 0
+    # The survey's red flag, with what is at risk.
+    flag = page.locator(f"#liste-alertes tr[data-site-id='{found['site_id']}'][data-kind=layoffs]")
+    assert "321" in flag.inner_text() and "12 mois" in flag.inner_text()
     assert axe_violations(page) == []
     page.set_viewport_size({"width": 820, "height": 1180})  # a tablet, upright
     screenshot(page, "cellule-projets-tablet")

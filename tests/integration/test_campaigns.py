@@ -282,6 +282,14 @@ async def test_consultants_work_through_their_api(
     assert progress["projects"] == 2 and progress["projects_hidden"] == 1
     assert progress["hidden_share"] == 0.5 and progress["red_flags"] == 1
     assert progress["days_used"] == 2 * campaign["cost_per_visit_days"]
+    flags = (
+        await c.get(f"/campaigns/{campaign['id']}/red-flags", headers=bearer(auth, "crisis_cell"))
+    ).json()
+    assert [(f["site_id"], f["kind"], f["horizon_months"]) for f in flags] == [
+        (target["site_id"], "relocation", 24)
+    ]
+    assert flags[0]["visit_id"] == target["id"] and flags[0]["commune_insee"]
+    assert "Jeanne" not in json.dumps(flags)  # the firm's warning, not who gave it
     csv_text = (
         await c.get(
             f"/campaigns/{campaign['id']}/progress.csv", headers=bearer(auth, "crisis_cell")

@@ -268,6 +268,7 @@ PLANS: dict[tuple[str, str], Plan] = {
     ("POST", "/campaigns/{campaign_id}/close"): Plan("c", Kind.WRITE, readback=_campaign_reads),
     ("GET", "/campaigns/{campaign_id}/progress"): Plan("c", Kind.READ),
     ("GET", "/campaigns/{campaign_id}/progress.csv"): Plan("c", Kind.READ),
+    ("GET", "/campaigns/{campaign_id}/red-flags"): Plan("c", Kind.READ),
     ("GET", "/me/visits"): Plan("c", Kind.LIST),
     ("POST", "/visits/{visit_id}/outcome"): Plan(
         "c", Kind.WRITE, lambda _: {"outcome": "unreachable", "reason": "closed door"}, _visit_reads

@@ -201,6 +201,18 @@ async def get_progress(
 
 
 @router.get(
+    "/campaigns/{campaign_id}/red-flags",
+    response_model=list[s.RedFlagOut],
+    tags=["campaigns"],
+    summary="The red flags the surveys reported, latest survey of each site (crisis cell)",
+)
+async def get_red_flags(
+    campaign_id: uuid.UUID, principal: CrisisCell, session: Session
+) -> list[s.RedFlagOut]:
+    return await views.red_flags(session, campaign_id, principal)
+
+
+@router.get(
     "/campaigns/{campaign_id}/progress.csv",
     response_class=Response,
     responses={

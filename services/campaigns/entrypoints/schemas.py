@@ -4,7 +4,7 @@ short field lists, nulls omitted, dates as ISO strings."""
 from __future__ import annotations
 
 import uuid
-from datetime import date
+from datetime import date, datetime
 from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
@@ -75,6 +75,20 @@ class PlanTargetOut(BaseModel):
     uncovered_reason: str | None = None
     lon: float | None = Field(default=None, description="WGS84, when the registry knows it")
     lat: float | None = None
+
+
+class RedFlagOut(BaseModel):
+    """A warning a surveyed firm gave (layoffs, relocation, closure…): the firm, never
+    the person who said it."""
+
+    site_id: str
+    name: str | None = None
+    commune_insee: str | None = None
+    kind: str
+    horizon_months: int | None = None
+    jobs_at_risk: int | None = None
+    reported_at: datetime
+    visit_id: uuid.UUID
 
 
 class PlanOut(BaseModel):

@@ -243,6 +243,54 @@ async def my_visits(
     return s.MyVisitsOut(items=items, next_cursor=next_cursor)
 
 
+async def red_flags(
+    session: AsyncSession, campaign_id: uuid.UUID, principal: Principal
+) -> list[s.RedFlagOut]:
+    """Each site's red flags as its latest survey states them (a revision that drops a
+    flag withdraws it), most jobs at risk first."""
+    row = await _campaign(session, campaign_id, principal)
+    latest: dict[str, SurveyRow] = {}
+    for survey_row in (
+        await session.exec(
+            select(SurveyRow)
+            .where(SurveyRow.campaign_id == row.id)
+            .order_by(col(SurveyRow.revision))
+        )
+    ).all():
+        latest[survey_row.site_id] = survey_row
+    flagged = {site: survey for site, survey in latest.items() if survey.red_flags}
+    names = await _names(session, list(flagged))
+    communes = dict(
+        (
+            await session.exec(
+                select(TargetRow.site_id, TargetRow.commune_insee).where(
+                    TargetRow.campaign_id == row.id, col(TargetRow.site_id).in_(list(flagged))
+                )
+            )
+        ).all()
+    )
+    out = [
+        s.RedFlagOut(
+            site_id=site,
+            name=names.get(site),
+            commune_insee=communes.get(site),
+            kind=str(flag["kind"]),
+            horizon_months=_int_or_none(flag.get("horizon_months")),
+            jobs_at_risk=_int_or_none(flag.get("jobs_at_risk")),
+            reported_at=survey.submitted_at,
+            visit_id=survey.visit_id,
+        )
+        for site, survey in flagged.items()
+        for flag in survey.red_flags
+    ]
+    out.sort(key=lambda f: (-(f.jobs_at_risk or 0), f.site_id, f.kind))
+    return out
+
+
+def _int_or_none(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 async def progress(
     session: AsyncSession, campaign_id: uuid.UUID, principal: Principal
 ) -> s.ProgressOut:

@@ -857,10 +857,16 @@ function duplicateItem(p, original) {
   );
 }
 
-// --- alerts: what the APIs flag ----------------------------------------------------------------
-// The detection API raises no alert on a project; the campaigns API counts the red flags
-// (layoffs, relocation, closure) the surveys reported, per campaign, without saying which
-// firm: that count is all this page can show.
+// --- alerts: what the surveys flagged ------------------------------------------------------
+// The warnings firms gave during the visits (layoffs, relocation, closure), from each site's
+// latest survey (`GET /campaigns/{id}/red-flags`): the firm and what is at risk, never the
+// person who said it.
+
+const FLAG_KINDS = {
+  layoffs: "Licenciements annoncés",
+  relocation: "Délocalisation envisagée",
+  closure: "Fermeture envisagée",
+};
 
 async function renderFlags() {
   clear(flags).append(el("h2", { id: "titre-alertes" }, "Signaux d'alerte"));
@@ -875,24 +881,58 @@ async function renderFlags() {
     flags.append(el("p", { class: "fr-text--sm rb-empty" }, "Aucune campagne pour l'instant : aucun signal d'alerte."));
     return;
   }
-  const progress = await Promise.all(campaigns.map((c) => api("campaigns", `/campaigns/${c.id}/progress`).catch(() => null)));
+  const lists = await Promise.all(
+    campaigns.map((c) => api("campaigns", `/campaigns/${c.id}/red-flags`).catch((error) => error)),
+  );
+  const rows = [];
+  lists.forEach((list, i) => {
+    if (!Array.isArray(list)) {
+      flags.append(alert("error", null, refusal(list).text));
+      return;
+    }
+    for (const flag of list) rows.push({ flag, campaign: campaigns[i] });
+  });
+  if (!rows.length) {
+    flags.append(el("p", { class: "fr-text--sm rb-empty", id: "aucune-alerte" }, "Aucun signal d'alerte remonté par les visites."));
+    return;
+  }
   flags.append(
     el(
-      "ul",
-      { id: "liste-alertes", class: "fr-text--sm" },
-      campaigns.map((c, i) =>
+      "div",
+      { class: "fr-table fr-table--sm" },
+      el(
+        "table",
+        { id: "liste-alertes" },
+        el("caption", {}, `Signaux d'alerte remontés par les visites (${fmt.number(rows.length)})`),
         el(
-          "li",
+          "thead",
           {},
-          `Campagne lancée le ${fmt.date(c.starts_on)} (${c.territory_id}) : `,
-          progress[i]
-            ? el("strong", {}, `${fmt.number(progress[i].red_flags)} signal${progress[i].red_flags > 1 ? "aux" : ""} d'alerte`)
-            : "chiffres indisponibles",
-          progress[i] ? " (licenciements, délocalisation ou fermeture annoncés lors des visites)." : "",
+          el(
+            "tr",
+            {},
+            ["Entreprise", "Commune", "Signal", "Échéance", "Emplois menacés", "Signalé le"].map((h) =>
+              el("th", { scope: "col" }, h),
+            ),
+          ),
+        ),
+        el(
+          "tbody",
+          {},
+          rows.map(({ flag }) =>
+            el(
+              "tr",
+              { "data-site-id": flag.site_id, "data-kind": flag.kind },
+              el("td", {}, flag.name || `Établissement ${flag.site_id}`),
+              el("td", {}, flag.commune_insee || "—"),
+              el("td", {}, FLAG_KINDS[flag.kind] || flag.kind),
+              el("td", {}, flag.horizon_months === null || flag.horizon_months === undefined ? "non précisée" : `${fmt.number(flag.horizon_months)} mois`),
+              el("td", {}, flag.jobs_at_risk === null || flag.jobs_at_risk === undefined ? "non précisé" : fmt.number(flag.jobs_at_risk)),
+              el("td", {}, fmt.date(flag.reported_at)),
+            ),
+          ),
         ),
       ),
     ),
-    el("p", { class: "fr-text--xs" }, "Le détail de ces signaux (entreprise, nature, emplois menacés) n'est pas encore fourni par les services."),
   );
 }
 
