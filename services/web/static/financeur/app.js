@@ -724,12 +724,17 @@ function decisionForm(projectId, live, after) {
 }
 
 function summaryList(project, matches) {
-  const item = (key, term, value) =>
-    el("div", { class: "rb-figure-line" }, el("dt", {}, term), el("dd", { id: key }, value));
+  const item = (key, term, value, code) =>
+    el(
+      "div",
+      { class: "rb-figure-line" },
+      el("dt", {}, term),
+      el("dd", { id: key, dataset: code ? { stage: code } : {} }, value),
+    );
   return el(
     "dl",
     { class: "rb-plan-figures", id: "resume-projet" },
-    item("etape-projet", "Étape", stageLabel(matches.stage)),
+    item("etape-projet", "Étape", stageLabel(matches.stage), matches.stage),
     project && item("resume-entreprise", "Entreprise", project.firm_name || "Non communiquée"),
     project && item("resume-investissement", "Investissement", fmt.euros(project.capex_eur)),
     project && item("resume-emplois", "Emplois prévus", fmt.number(project.jobs_planned)),
@@ -768,7 +773,7 @@ async function showDetail(view, projectId) {
   const title = project
     ? `${kindLabel(project.kind)} — ${project.firm_name || "entreprise non communiquée"}`
     : `Projet n° ${projectId.slice(0, 8)}`;
-  const live = el("div", { id: "resultat-action", "aria-live": "polite", "aria-atomic": "true" });
+  const live = el("div", { id: "resultat-action", class: "fr-mb-3w", "aria-live": "polite", "aria-atomic": "true" });
   const demandes = el("div", { id: "demandes-liste" });
   const decisionSlot = el("div", { id: "decision-slot" });
   const stage = () => view.querySelector("#etape-projet");
@@ -778,15 +783,27 @@ async function showDetail(view, projectId) {
     clear(demandes).append(applicationsTable(projectId));
     clear(decisionSlot).append(decisionForm(projectId, live, after));
     const select = view.querySelector("#decision-demande");
-    if (select) select.value = answer.id;
-    select && select.dispatchEvent(new Event("change", { bubbles: true }));
-    if (!expectedStage) return;
-    // Detection moves the project on the decision's event; funding hears it back.
-    const deadline = Date.now() + 15_000;
-    while (Date.now() < deadline) {
+    if (select) {
+      select.value = answer.id;
+      // after an award, the next thing recorded is usually a payment
+      if (answer.status === "granted") view.querySelector("#decision-type-payment").checked = true;
+      select.dispatchEvent(new Event("change", { bubbles: true }));
+    }
+    if (expectedStage) refreshStage(expectedStage); // not awaited: the form is free again
+  }
+
+  // Detection moves the project on the decision's event and funding hears it back: the
+  // stage shown follows for a few seconds (the latest action's poll only).
+  let polling = 0;
+  async function refreshStage(expectedStage) {
+    const ticket = ++polling;
+    const deadline = Date.now() + 20_000;
+    while (Date.now() < deadline && ticket === polling && stage()) {
       try {
         const fresh = await api("funding", `/projects/${projectId}/plan`);
+        if (ticket !== polling || !stage()) return;
         stage().textContent = stageLabel(fresh.stage);
+        stage().dataset.stage = fresh.stage;
         if (fresh.stage === expectedStage) return;
       } catch (_) {
         return;
