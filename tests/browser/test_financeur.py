@@ -212,7 +212,7 @@ def test_the_funder_sees_the_consented_project_its_matches_and_plan(
             badge = r.locator("[data-status-badge]").inner_text().strip().lower()
             assert badge == words[c["status"]].lower()
     ours = page.locator(f'#correspondances section[data-scheme-id="{SCHEME}"]')
-    assert "Votre dispositif" in ours.inner_text()
+    assert "Votre dispositif" in (ours.text_content() or "")
 
     plan = desk.get("funding", f"/projects/{seen['id']}/plan")["plan"]
     assert plan is not None

@@ -139,7 +139,7 @@ function projectRow(project) {
             el(
               "span",
               { class: "fr-text--xs" },
-              `rang ${best.rank ?? "—"} · ${fmt.euros(best.planned_amount_eur)} au plan`,
+              `rang ${best.rank ?? "—"} parmi tous les dispositifs · ${fmt.euros(best.planned_amount_eur)} au plan`,
             ),
           ]
         : "—",
