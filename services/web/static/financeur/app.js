@@ -748,12 +748,14 @@ async function showDetail(view, projectId) {
   main.setAttribute("aria-busy", "true");
   let matches;
   let plan;
+  // The list gives the title and the summary's figures: not waited for (first paint),
+  // filled in when it comes.
+  const listed = state.projects ? null : loadProjects().catch(() => null);
   try {
     [matches, plan] = await Promise.all([
       api("funding", `/projects/${projectId}/matches`),
       api("funding", `/projects/${projectId}/plan`),
       loadCatalogue(),
-      state.projects ? null : loadProjects().catch(() => null),
     ]);
   } catch (error) {
     clear(view).append(
@@ -770,9 +772,11 @@ async function showDetail(view, projectId) {
     return;
   }
   const project = (state.projects || []).find((p) => p.project_id === projectId);
-  const title = project
-    ? `${kindLabel(project.kind)} — ${project.firm_name || "entreprise non communiquée"}`
-    : `Projet n° ${projectId.slice(0, 8)}`;
+  const titleOf = (p) =>
+    p
+      ? `${kindLabel(p.kind)} — ${p.firm_name || "entreprise non communiquée"}`
+      : `Projet n° ${projectId.slice(0, 8)}`;
+  const title = titleOf(project);
   const live = el("div", { id: "resultat-action", class: "fr-mb-3w", "aria-live": "polite", "aria-atomic": "true" });
   const demandes = el("div", { id: "demandes-liste" });
   const decisionSlot = el("div", { id: "decision-slot" });
@@ -872,6 +876,18 @@ async function showDetail(view, projectId) {
   demandes.append(applicationsTable(projectId));
   decisionSlot.append(decisionForm(projectId, live, after));
   usefulPaint();
+  if (listed && !project) {
+    listed.then(() => {
+      const found = (state.projects || []).find((p) => p.project_id === projectId);
+      const heading = view.querySelector(`#titre-projet[data-project-id="${projectId}"]`);
+      const summary = view.querySelector("#resume-projet");
+      if (!found || !heading || !summary) return;
+      heading.textContent = titleOf(found);
+      const stageNow = summary.querySelector("#etape-projet");
+      const fresh = summaryList(found, { ...matches, stage: stageNow.dataset.stage });
+      summary.replaceWith(fresh);
+    });
+  }
   view.querySelector("#titre-projet").focus();
 }
 
