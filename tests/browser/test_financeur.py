@@ -28,7 +28,6 @@ REGION = "32"  # Hauts-de-France, where ti-3205 is
 SME_BANDS = ("11", "12", "21", "22", "31")  # Sirene headcount bands of 10–199 employees
 CONSULTANT = "consultant-3"
 LEDGER_CELL = '#ledger-table [data-ledger-stage="funded"][data-ledger-origin="total"]'
-CELLULE_JS = Path(__file__).resolve().parents[2] / "services/web/static/cellule"
 
 
 def poll(fetch: Any, ok: Any, what: str, timeout: float = 40.0) -> Any:
@@ -292,18 +291,9 @@ def test_an_application_then_an_award_through_the_forms(
     assert page.errors == []  # type: ignore[attr-defined]
 
 
-def dashboard_has_the_ledger_cell() -> bool:
-    return any("data-ledger-stage" in f.read_text() for f in CELLULE_JS.glob("*.js"))
-
-
 def test_the_crisis_cells_dashboard_moves_on_an_award(
     browser: Browser, desk: Desk, projects: dict[str, dict[str, Any]]
 ) -> None:
-    if not dashboard_has_the_ledger_cell():
-        pytest.skip(
-            "the crisis cell's dashboard has no #ledger-table [data-ledger-stage] cell on this"
-            " branch yet (built in parallel): this test runs once it is merged"
-        )
     chart = projects["chart"]
     cell_page = browser.login("crisis_cell", subject="financeur-cellule")
     cell_page.wait_for_selector("main[aria-busy=false]")
