@@ -107,6 +107,17 @@ async def test_qualified_project_is_matched_explained_planned_and_funded(
         headers=ademe_funder,
     )
     assert too_much.status_code == 409 and "exceed" in too_much.json()["detail"]
+    # The project's applications, as the funder's desk lists them (oldest first; this
+    # test's clock is frozen, so both were submitted at the same instant).
+    for reader in (ademe_funder, st.cell):
+        listed_apps = await st.f.get(f"/projects/{project['id']}/applications", headers=reader)
+        assert {a["id"]: (a["status"], a["amount_paid_eur"]) for a in listed_apps.json()} == {
+            first: ("refused", 0),
+            second: ("granted", 100_000),
+        }
+    other_region = token(st.funding.auth, "funder", "ademe-paca", regions=["93"], org="ADEME")
+    unseen = await st.f.get(f"/projects/{project['id']}/applications", headers=other_region)
+    assert unseen.status_code == 404
     await st.funding.relay.publish_pending()
 
     await eventually(stage, lambda s: s == "funded", what="project funded in detection")

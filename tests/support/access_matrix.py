@@ -213,7 +213,11 @@ def _visit_reads(w: World) -> list[str]:
 
 
 def _funding_reads(w: World) -> list[str]:
-    return [f"/projects/{w.project_id}/plan", f"/projects/{w.project_id}/matches"]
+    return [
+        f"/projects/{w.project_id}/plan",
+        f"/projects/{w.project_id}/matches",
+        f"/projects/{w.project_id}/applications",  # an out-of-scope decision changes none
+    ]
 
 
 _TODAY = "2023-06-15"  # funding's clock (FUNDING_TODAY)
@@ -356,6 +360,7 @@ PLANS: dict[tuple[str, str], Plan] = {
     ),
     ("GET", "/projects/{project_id}/matches"): Plan("f", Kind.READ),
     ("GET", "/projects/{project_id}/plan"): Plan("f", Kind.READ),
+    ("GET", "/projects/{project_id}/applications"): Plan("f", Kind.READ),
     ("GET", "/funder/projects"): Plan("f", Kind.LIST),
     ("POST", "/applications"): Plan(
         "f",

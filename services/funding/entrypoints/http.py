@@ -155,6 +155,18 @@ async def get_matches(
 
 
 @router.get(
+    "/projects/{project_id}/applications",
+    response_model=list[s.ApplicationOut],
+    tags=["funders"],
+    summary="A project's applications and decisions, oldest first (crisis cell; funders)",
+)
+async def get_project_applications(
+    project_id: uuid.UUID, principal: CrisisOrFunder, session: Session
+) -> list[s.ApplicationOut]:
+    return await views.project_applications(session, project_id, principal)
+
+
+@router.get(
     "/projects/{project_id}/plan",
     response_model=s.PlanOut,
     tags=["matching"],

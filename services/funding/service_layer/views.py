@@ -10,6 +10,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.funding.adapters.orm import (
+    ApplicationRow,
     CallRow,
     FundingProjectRow,
     FundingSiteRow,
@@ -17,7 +18,7 @@ from services.funding.adapters.orm import (
     SchemeRow,
     SelectionRoundRow,
 )
-from services.funding.adapters.repository import project_of, site_of
+from services.funding.adapters.repository import application_of, project_of, site_of
 from services.funding.domain.matching import explain_rejections
 from services.funding.domain.projects import FundingProject
 from services.funding.entrypoints import schemas as s
@@ -126,6 +127,22 @@ async def plan(session: AsyncSession, project_id: uuid.UUID, principal: Principa
     return s.PlanOut.model_validate(
         {"project_id": project_id, "stage": project.stage, "plan": row.plan}
     )
+
+
+async def project_applications(
+    session: AsyncSession, project_id: uuid.UUID, principal: Principal
+) -> list[s.ApplicationOut]:
+    """Every application of the project, seen as the funder topic shows them: to the
+    crisis cell of its territory, to the funders of its region when the firm consented."""
+    await _visible(session, project_id, principal)
+    rows = (
+        await session.exec(
+            select(ApplicationRow)
+            .where(ApplicationRow.project_id == project_id)
+            .order_by(col(ApplicationRow.submitted_at), col(ApplicationRow.id))
+        )
+    ).all()
+    return [s.ApplicationOut.of(application_of(r)) for r in rows]
 
 
 async def funder_projects(session: AsyncSession, principal: Principal) -> list[s.FunderProjectOut]:
