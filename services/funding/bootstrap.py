@@ -10,6 +10,7 @@ from pathlib import Path
 from services.funding.adapters.repository import CatalogueCache
 from services.funding.domain.plan import IntensityCaps
 from services.funding.service_layer import commands
+from services.funding.service_layer.feed import FeedNotifier, StreamSettings
 from services.funding.service_layer.handlers import Handlers
 from services.funding.service_layer.matching import Matcher
 from services.funding.service_layer.unit_of_work import FundingUnitOfWork
@@ -44,6 +45,13 @@ class Funding(ServiceRuntime):
             clock=clock,
             propose_top=settings.propose_top,
         )
+        self.feed_notifier = FeedNotifier()
+        self.feed_stream = StreamSettings(
+            poll_interval_s=settings.funder_feed_poll_interval_s,
+            heartbeat_s=settings.funder_feed_heartbeat_s,
+            max_duration_s=settings.funder_feed_max_stream_s,
+            batch=settings.funder_feed_batch,
+        )
         self.consumer = self.consumer_runner(
             "main", [SITES, PROJECTS], Handlers(self.matcher).table(), self.uow
         )
@@ -53,8 +61,14 @@ class Funding(ServiceRuntime):
             self.session_factory,
             source=SERVICE,
             catalogue=self.catalogue,
-            on_commit_with_events=self.relay.notify,
+            on_commit_with_events=self._committed_events,
         )
+
+    def _committed_events(self) -> None:
+        """After a commit with events: the relay publishes them now, the funder feed's
+        streams read what they may hold."""
+        self.relay.notify()
+        self.feed_notifier.notify()
 
     def workers(self) -> Sequence[Worker]:
         return (self.relay, self.consumer)

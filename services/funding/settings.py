@@ -21,3 +21,22 @@ class FundingSettings(ServiceSettings):
     )
     #: aid-intensity zone per territory (AFR map); territories not listed are "none"
     zones: dict[str, Literal["afr_a", "afr_c", "none"]] = Field(default_factory=dict)
+    funder_feed_poll_interval_s: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="how often a funder feed stream looks for entries another replica"
+        " committed (this process's commits wake its streams at once)",
+    )
+    funder_feed_heartbeat_s: float = Field(
+        default=15.0, gt=0, le=300, description="a comment line on an idle feed stream"
+    )
+    funder_feed_max_stream_s: float = Field(
+        default=900.0,
+        gt=0,
+        description="a feed stream ends after this long; the client reconnects with"
+        " Last-Event-ID, and its token is checked again",
+    )
+    funder_feed_batch: int = Field(
+        default=200, ge=1, le=1000, description="entries read at once by a feed stream"
+    )

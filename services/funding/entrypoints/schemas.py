@@ -428,3 +428,35 @@ class ApplicationOut(BaseModel):
             refusal_reason=application.refusal_reason,
             submitted_at=application.submitted_at,
         )
+
+
+#: the event types of the funder topic, hence of its HTTP feed
+FunderEventType = Literal[
+    "rebond.funding.match_proposed.v1",
+    "rebond.funding.match_updated.v1",
+    "rebond.funding.application_submitted.v1",
+    "rebond.funding.award_granted.v1",
+    "rebond.funding.award_refused.v1",
+    "rebond.funding.payment_made.v1",
+]
+
+
+class CloudEventOut(BaseModel):
+    """An event of the funder topic as a CloudEvent 1.0 in structured JSON mode: the Kafka
+    message's `ce_*` headers as attributes, its value as `data`."""
+
+    specversion: Literal["1.0"]
+    id: uuid.UUID = Field(
+        description="the event id, the same as on the Kafka topic: deduplicate on it"
+    )
+    source: str = Field(description="the producing service (funding)")
+    type: FunderEventType = Field(description="the event type; AsyncAPI names its data schema")
+    time: datetime = Field(description="when the event happened (RFC 3339, with offset)")
+    subject: str = Field(description="the project id (the Kafka key)")
+    datacontenttype: Literal["application/json"]
+    feedseq: int = Field(
+        ge=1, description="the feed's sequence number: resume after it (`after`, Last-Event-ID)"
+    )
+    data: dict[str, object] = Field(
+        description="the payload, valid against the event type's schema in /asyncapi.json"
+    )
