@@ -183,7 +183,9 @@ class Matrix:
             headers["Idempotency-Key"] = str(uuid.uuid4())
         body = plan.body(self.world)
         url = fill(path, self.world)
-        return await clients(self.st)[client].request(method, url, json=body, headers=headers)
+        return await clients(self.st)[client].request(
+            method, url, json=body, headers=headers, params=dict(plan.query)
+        )
 
     def leak(self, what: str, who: Identity, resp: httpx.Response) -> None:
         self.leaks.append(f"{what} — {who.name}: {resp.status_code} {resp.text[:300]}")
@@ -313,7 +315,7 @@ async def check_list(
         matrix.leak(what + " (list)", who, resp)
         return
     ctype = resp.headers.get("content-type", "")
-    body = None if ctype.startswith("text/csv") else resp.json()
+    body = None if ctype.startswith(("text/csv", "text/event-stream")) else resp.json()
     items = items_of(ctype, resp.text, body)
     if items is None:
         # An aggregate: out of scope, the same figures as a territory with nothing in it.

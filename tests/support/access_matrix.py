@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -186,6 +187,8 @@ class Plan:
     readback: Callable[[World], list[str]] = lambda _: []
     #: an answer of 200 whose items carry each their own status (offline sync)
     itemwise: bool = False
+    #: query parameters of every call (a stream's bounded mode)
+    query: Mapping[str, str] = field(default_factory=dict)
 
 
 def _survey(_: World) -> dict[str, Any]:
@@ -356,6 +359,9 @@ PLANS: dict[tuple[str, str], Plan] = {
     ("GET", "/projects/{project_id}/matches"): Plan("f", Kind.READ),
     ("GET", "/projects/{project_id}/plan"): Plan("f", Kind.READ),
     ("GET", "/funder/projects"): Plan("f", Kind.LIST),
+    # the funder topic's events: a stream (bounded: the backlog, then the end) and pages
+    ("GET", "/funder/feed"): Plan("f", Kind.LIST, query={"follow": "false"}),
+    ("GET", "/funder/feed/events"): Plan("f", Kind.LIST),
     ("POST", "/applications"): Plan(
         "f",
         Kind.WRITE,
@@ -401,12 +407,17 @@ def random_siret() -> str:
 
 
 def items_of(content_type: str, text: str, body: Any) -> list[Mapping[str, Any]] | None:
-    """The items of a list or an export answer (JSON `items`, a JSON list, CSV rows);
-    None for an answer that is not a list (an aggregate)."""
+    """The items of a list or an export answer (JSON `items`, a JSON list, CSV rows,
+    server-sent events); None for an answer that is not a list (an aggregate). A
+    CloudEvent's item is its `data` (the event is about the project named there)."""
     if content_type.startswith("text/csv"):
         return list(csv.DictReader(io.StringIO(text)))
+    if content_type.startswith("text/event-stream"):
+        lines = [line.removeprefix("data:") for line in text.splitlines()]
+        events = [json.loads(line) for line in lines if line.startswith(" {")]
+        return [e["data"] for e in events if isinstance(e, Mapping)]
     if isinstance(body, list):
-        return [i for i in body if isinstance(i, Mapping)]
+        return [i["data"] if "specversion" in i else i for i in body if isinstance(i, Mapping)]
     if isinstance(body, Mapping) and isinstance(body.get("items"), list):
         return [i for i in body["items"] if isinstance(i, Mapping)]
     return None
