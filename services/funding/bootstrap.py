@@ -14,6 +14,7 @@ from services.funding.service_layer.feed import FeedNotifier, StreamSettings
 from services.funding.service_layer.handlers import Handlers
 from services.funding.service_layer.matching import Matcher
 from services.funding.service_layer.unit_of_work import FundingUnitOfWork
+from services.funding.service_layer.webhooks import DeliverySettings, WebhookDelivery
 from services.funding.settings import FundingSettings
 from shared.clock import Clock, system_now
 from shared.db import lock_for_transaction
@@ -52,6 +53,19 @@ class Funding(ServiceRuntime):
             max_duration_s=settings.funder_feed_max_stream_s,
             batch=settings.funder_feed_batch,
         )
+        self.webhooks = WebhookDelivery(
+            self.engine,
+            self.session_factory,
+            self.feed_notifier,
+            DeliverySettings(
+                poll_interval_s=settings.webhook_poll_interval_s,
+                timeout_s=settings.webhook_timeout_s,
+                retry_base_s=settings.webhook_retry_base_s,
+                retry_max_s=settings.webhook_retry_max_s,
+                batch=settings.funder_feed_batch,
+                lease_ttl_s=settings.relay_lease_ttl_s,
+            ),
+        )
         self.consumer = self.consumer_runner(
             "main", [SITES, PROJECTS], Handlers(self.matcher).table(), self.uow
         )
@@ -71,7 +85,7 @@ class Funding(ServiceRuntime):
         self.feed_notifier.notify()
 
     def workers(self) -> Sequence[Worker]:
-        return (self.relay, self.consumer)
+        return (self.relay, self.consumer, self.webhooks)
 
     async def load_seed(self) -> int:
         """Upsert the curated real schemes (idempotent); re-match if anything changed."""

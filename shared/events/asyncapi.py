@@ -90,6 +90,8 @@ FUNDER_FEED_SSE_PATH = "/funder/feed"
 FUNDER_FEED_PAGE_PATH = "/funder/feed/events"
 FUNDER_FEED_SSE_CHANNEL = f"{FUNDER_FEED.name}.sse"
 FUNDER_FEED_SSE_RECEIVERS = ("regional_funders",)
+FUNDER_FEED_WEBHOOK_CHANNEL = f"{FUNDER_FEED.name}.webhook"
+FUNDER_WEBHOOK_SERVER = "funder-webhook-receiver"
 FUNDER_FEED_SEQUENCE = "feedseq"
 HTTP_BINDING_VERSION = "0.3.0"
 HTTP_SERVERS: dict[str, dict[str, Any]] = {
@@ -103,7 +105,16 @@ HTTP_SERVERS: dict[str, dict[str, Any]] = {
             " funder topic's events to funders that run no Kafka client."
         ),
         "security": [{"$ref": "#/components/securitySchemes/bearer"}],
-    }
+    },
+    FUNDER_WEBHOOK_SERVER: {
+        "host": "receiver.funder.example",
+        "protocol": "https",
+        "title": "A funder's webhook receiver",
+        "description": (
+            "Placeholder for the URL a funder subscribed (`POST /funder/webhooks`): the"
+            " funding service POSTs the funder feed's events there."
+        ),
+    },
 }
 SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
     "bearer": {
@@ -251,6 +262,7 @@ def asyncapi_document(
         components["securitySchemes"] = copy.deepcopy(SECURITY_SCHEMES)
         component_schemas["FunderFeedCloudEvent"] = _structured_cloud_event()
         _add_funder_feed_sse(channels, operations)
+        _add_funder_feed_webhook(channels, operations)
 
     return {
         "asyncapi": ASYNCAPI_VERSION,
@@ -738,6 +750,60 @@ def _add_funder_feed_sse(channels: dict[str, Any], operations: dict[str, Any]) -
             "title": f"{consumer} read {topic.name} over HTTP",
             "summary": "An SSE client (or a page reader) with a funder's token.",
             "description": "Deduplicate on the CloudEvent's `id`; resume with Last-Event-ID.",
+            "bindings": {"http": copy.deepcopy(http_binding)},
+            "x-service": consumer,
+        }
+
+
+def _add_funder_feed_webhook(channels: dict[str, Any], operations: dict[str, Any]) -> None:
+    """The funder topic's messages, POSTed to the funders' subscribed URLs."""
+    topic = FUNDER_FEED
+    channel_id = _component_key(FUNDER_FEED_WEBHOOK_CHANNEL)
+    message_ids = [_component_key(m.event_type) for m in topic.event_types]
+    channels[channel_id] = {
+        "address": None,
+        "title": f"{topic.name} by webhook",
+        "summary": "The funder topic's events, POSTed to a funder's subscribed URL.",
+        "description": (
+            "The address is the URL the funder subscribed (`POST /funder/webhooks`, which"
+            " answers the subscription's secret once). Each event of the subscriber's"
+            " scope (as `GET /funder/feed`), in feed order, is POSTed as a CloudEvent in"
+            " structured mode (`application/cloudevents+json`,"
+            " `#/components/schemas/FunderFeedCloudEvent`), signed per Standard Webhooks:"
+            " `webhook-id` (the event id: deduplicate on it), `webhook-timestamp` (Unix"
+            " seconds), `webhook-signature: v1,<base64 HMAC-SHA256 of"
+            " `<webhook-id>.<webhook-timestamp>.<body>` under the secret's base64-decoded"
+            " bytes after `whsec_`>`. Any 2xx acknowledges it; anything else (or no answer"
+            " within 10 s) is retried with exponential backoff, without end: at least once."
+        ),
+        "servers": [{"$ref": f"#/servers/{_escape(FUNDER_WEBHOOK_SERVER)}"}],
+        "messages": {m: {"$ref": f"#/components/messages/{_escape(m)}"} for m in message_ids},
+        "x-owner": topic.owner,
+        "x-consumers": list(FUNDER_FEED_SSE_RECEIVERS),
+        "x-same-events-as": topic.name,
+        "x-cloudevents-mode": "structured",
+    }
+    channel_ref = {"$ref": f"#/channels/{_escape(channel_id)}"}
+    message_refs = [
+        {"$ref": f"#/channels/{_escape(channel_id)}/messages/{_escape(m)}"} for m in message_ids
+    ]
+    http_binding = {"method": "POST", "bindingVersion": HTTP_BINDING_VERSION}
+    operations[_component_key(f"{channel_id}.send.{topic.owner}")] = {
+        "action": "send",
+        "channel": copy.deepcopy(channel_ref),
+        "messages": copy.deepcopy(message_refs),
+        "title": f"{topic.owner} delivers {topic.name} to webhooks",
+        "summary": "One signed POST per event, retried until acknowledged.",
+        "bindings": {"http": copy.deepcopy(http_binding)},
+        "x-service": topic.owner,
+    }
+    for consumer in FUNDER_FEED_SSE_RECEIVERS:
+        operations[_component_key(f"{channel_id}.receive.{consumer}")] = {
+            "action": "receive",
+            "channel": copy.deepcopy(channel_ref),
+            "messages": copy.deepcopy(message_refs),
+            "title": f"{consumer} receive {topic.name} by webhook",
+            "summary": "Check the signature, deduplicate on `webhook-id`, answer 2xx.",
             "bindings": {"http": copy.deepcopy(http_binding)},
             "x-service": consumer,
         }

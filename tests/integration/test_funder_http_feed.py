@@ -8,16 +8,21 @@ The services run in-process (fixtures); funding is served by uvicorn on 127.0.0.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import functools
+import hashlib
+import hmac
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI, Request, Response
 
 from services.funding.entrypoints.http import create_app as funding_app
 from tests.integration.test_funder_topic import FUNDER_TOPIC, validator_for
@@ -286,3 +291,100 @@ async def test_a_following_stream_delivers_new_events_as_they_commit(
         assert ce["data"]["application_id"] == w.application_id
         assert int(granted.id or 0) > int(backlog[-1].id or 0)
         assert comments >= 1
+
+
+@dataclass
+class Receiver:
+    """A funder's webhook endpoint: what it was sent, and what it answers (the statuses
+    in `answers` first, then 200)."""
+
+    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    answers: list[int] = field(default_factory=list)
+
+    def app(self) -> FastAPI:
+        app = FastAPI()
+
+        @app.post("/hook")
+        async def hook(request: Request) -> Response:
+            self.received.append((dict(request.headers), await request.body()))
+            return Response(status_code=self.answers.pop(0) if self.answers else 200)
+
+        return app
+
+    def acknowledged_ids(self) -> list[str]:
+        """Distinct webhook-ids, in the order they were first sent."""
+        return list(dict.fromkeys(h["webhook-id"] for h, _ in self.received))
+
+
+def verify(secret: str, headers: dict[str, str], body: bytes) -> None:
+    """A receiver's check, per Standard Webhooks, with the standard library only."""
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
+    expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    signatures = [s.partition(",")[2] for s in headers["webhook-signature"].split()]
+    assert expected in signatures, headers
+    assert abs(time.time() - int(headers["webhook-timestamp"])) < 300
+
+
+async def test_webhooks_get_their_scope_signed_and_retried_until_acknowledged(
+    funding_stack: FundingStack,
+) -> None:
+    st = funding_stack
+    # Retries at once in the test (5 s, doubling, by default).
+    st.funding.webhooks.settings = replace(st.funding.webhooks.settings, retry_base_s=0.05)
+    ademe, aura = Receiver(answers=[500]), Receiver()
+    funder = token(st.funding.auth, "funder", "ademe-hdf", regions=["32"], org="ADEME")
+    other = token(st.funding.auth, "funder", "aura", regions=["84"], org="ADEME")
+    async with serve(ademe.app()) as ademe_url, serve(aura.app()) as aura_url:
+        created = {}
+        for who, url in ((funder, ademe_url), (other, aura_url)):
+            resp = await st.f.post("/funder/webhooks", json={"url": f"{url}/hook"}, headers=who)
+            assert resp.status_code == 201, resp.text
+            created[url] = resp.json()
+            assert created[url]["secret"].startswith("whsec_")
+        refused = await st.f.post(
+            "/funder/webhooks", json={"url": "ftp://funder.example/x"}, headers=funder
+        )
+        assert refused.status_code == 422
+
+        w = await build_world(st)
+
+        async def feed_ids(who: Headers) -> list[str]:
+            resp = await st.f.get("/funder/feed/events", params={"limit": 1000}, headers=who)
+            return [ce["id"] for ce in resp.json()]
+
+        mine, theirs = await feed_ids(funder), await feed_ids(other)
+        assert mine and theirs
+        await eventually(
+            lambda: asyncio.sleep(0, ademe.acknowledged_ids()),
+            lambda ids: ids == mine and not ademe.answers,
+            what="every event of region 32 delivered",
+        )
+        await eventually(
+            lambda: asyncio.sleep(0, aura.acknowledged_ids()),
+            lambda ids: ids == theirs,
+            what="every event of region 84 delivered",
+        )
+
+        # The first delivery was refused (500): the same event came again, same id.
+        first_id = ademe.received[0][0]["webhook-id"]
+        assert [h["webhook-id"] for h, _ in ademe.received].count(first_id) == 2
+        for receiver, url in ((ademe, ademe_url), (aura, aura_url)):
+            for headers, body in receiver.received:
+                verify(created[url]["secret"], headers, body)
+                assert headers["content-type"].startswith("application/cloudevents+json")
+                ce = json.loads(body)
+                assert ce["id"] == headers["webhook-id"]
+                errors = list(validator_for(ce["type"]).iter_errors(ce["data"]))
+                assert not errors, errors[0].message
+        assert {json.loads(b)["data"]["project_id"] for _, b in ademe.received} == {w.shared}
+        assert {json.loads(b)["data"]["project_id"] for _, b in aura.received} == {w.elsewhere}
+
+        # The subscription says where it is; deleted, it is gone (and only its owner's).
+        (listed,) = (await st.f.get("/funder/webhooks", headers=funder)).json()
+        assert listed["id"] == created[ademe_url]["id"] and "secret" not in listed
+        assert listed["attempts"] == 0 and listed["last_error"] is None
+        hook_id = listed["id"]
+        assert (await st.f.delete(f"/funder/webhooks/{hook_id}", headers=other)).status_code == 404
+        assert (await st.f.delete(f"/funder/webhooks/{hook_id}", headers=funder)).status_code == 200
+        assert (await st.f.get("/funder/webhooks", headers=funder)).json() == []

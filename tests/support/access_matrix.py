@@ -45,6 +45,9 @@ class Kind(StrEnum):
     READ = "read"
     #: a change: out of scope, 403 or 404 and the resource read back unchanged
     WRITE = "write"
+    #: a resource of the caller's own making (a webhook subscription, of its own scope):
+    #: every allowed identity may make one, none is out of scope
+    OWN = "own"
 
 
 @dataclass(frozen=True)
@@ -141,6 +144,7 @@ class World:
     project_id: str  # consented, matched in funding
     unconsented_project_id: str
     application_id: str
+    webhook_id: str  # the in-scope funder's webhook subscription
     scheme_id: str
     scheme_body: dict[str, Any]
     call_id: str
@@ -164,6 +168,7 @@ PARAMS: dict[str, Callable[[World], str]] = {
     "shock_id": lambda w: w.shock_id,
     "project_id": lambda w: w.project_id,
     "application_id": lambda w: w.application_id,
+    "webhook_id": lambda w: w.webhook_id,
     "scheme_id": lambda w: w.scheme_id,
     "call_id": lambda w: w.call_id,
     "territory_id": lambda w: w.territory_id,
@@ -362,6 +367,11 @@ PLANS: dict[tuple[str, str], Plan] = {
     # the funder topic's events: a stream (bounded: the backlog, then the end) and pages
     ("GET", "/funder/feed"): Plan("f", Kind.LIST, query={"follow": "false"}),
     ("GET", "/funder/feed/events"): Plan("f", Kind.LIST),
+    # a loopback URL (allowed in test): deliveries to it fail and are retried, harmlessly
+    ("POST", "/funder/webhooks"): Plan("f", Kind.OWN, lambda _: {"url": "http://127.0.0.1:9/m"}),
+    ("GET", "/funder/webhooks"): Plan("f", Kind.LIST),
+    # no readback: the subscriptions' delivery state moves on its own (retries)
+    ("DELETE", "/funder/webhooks/{webhook_id}"): Plan("f", Kind.WRITE),
     ("POST", "/applications"): Plan(
         "f",
         Kind.WRITE,
@@ -431,6 +441,12 @@ def out_of_scope_items(
         return []
     wrong = []
     for item in items:
+        if who.role == "funder" and "regions" in item and "project_id" not in item:
+            # a funder's own resource of its regions (a webhook subscription)
+            regions = item["regions"]
+            if not isinstance(regions, list) or not set(map(str, regions)) <= who.regions:
+                wrong.append(item)
+            continue
         territories = _territories_of(item, world)
         if who.role == "funder":
             pid = str(item.get("project_id", item.get("id", "")))

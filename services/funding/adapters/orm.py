@@ -143,3 +143,22 @@ class FunderFeedEntryRow(SQLModel, table=True):
     #: the project's region (INSEE code) when the event was recorded; None: no region known
     region: str | None = Field(default=None, max_length=3)
     payload: str = Field(sa_column=sa.Column(sa.Text(), nullable=False))
+
+
+class FunderWebhookRow(SQLModel, table=True):
+    """A funder's webhook subscription and its delivery cursor (`domain.webhooks`)."""
+
+    __tablename__ = "funder_webhooks"
+
+    id: uuid.UUID = Field(primary_key=True)
+    owner: str = Field(max_length=200, index=True)
+    url: str = Field(max_length=2000)
+    #: the HMAC key, kept to sign (`whsec_…`): shown once, to its creator
+    secret: str = Field(max_length=100)
+    #: None: every region (an admin's subscription)
+    regions: list[str] | None = Field(default=None, sa_column=_json(nullable=True))
+    created_at: datetime = Field(sa_column=_ts())
+    delivered_seq: int = 0
+    attempts: int = 0
+    next_attempt_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    last_error: str | None = Field(default=None, max_length=500)

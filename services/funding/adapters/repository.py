@@ -19,6 +19,7 @@ from services.funding.adapters.orm import (
     ApplicationRow,
     CallRow,
     FunderFeedEntryRow,
+    FunderWebhookRow,
     FundingProjectRow,
     FundingSiteRow,
     MatchRow,
@@ -35,6 +36,7 @@ from services.funding.domain.catalogue import (
 )
 from services.funding.domain.plan import FinancingPlan
 from services.funding.domain.projects import FundingProject, FundingSite, ProjectMatch
+from services.funding.domain.webhooks import Webhook
 from shared.db import lock_for_transaction
 from shared.events.envelope import Envelope, EventPayload
 from shared.events.funding import CriterionResult
@@ -527,3 +529,52 @@ class SqlFunderFeed:
                     payload=envelope.value().decode(),
                 )
             )
+
+
+def webhook_of(row: FunderWebhookRow) -> Webhook:
+    return Webhook(
+        id=row.id,
+        owner=row.owner,
+        url=row.url,
+        secret=row.secret,
+        regions=None if row.regions is None else frozenset(row.regions),
+        created_at=row.created_at,
+        delivered_seq=row.delivered_seq,
+        attempts=row.attempts,
+        next_attempt_at=row.next_attempt_at,
+        last_error=row.last_error,
+    )
+
+
+class SqlWebhooks:
+    """Funders' webhook subscriptions (the delivery worker moves their cursors)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def get(self, webhook_id: uuid.UUID) -> Webhook | None:
+        row = await self._session.get(FunderWebhookRow, webhook_id)
+        return None if row is None else webhook_of(row)
+
+    def add(self, webhook: Webhook) -> None:
+        self._session.add(
+            FunderWebhookRow(
+                id=webhook.id,
+                owner=webhook.owner,
+                url=webhook.url,
+                secret=webhook.secret,
+                regions=None if webhook.regions is None else sorted(webhook.regions),
+                created_at=webhook.created_at,
+                delivered_seq=webhook.delivered_seq,
+            )
+        )
+
+    async def delete(self, webhook_id: uuid.UUID) -> None:
+        row = await self._session.get(FunderWebhookRow, webhook_id)
+        if row is not None:
+            await self._session.delete(row)
+
+    async def feed_end(self) -> int:
+        """The feed's last sequence number now (0 when empty): a new subscription's start."""
+        last = (await self._session.exec(select(sa.func.max(FunderFeedEntryRow.seq)))).one()
+        return int(last or 0)

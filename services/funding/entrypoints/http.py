@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from services.funding.bootstrap import Funding
 from services.funding.entrypoints import schemas as s
-from services.funding.service_layer import commands, feed, views
+from services.funding.service_layer import commands, feed, views, webhooks
 from services.funding.service_layer.matching import Matcher
 from services.funding.service_layer.unit_of_work import FundingUnitOfWork
 from shared.auth import Allow, Principal, Role
@@ -275,6 +275,62 @@ async def get_funder_feed_events(
 ) -> Response:
     rows = await feed.entries_after(session, after or 0, feed.FeedScope.of(principal), limit)
     return CloudEventsBatch([feed.cloud_event(r) for r in rows])
+
+
+@router.post(
+    "/funder/webhooks",
+    status_code=201,
+    response_model=s.WebhookCreatedOut,
+    tags=["funders"],
+    summary="Subscribe a URL to the funder feed of my regions; its secret, once (funder; admin)",
+    description=(
+        "Each new event of the caller's feed (`GET /funder/feed`'s scope) is POSTed to"
+        " `url` as a CloudEvent in structured mode (`application/cloudevents+json`), in"
+        " order, signed per Standard Webhooks: `webhook-id` (the event id: deduplicate),"
+        " `webhook-timestamp`, `webhook-signature: v1,<base64 HMAC-SHA256 of"
+        " id.timestamp.body>` under the returned secret. Retried with exponential backoff"
+        " until a 2xx answer: at least once. http(s) only; loopback and private addresses"
+        " only in development and test."
+    ),
+)
+async def post_webhook(
+    body: s.WebhookIn, principal: Funder, bus: Bus, clock: ClockDep, request: Request
+) -> JSONResponse:
+    svc: Funding = request.app.state.runtime
+    loopback = svc.settings.webhooks_may_target_loopback
+    return await bus(
+        principal,
+        lambda uow: webhooks.create_webhook(
+            uow, body.url, principal, allow_loopback=loopback, clock=clock
+        ),
+        answer=s.WebhookCreatedOut.created,
+        status_code=201,
+        body=body,
+    )
+
+
+@router.get(
+    "/funder/webhooks",
+    response_model=list[s.WebhookOut],
+    tags=["funders"],
+    summary="My webhook subscriptions and their delivery state (funder; admin: all)",
+)
+async def list_webhooks(principal: Funder, session: Session) -> list[s.WebhookOut]:
+    return [s.WebhookOut.of(w) for w in await webhooks.webhooks_of(session, principal)]
+
+
+@router.delete(
+    "/funder/webhooks/{webhook_id}",
+    response_model=s.WebhookOut,
+    tags=["funders"],
+    summary="Delete one of my webhook subscriptions (funder; admin)",
+)
+async def delete_webhook(webhook_id: uuid.UUID, principal: Funder, bus: Bus) -> JSONResponse:
+    return await bus(
+        principal,
+        lambda uow: webhooks.delete_webhook(uow, webhook_id, principal),
+        answer=s.WebhookOut.of,
+    )
 
 
 @router.post(

@@ -27,6 +27,7 @@ from services.funding.adapters.repository import (
     SqlProjects,
     SqlSchemes,
     SqlSites,
+    SqlWebhooks,
 )
 from services.funding.domain.projects import region_of
 from shared.db import SessionFactory
@@ -66,6 +67,7 @@ class FundingUnitOfWork(SqlUnitOfWork):
     matches: MatchRepository
     applications: ApplicationRepository
     funder_feed: SqlFunderFeed
+    webhooks: SqlWebhooks
 
     def __init__(
         self,
@@ -88,6 +90,7 @@ class FundingUnitOfWork(SqlUnitOfWork):
         self.matches = SqlMatches(session)
         self.applications = SqlApplications(session)
         self.funder_feed = SqlFunderFeed(session)
+        self.webhooks = SqlWebhooks(session)
 
     async def _with_outbox(self, envelopes: list[Envelope[EventPayload]]) -> None:
         """The funder topic's events also go to the funders' HTTP feed, in the same

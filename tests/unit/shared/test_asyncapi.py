@@ -192,7 +192,7 @@ def test_extra_servers_are_added_and_can_replace_the_placeholder() -> None:
     assert with_staging["servers"]["production"]["host"] == "kafka:9092"
     assert replaced["servers"] == {
         "production": production,
-        asyncapi.FUNDER_HTTP_SERVER: asyncapi.HTTP_SERVERS[asyncapi.FUNDER_HTTP_SERVER],
+        **asyncapi.HTTP_SERVERS,
     }
     kafka_refs = [{"$ref": "#/servers/production"}, {"$ref": "#/servers/staging"}]
     assert with_staging["channels"][FUNDER_FEED.name]["servers"] == kafka_refs
@@ -239,7 +239,8 @@ def test_every_topic_has_its_dead_letter_channel(doc: dict[str, Any], topic: Top
 def test_there_are_no_other_channels(doc: dict[str, Any]) -> None:
     expected = {t.name for t in ALL_TOPICS} | {t.dlq for t in ALL_TOPICS}
 
-    assert set(doc["channels"]) == expected | {asyncapi.FUNDER_FEED_SSE_CHANNEL}
+    http = {asyncapi.FUNDER_FEED_SSE_CHANNEL, asyncapi.FUNDER_FEED_WEBHOOK_CHANNEL}
+    assert set(doc["channels"]) == expected | http
 
 
 def test_the_funder_topic_is_also_served_over_http(doc: dict[str, Any]) -> None:
@@ -261,6 +262,9 @@ def test_the_funder_topic_is_also_served_over_http(doc: dict[str, Any]) -> None:
         if op["channel"]["$ref"] == f"#/channels/{asyncapi.FUNDER_FEED_SSE_CHANNEL}"
     )
     assert actions == ["receive", "send"]
+    webhook = doc["channels"][asyncapi.FUNDER_FEED_WEBHOOK_CHANNEL]
+    assert webhook["messages"] == topic["messages"]
+    assert webhook["address"] is None
 
 
 @pytest.mark.parametrize("topic", ALL_TOPICS, ids=topic_id)
