@@ -217,7 +217,6 @@ class CloudEventsBatch(JSONResponse):
 async def get_funder_feed(
     request: Request,
     principal: Funder,
-    session: Session,
     after: After = None,
     follow: Annotated[
         bool, Query(description="false: send the backlog, then end the stream")
@@ -236,7 +235,10 @@ async def get_funder_feed(
     scope = feed.FeedScope.of(principal)
     start = last_event_id if last_event_id is not None else (after or 0)
     ticket = svc.feed_notifier.ticket()
-    first = await feed.entries_after(session, start, scope, svc.feed_stream.batch)
+    # Not the request's session: FastAPI closes it after the response, i.e. after the
+    # stream, and a stream must not hold a pooled connection between its reads.
+    async with svc.session_factory() as session:
+        first = await feed.entries_after(session, start, scope, svc.feed_stream.batch)
     stream = feed.sse_stream(
         svc.session_factory,
         scope,

@@ -43,6 +43,8 @@ log = get_logger(__name__)
 
 #: subscriptions one funder (one token subject) may hold
 MAX_PER_OWNER = 10
+#: subscriptions delivered at the same time
+CONCURRENT_DELIVERIES = 16
 CLOUDEVENT_MEDIA_TYPE = "application/cloudevents+json; charset=utf-8"
 LEASE = "funding.webhooks"
 
@@ -57,8 +59,8 @@ async def create_webhook(
     """A subscription of the caller's scope (its regions now; an admin's: all), from the
     feed's current end: the past is in `GET /funder/feed/events`."""
     url = validate_url(url, allow_loopback=allow_loopback)
-    mine = await _owned(uow.session, principal)
-    if not principal.is_admin and len(mine) >= MAX_PER_OWNER:
+    mine = [w for w in await _owned(uow.session, principal) if w.owner == principal.subject]
+    if len(mine) >= MAX_PER_OWNER:
         raise TooManyWebhooks(f"you have {len(mine)} webhooks already: delete one first")
     webhook = Webhook(
         id=uuid.uuid4(),
@@ -110,7 +112,8 @@ class DeliverySettings:
 class WebhookDelivery:
     """The delivery worker: one process of the service delivers at a time (a lease, as
     the relay's); each subscription's events go in feed order, the next one only once the
-    previous was acknowledged (2xx), so a receiver sees them as the stream does. A failure
+    previous was acknowledged (2xx), so a receiver sees them as the stream does; the
+    subscriptions are served side by side. A failure
     (an error status, a timeout, a refused connection, a redirect) is retried with
     exponential backoff, never given up; the cursor moves after each acknowledgement, so
     a crash re-sends at most one event per subscription — under the same `webhook-id`
@@ -174,10 +177,20 @@ class WebhookDelivery:
                     .order_by(col(FunderWebhookRow.created_at))
                 )
             ).all()
-        for row in due:
-            if self._stopping.is_set():
-                return
-            await self._deliver(client, webhook_of(row))
+        # Side by side: a slow or unreachable receiver delays only its own deliveries.
+        limit = asyncio.Semaphore(CONCURRENT_DELIVERIES)
+
+        async def deliver(webhook: Webhook) -> None:
+            async with limit:
+                if not self._stopping.is_set():
+                    await self._deliver(client, webhook)
+
+        outcomes = await asyncio.gather(
+            *(deliver(webhook_of(row)) for row in due), return_exceptions=True
+        )
+        failures = [o for o in outcomes if isinstance(o, Exception)]
+        if failures:
+            raise failures[0]  # logged by `run`; the others' cursors are where they got to
 
     async def _deliver(self, client: httpx.AsyncClient, webhook: Webhook) -> None:
         """The subscription's next events, until one fails or none is left."""
