@@ -10,9 +10,11 @@ from pathlib import Path
 from services.funding.adapters.repository import CatalogueCache
 from services.funding.domain.plan import IntensityCaps
 from services.funding.service_layer import commands
+from services.funding.service_layer.feed import FeedNotifier, StreamSettings
 from services.funding.service_layer.handlers import Handlers
 from services.funding.service_layer.matching import Matcher
 from services.funding.service_layer.unit_of_work import FundingUnitOfWork
+from services.funding.service_layer.webhooks import DeliverySettings, WebhookDelivery
 from services.funding.settings import FundingSettings
 from shared.clock import Clock, system_now
 from shared.db import lock_for_transaction
@@ -44,6 +46,26 @@ class Funding(ServiceRuntime):
             clock=clock,
             propose_top=settings.propose_top,
         )
+        self.feed_notifier = FeedNotifier()
+        self.feed_stream = StreamSettings(
+            poll_interval_s=settings.funder_feed_poll_interval_s,
+            heartbeat_s=settings.funder_feed_heartbeat_s,
+            max_duration_s=settings.funder_feed_max_stream_s,
+            batch=settings.funder_feed_batch,
+        )
+        self.webhooks = WebhookDelivery(
+            self.engine,
+            self.session_factory,
+            self.feed_notifier,
+            DeliverySettings(
+                poll_interval_s=settings.webhook_poll_interval_s,
+                timeout_s=settings.webhook_timeout_s,
+                retry_base_s=settings.webhook_retry_base_s,
+                retry_max_s=settings.webhook_retry_max_s,
+                batch=settings.funder_feed_batch,
+                lease_ttl_s=settings.relay_lease_ttl_s,
+            ),
+        )
         self.consumer = self.consumer_runner(
             "main", [SITES, PROJECTS], Handlers(self.matcher).table(), self.uow
         )
@@ -53,11 +75,17 @@ class Funding(ServiceRuntime):
             self.session_factory,
             source=SERVICE,
             catalogue=self.catalogue,
-            on_commit_with_events=self.relay.notify,
+            on_commit_with_events=self._committed_events,
         )
 
+    def _committed_events(self) -> None:
+        """After a commit with events: the relay publishes them now, the funder feed's
+        streams read what they may hold."""
+        self.relay.notify()
+        self.feed_notifier.notify()
+
     def workers(self) -> Sequence[Worker]:
-        return (self.relay, self.consumer)
+        return (self.relay, self.consumer, self.webhooks)
 
     async def load_seed(self) -> int:
         """Upsert the curated real schemes (idempotent); re-match if anything changed."""

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.events import schemas
-from shared.events.catalogue import ALL_TOPICS, Topic
+from shared.events.catalogue import ALL_TOPICS, FUNDER_FEED, Topic
 from shared.events.envelope import (
     CONTENT_TYPE,
     H_CAUSATION,
@@ -80,6 +80,50 @@ DEFAULT_SERVERS: dict[str, dict[str, Any]] = {
         "description": (
             "Placeholder for the deployment's bootstrap servers (`KAFKA_BOOTSTRAP_SERVERS`)."
             " Topic names on it may carry the deployment's prefix (`KAFKA_TOPIC_PREFIX`)."
+        ),
+    }
+}
+
+#: The funder topic over HTTP (the funding service's API, docs/funder-feed.md).
+FUNDER_HTTP_SERVER = "funding-http"
+FUNDER_FEED_SSE_PATH = "/funder/feed"
+FUNDER_FEED_PAGE_PATH = "/funder/feed/events"
+FUNDER_FEED_SSE_CHANNEL = f"{FUNDER_FEED.name}.sse"
+FUNDER_FEED_SSE_RECEIVERS = ("regional_funders",)
+FUNDER_FEED_WEBHOOK_CHANNEL = f"{FUNDER_FEED.name}.webhook"
+FUNDER_WEBHOOK_SERVER = "funder-webhook-receiver"
+FUNDER_FEED_SEQUENCE = "feedseq"
+HTTP_BINDING_VERSION = "0.3.0"
+HTTP_SERVERS: dict[str, dict[str, Any]] = {
+    FUNDER_HTTP_SERVER: {
+        "host": "funding:8004",
+        "protocol": "http",
+        "title": "Rebond funding API",
+        "description": (
+            "Placeholder for the funding service's base URL (`make run`:"
+            " `http://127.0.0.1:8004`; behind TLS in production). Its API serves the"
+            " funder topic's events to funders that run no Kafka client."
+        ),
+        "security": [{"$ref": "#/components/securitySchemes/bearer"}],
+    },
+    FUNDER_WEBHOOK_SERVER: {
+        "host": "receiver.funder.example",
+        "protocol": "https",
+        "title": "A funder's webhook receiver",
+        "description": (
+            "Placeholder for the URL a funder subscribed (`POST /funder/webhooks`): the"
+            " funding service POSTs the funder feed's events there."
+        ),
+    },
+}
+SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
+    "bearer": {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": (
+            "A funder's token (role `funder`, its `regions` claim: what it reads) or an"
+            " admin's (everything). See docs/security.md."
         ),
     }
 }
@@ -202,6 +246,23 @@ def asyncapi_document(
     all_servers: dict[str, Any] = copy.deepcopy(DEFAULT_SERVERS)
     for name, server in (servers or {}).items():
         all_servers[_component_key(name)] = copy.deepcopy(dict(server))
+    # Each Kafka channel is on the Kafka servers only (a channel that names no server is
+    # on all of them, the HTTP one included).
+    kafka_servers = [
+        {"$ref": f"#/servers/{_escape(name)}"}
+        for name, server in all_servers.items()
+        if str(server.get("protocol", "")).startswith("kafka")
+    ]
+    for channel in channels.values():
+        channel["servers"] = copy.deepcopy(kafka_servers)
+    components: dict[str, Any] = {"schemas": component_schemas, "messages": messages}
+    if FUNDER_FEED in topics:
+        for name, server in HTTP_SERVERS.items():
+            all_servers.setdefault(name, copy.deepcopy(server))
+        components["securitySchemes"] = copy.deepcopy(SECURITY_SCHEMES)
+        component_schemas["FunderFeedCloudEvent"] = _structured_cloud_event()
+        _add_funder_feed_sse(channels, operations)
+        _add_funder_feed_webhook(channels, operations)
 
     return {
         "asyncapi": ASYNCAPI_VERSION,
@@ -221,7 +282,7 @@ def asyncapi_document(
         "servers": all_servers,
         "channels": channels,
         "operations": operations,
-        "components": {"schemas": component_schemas, "messages": messages},
+        "components": components,
     }
 
 
@@ -569,6 +630,183 @@ def _dlq_channel(topic: Topic) -> dict[str, Any]:
         "x-key": "the original message's key, unchanged",
         "x-dead-letter-of": topic.name,
     }
+
+
+def _structured_cloud_event() -> dict[str, Any]:
+    """A funder topic's event over HTTP: a CloudEvent in structured JSON mode."""
+    return {
+        "type": "object",
+        "title": "FunderFeedCloudEvent",
+        "description": (
+            "One event of the funder topic as a CloudEvent 1.0 in structured JSON mode:"
+            f" the Kafka message's `ce_*` headers as attributes (`{H_ID}` → `id`, …), its"
+            f" value as `data`, and the feed's sequence number `{FUNDER_FEED_SEQUENCE}`"
+            " (a CloudEvents extension attribute, an integer)."
+        ),
+        "required": [
+            "specversion",
+            "id",
+            "source",
+            "type",
+            "time",
+            "subject",
+            "datacontenttype",
+            FUNDER_FEED_SEQUENCE,
+            "data",
+        ],
+        "properties": {
+            "specversion": {"type": "string", "const": SPEC_VERSION},
+            "id": {
+                "type": "string",
+                "format": "uuid",
+                "description": "The event id, the same as `ce_id` on the topic: dedupe on it.",
+            },
+            "source": {"type": "string", "minLength": 1, "examples": [FUNDER_FEED.owner]},
+            "type": {
+                "type": "string",
+                "enum": [m.event_type for m in FUNDER_FEED.event_types],
+                "description": "The event type: the message whose payload `data` is.",
+            },
+            "time": {"type": "string", "format": "date-time"},
+            "subject": {"type": "string", "description": "The project id (the Kafka key)."},
+            "datacontenttype": {"type": "string", "const": CONTENT_TYPE},
+            FUNDER_FEED_SEQUENCE: {
+                "type": "integer",
+                "minimum": 1,
+                "description": "The feed's sequence number: the SSE `id`, what to resume after.",
+            },
+            "data": {
+                "type": "object",
+                "description": "The message's payload, valid against its schema.",
+            },
+        },
+    }
+
+
+def _add_funder_feed_sse(channels: dict[str, Any], operations: dict[str, Any]) -> None:
+    """The funder topic's messages, served over HTTP by its owner (docs/funder-feed.md)."""
+    topic = FUNDER_FEED
+    channel_id = _component_key(FUNDER_FEED_SSE_CHANNEL)
+    message_ids = [_component_key(m.event_type) for m in topic.event_types]
+    channels[channel_id] = {
+        "address": FUNDER_FEED_SSE_PATH,
+        "title": f"{topic.name} over HTTP (server-sent events)",
+        "summary": "The funder topic's events for funders without a Kafka client.",
+        "description": (
+            f"`GET {FUNDER_FEED_SSE_PATH}` (`text/event-stream`) on the funding API: the"
+            f" events of `{topic.name}`, same event ids, in the caller's scope (a funder:"
+            " the consented projects of its `regions`; an admin: all). Each server-sent"
+            " event has `id:` the feed's sequence number (increasing, in commit order),"
+            " `event:` the CloudEvents type, and `data:` the CloudEvent in structured JSON"
+            " mode (`#/components/schemas/FunderFeedCloudEvent`), whose `data` is the"
+            " message's payload below. Resume after the last id seen with the"
+            " `Last-Event-ID` header (or `?after=`): nothing lost, nothing twice."
+            " `?follow=false` sends the backlog and ends; a following stream sends a"
+            " comment line when idle and ends after a while (reconnect). The same events"
+            f" page by page, as a CloudEvents JSON batch: `GET {FUNDER_FEED_PAGE_PATH}"
+            "?after=<seq>&limit=<n>` (`application/cloudevents-batch+json`)."
+        ),
+        "servers": [{"$ref": f"#/servers/{_escape(FUNDER_HTTP_SERVER)}"}],
+        "messages": {m: {"$ref": f"#/components/messages/{_escape(m)}"} for m in message_ids},
+        "x-owner": topic.owner,
+        "x-consumers": list(FUNDER_FEED_SSE_RECEIVERS),
+        "x-same-events-as": topic.name,
+        "x-cloudevents-mode": "structured",
+    }
+    channel_ref = {"$ref": f"#/channels/{_escape(channel_id)}"}
+    message_refs = [
+        {"$ref": f"#/channels/{_escape(channel_id)}/messages/{_escape(m)}"} for m in message_ids
+    ]
+    query = {
+        "type": "object",
+        "properties": {
+            "after": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "Resume after this sequence number (Last-Event-ID wins).",
+            },
+            "follow": {
+                "type": "boolean",
+                "default": True,
+                "description": "false: send the backlog, then end the stream.",
+            },
+        },
+    }
+    http_binding = {"method": "GET", "query": query, "bindingVersion": HTTP_BINDING_VERSION}
+    operations[_component_key(f"{channel_id}.send.{topic.owner}")] = {
+        "action": "send",
+        "channel": copy.deepcopy(channel_ref),
+        "messages": copy.deepcopy(message_refs),
+        "title": f"{topic.owner} serves {topic.name} over HTTP",
+        "summary": "Every event of the topic, appended with its outbox row.",
+        "bindings": {"http": copy.deepcopy(http_binding)},
+        "x-service": topic.owner,
+    }
+    for consumer in FUNDER_FEED_SSE_RECEIVERS:
+        operations[_component_key(f"{channel_id}.receive.{consumer}")] = {
+            "action": "receive",
+            "channel": copy.deepcopy(channel_ref),
+            "messages": copy.deepcopy(message_refs),
+            "title": f"{consumer} read {topic.name} over HTTP",
+            "summary": "An SSE client (or a page reader) with a funder's token.",
+            "description": "Deduplicate on the CloudEvent's `id`; resume with Last-Event-ID.",
+            "bindings": {"http": copy.deepcopy(http_binding)},
+            "x-service": consumer,
+        }
+
+
+def _add_funder_feed_webhook(channels: dict[str, Any], operations: dict[str, Any]) -> None:
+    """The funder topic's messages, POSTed to the funders' subscribed URLs."""
+    topic = FUNDER_FEED
+    channel_id = _component_key(FUNDER_FEED_WEBHOOK_CHANNEL)
+    message_ids = [_component_key(m.event_type) for m in topic.event_types]
+    channels[channel_id] = {
+        "address": None,
+        "title": f"{topic.name} by webhook",
+        "summary": "The funder topic's events, POSTed to a funder's subscribed URL.",
+        "description": (
+            "The address is the URL the funder subscribed (`POST /funder/webhooks`, which"
+            " answers the subscription's secret once). Each event of the subscriber's"
+            " scope (as `GET /funder/feed`), in feed order, is POSTed as a CloudEvent in"
+            " structured mode (`application/cloudevents+json`,"
+            " `#/components/schemas/FunderFeedCloudEvent`), signed per Standard Webhooks:"
+            " `webhook-id` (the event id: deduplicate on it), `webhook-timestamp` (Unix"
+            " seconds), `webhook-signature: v1,<base64 HMAC-SHA256 of"
+            " `<webhook-id>.<webhook-timestamp>.<body>` under the secret's base64-decoded"
+            " bytes after `whsec_`>`. Any 2xx acknowledges it; anything else (or no answer"
+            " within 10 s) is retried with exponential backoff, without end: at least once."
+        ),
+        "servers": [{"$ref": f"#/servers/{_escape(FUNDER_WEBHOOK_SERVER)}"}],
+        "messages": {m: {"$ref": f"#/components/messages/{_escape(m)}"} for m in message_ids},
+        "x-owner": topic.owner,
+        "x-consumers": list(FUNDER_FEED_SSE_RECEIVERS),
+        "x-same-events-as": topic.name,
+        "x-cloudevents-mode": "structured",
+    }
+    channel_ref = {"$ref": f"#/channels/{_escape(channel_id)}"}
+    message_refs = [
+        {"$ref": f"#/channels/{_escape(channel_id)}/messages/{_escape(m)}"} for m in message_ids
+    ]
+    http_binding = {"method": "POST", "bindingVersion": HTTP_BINDING_VERSION}
+    operations[_component_key(f"{channel_id}.send.{topic.owner}")] = {
+        "action": "send",
+        "channel": copy.deepcopy(channel_ref),
+        "messages": copy.deepcopy(message_refs),
+        "title": f"{topic.owner} delivers {topic.name} to webhooks",
+        "summary": "One signed POST per event, retried until acknowledged.",
+        "bindings": {"http": copy.deepcopy(http_binding)},
+        "x-service": topic.owner,
+    }
+    for consumer in FUNDER_FEED_SSE_RECEIVERS:
+        operations[_component_key(f"{channel_id}.receive.{consumer}")] = {
+            "action": "receive",
+            "channel": copy.deepcopy(channel_ref),
+            "messages": copy.deepcopy(message_refs),
+            "title": f"{consumer} receive {topic.name} by webhook",
+            "summary": "Check the signature, deduplicate on `webhook-id`, answer 2xx.",
+            "bindings": {"http": copy.deepcopy(http_binding)},
+            "x-service": consumer,
+        }
 
 
 # -- helpers -------------------------------------------------------------------------

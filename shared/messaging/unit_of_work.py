@@ -79,6 +79,10 @@ class SqlUnitOfWork:
     async def _before_commit(self) -> None:
         """Write tracked aggregates back to their rows (overridden by services)."""
 
+    async def _with_outbox(self, envelopes: list[Envelope[EventPayload]]) -> None:
+        """Write what must commit with these events' outbox rows, e.g. a durable feed of
+        them (overridden by services; the rows are in the session, not yet flushed)."""
+
     def publish(self, event: EventPayload) -> None:
         """Stage an event that no aggregate recorded (e.g. a projection's own event)."""
         self._events.append(event)
@@ -105,6 +109,8 @@ class SqlUnitOfWork:
         ]
         for envelope in envelopes:
             self.session.add(_outbox_row(envelope))
+        if envelopes:
+            await self._with_outbox(envelopes)
         await self.session.commit()
         self.committed_envelopes.extend(envelopes)
         if envelopes and self._on_commit_with_events is not None:

@@ -126,6 +126,10 @@ async def build_world(st: FundingStack, admin: dict[str, str]) -> World:
     keyed = {**admin, "Idempotency-Key": str(uuid.uuid4())}
     await ok(await st.f.put(f"/calls/{CALL}", json=call_body, headers=keyed))
 
+    keyed = {**funder, "Idempotency-Key": str(uuid.uuid4())}
+    hook = {"url": "http://127.0.0.1:9/world"}
+    webhook = await ok(await st.f.post("/funder/webhooks", json=hook, headers=keyed))
+
     world = World(
         site_id=sme["site_id"],
         site_commune=sme["commune"],
@@ -138,6 +142,7 @@ async def build_world(st: FundingStack, admin: dict[str, str]) -> World:
         project_id=project["id"],
         unconsented_project_id=hidden["id"],
         application_id=str(application["id"]),
+        webhook_id=str(webhook["id"]),
         scheme_id=ADEME_ECODESIGN,
         scheme_body={k: scheme[k] for k in SCHEME_IN if k in scheme},
         call_id=CALL,
@@ -183,7 +188,9 @@ class Matrix:
             headers["Idempotency-Key"] = str(uuid.uuid4())
         body = plan.body(self.world)
         url = fill(path, self.world)
-        return await clients(self.st)[client].request(method, url, json=body, headers=headers)
+        return await clients(self.st)[client].request(
+            method, url, json=body, headers=headers, params=dict(plan.query)
+        )
 
     def leak(self, what: str, who: Identity, resp: httpx.Response) -> None:
         self.leaks.append(f"{what} — {who.name}: {resp.status_code} {resp.text[:300]}")
@@ -261,10 +268,10 @@ async def out_of_scope(
     nobody: dict[str, str],
 ) -> None:
     what = f"{method} {path}"
-    if plan.kind is Kind.PUBLIC:
+    if plan.kind in (Kind.PUBLIC, Kind.OWN):
         resp = await matrix.call(client, method, path, plan, who)
         if resp.status_code in (401, 403) or resp.status_code >= 500:
-            matrix.leak(what + " (reference data)", who, resp)
+            matrix.leak(what + f" ({plan.kind})", who, resp)
         return
     if plan.kind is Kind.LIST:
         resp = await matrix.call(client, method, path, plan, who)
@@ -313,7 +320,7 @@ async def check_list(
         matrix.leak(what + " (list)", who, resp)
         return
     ctype = resp.headers.get("content-type", "")
-    body = None if ctype.startswith("text/csv") else resp.json()
+    body = None if ctype.startswith(("text/csv", "text/event-stream")) else resp.json()
     items = items_of(ctype, resp.text, body)
     if items is None:
         # An aggregate: out of scope, the same figures as a territory with nothing in it.

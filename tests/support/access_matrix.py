@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -44,6 +45,9 @@ class Kind(StrEnum):
     READ = "read"
     #: a change: out of scope, 403 or 404 and the resource read back unchanged
     WRITE = "write"
+    #: a resource of the caller's own making (a webhook subscription, of its own scope):
+    #: every allowed identity may make one, none is out of scope
+    OWN = "own"
 
 
 @dataclass(frozen=True)
@@ -140,6 +144,7 @@ class World:
     project_id: str  # consented, matched in funding
     unconsented_project_id: str
     application_id: str
+    webhook_id: str  # the in-scope funder's webhook subscription
     scheme_id: str
     scheme_body: dict[str, Any]
     call_id: str
@@ -163,6 +168,7 @@ PARAMS: dict[str, Callable[[World], str]] = {
     "shock_id": lambda w: w.shock_id,
     "project_id": lambda w: w.project_id,
     "application_id": lambda w: w.application_id,
+    "webhook_id": lambda w: w.webhook_id,
     "scheme_id": lambda w: w.scheme_id,
     "call_id": lambda w: w.call_id,
     "territory_id": lambda w: w.territory_id,
@@ -186,6 +192,8 @@ class Plan:
     readback: Callable[[World], list[str]] = lambda _: []
     #: an answer of 200 whose items carry each their own status (offline sync)
     itemwise: bool = False
+    #: query parameters of every call (a stream's bounded mode)
+    query: Mapping[str, str] = field(default_factory=dict)
 
 
 def _survey(_: World) -> dict[str, Any]:
@@ -362,6 +370,14 @@ PLANS: dict[tuple[str, str], Plan] = {
     ("GET", "/projects/{project_id}/plan"): Plan("f", Kind.READ),
     ("GET", "/projects/{project_id}/applications"): Plan("f", Kind.READ),
     ("GET", "/funder/projects"): Plan("f", Kind.LIST),
+    # the funder topic's events: a stream (bounded: the backlog, then the end) and pages
+    ("GET", "/funder/feed"): Plan("f", Kind.LIST, query={"follow": "false"}),
+    ("GET", "/funder/feed/events"): Plan("f", Kind.LIST),
+    # a loopback URL (allowed in test): deliveries to it fail and are retried, harmlessly
+    ("POST", "/funder/webhooks"): Plan("f", Kind.OWN, lambda _: {"url": "http://127.0.0.1:9/m"}),
+    ("GET", "/funder/webhooks"): Plan("f", Kind.LIST),
+    # no readback: the subscriptions' delivery state moves on its own (retries)
+    ("DELETE", "/funder/webhooks/{webhook_id}"): Plan("f", Kind.WRITE),
     ("POST", "/applications"): Plan(
         "f",
         Kind.WRITE,
@@ -407,12 +423,17 @@ def random_siret() -> str:
 
 
 def items_of(content_type: str, text: str, body: Any) -> list[Mapping[str, Any]] | None:
-    """The items of a list or an export answer (JSON `items`, a JSON list, CSV rows);
-    None for an answer that is not a list (an aggregate)."""
+    """The items of a list or an export answer (JSON `items`, a JSON list, CSV rows,
+    server-sent events); None for an answer that is not a list (an aggregate). A
+    CloudEvent's item is its `data` (the event is about the project named there)."""
     if content_type.startswith("text/csv"):
         return list(csv.DictReader(io.StringIO(text)))
+    if content_type.startswith("text/event-stream"):
+        lines = [line.removeprefix("data:") for line in text.splitlines()]
+        events = [json.loads(line) for line in lines if line.startswith(" {")]
+        return [e["data"] for e in events if isinstance(e, Mapping)]
     if isinstance(body, list):
-        return [i for i in body if isinstance(i, Mapping)]
+        return [i["data"] if "specversion" in i else i for i in body if isinstance(i, Mapping)]
     if isinstance(body, Mapping) and isinstance(body.get("items"), list):
         return [i for i in body["items"] if isinstance(i, Mapping)]
     return None
@@ -426,6 +447,12 @@ def out_of_scope_items(
         return []
     wrong = []
     for item in items:
+        if who.role == "funder" and "regions" in item and "project_id" not in item:
+            # a funder's own resource of its regions (a webhook subscription)
+            regions = item["regions"]
+            if not isinstance(regions, list) or not set(map(str, regions)) <= who.regions:
+                wrong.append(item)
+            continue
         territories = _territories_of(item, world)
         if who.role == "funder":
             pid = str(item.get("project_id", item.get("id", "")))

@@ -119,3 +119,46 @@ class ApplicationRow(SQLModel, table=True):
     decided_on: date | None = None
     refusal_reason: str | None = None
     submitted_at: datetime = Field(sa_column=_ts())
+
+
+class FunderFeedEntryRow(SQLModel, table=True):
+    """An event of the funder topic, kept for the funders' HTTP feed (the outbox row is
+    purged once sent). Appended in the transaction that writes the event's outbox row;
+    `seq` is the feed's order, the order of the commits (`SqlFunderFeed.append`)."""
+
+    __tablename__ = "funder_feed_entries"
+    # AUTOINCREMENT: a sequence number is never given twice, even after the last is gone.
+    __table_args__ = (
+        sa.Index("ix_funder_feed_region_seq", "region", "seq"),
+        {"sqlite_autoincrement": True},
+    )
+
+    seq: int | None = Field(default=None, primary_key=True)
+    event_id: uuid.UUID = Field(sa_column=sa.Column(sa.Uuid(), nullable=False, unique=True))
+    event_type: str = Field(max_length=200)
+    source: str = Field(max_length=200)
+    subject: str = Field(max_length=200)
+    time: datetime = Field(sa_column=_ts())
+    project_id: uuid.UUID
+    #: the project's region (INSEE code) when the event was recorded; None: no region known
+    region: str | None = Field(default=None, max_length=3)
+    payload: str = Field(sa_column=sa.Column(sa.Text(), nullable=False))
+
+
+class FunderWebhookRow(SQLModel, table=True):
+    """A funder's webhook subscription and its delivery cursor (`domain.webhooks`)."""
+
+    __tablename__ = "funder_webhooks"
+
+    id: uuid.UUID = Field(primary_key=True)
+    owner: str = Field(max_length=200, index=True)
+    url: str = Field(max_length=2000)
+    #: the HMAC key, kept to sign (`whsec_…`): shown once, to its creator
+    secret: str = Field(max_length=100)
+    #: None: every region (an admin's subscription)
+    regions: list[str] | None = Field(default=None, sa_column=_json(nullable=True))
+    created_at: datetime = Field(sa_column=_ts())
+    delivered_seq: int = 0
+    attempts: int = 0
+    next_attempt_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    last_error: str | None = Field(default=None, max_length=500)

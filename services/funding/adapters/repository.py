@@ -18,6 +18,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.funding.adapters.orm import (
     ApplicationRow,
     CallRow,
+    FunderFeedEntryRow,
+    FunderWebhookRow,
     FundingProjectRow,
     FundingSiteRow,
     MatchRow,
@@ -35,6 +37,9 @@ from services.funding.domain.catalogue import (
 from services.funding.domain.matching import IndexedCatalogue
 from services.funding.domain.plan import FinancingPlan
 from services.funding.domain.projects import FundingProject, FundingSite, ProjectMatch
+from services.funding.domain.webhooks import Webhook
+from shared.db import lock_for_transaction
+from shared.events.envelope import Envelope, EventPayload
 from shared.events.funding import CriterionResult
 from shared.messaging.tables import utcnow
 from shared.projection import upsert_newer
@@ -487,3 +492,91 @@ class SqlApplications(ApplicationRepository):
         row = self._rows[application.id]
         for name, value in _values(application, _APPLICATION_FIELDS).items():
             setattr(row, name, value)
+
+
+#: the lock that orders the funder feed's appends (see `SqlFunderFeed.append`)
+FUNDER_FEED_LOCK = "funding.funder_feed"
+
+
+class SqlFunderFeed:
+    """The funders' HTTP feed: the funder topic's events, each with its sequence number.
+
+    Readers resume after the last number they saw, so a number must never become visible
+    after a greater one. PostgreSQL hands out serial numbers at insert, not at commit: two
+    transactions committing in the opposite order would let a reader see 8 before 7, then
+    skip 7. So appenders take a transaction lock first — the numbers are then given in
+    commit order — and take it last, after every other write of the transaction is
+    flushed: the lock is held only for the inserts and the commit. SQLite serializes
+    writers already."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def append(self, entries: Sequence[tuple[Envelope[EventPayload], str | None]]) -> None:
+        """The events (with their project's region) in the order given."""
+        if not entries:
+            return
+        await self._session.flush()
+        await lock_for_transaction(self._session, FUNDER_FEED_LOCK)
+        for envelope, region in entries:
+            self._session.add(
+                FunderFeedEntryRow(
+                    event_id=envelope.id,
+                    event_type=envelope.type,
+                    source=envelope.source,
+                    subject=envelope.subject,
+                    time=envelope.time,
+                    project_id=uuid.UUID(str(envelope.payload.key())),
+                    region=region,
+                    payload=envelope.value().decode(),
+                )
+            )
+
+
+def webhook_of(row: FunderWebhookRow) -> Webhook:
+    return Webhook(
+        id=row.id,
+        owner=row.owner,
+        url=row.url,
+        secret=row.secret,
+        regions=None if row.regions is None else frozenset(row.regions),
+        created_at=row.created_at,
+        delivered_seq=row.delivered_seq,
+        attempts=row.attempts,
+        next_attempt_at=row.next_attempt_at,
+        last_error=row.last_error,
+    )
+
+
+class SqlWebhooks:
+    """Funders' webhook subscriptions (the delivery worker moves their cursors)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def get(self, webhook_id: uuid.UUID) -> Webhook | None:
+        row = await self._session.get(FunderWebhookRow, webhook_id)
+        return None if row is None else webhook_of(row)
+
+    def add(self, webhook: Webhook) -> None:
+        self._session.add(
+            FunderWebhookRow(
+                id=webhook.id,
+                owner=webhook.owner,
+                url=webhook.url,
+                secret=webhook.secret,
+                regions=None if webhook.regions is None else sorted(webhook.regions),
+                created_at=webhook.created_at,
+                delivered_seq=webhook.delivered_seq,
+            )
+        )
+
+    async def delete(self, webhook_id: uuid.UUID) -> None:
+        row = await self._session.get(FunderWebhookRow, webhook_id)
+        if row is not None:
+            await self._session.delete(row)
+
+    async def feed_end(self) -> int:
+        """The feed's last sequence number now (0 when empty): a new subscription's start."""
+        last = (await self._session.exec(select(sa.func.max(FunderFeedEntryRow.seq)))).one()
+        return int(last or 0)

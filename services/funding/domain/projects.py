@@ -68,3 +68,9 @@ class ProjectMatch:
     planned_amount_eur: int
     criteria: tuple[CriterionResult, ...]
     published: bool = False  # funders were told of it (MatchProposed)
+
+
+def region_of(territory_id: str) -> str | None:
+    """ANCT ids carry the region: `ti-3205` is in region 32 (Hauts-de-France)."""
+    code = territory_id.removeprefix("ti-")
+    return code[:2] if len(code) >= 4 and code[:2].isdigit() else None

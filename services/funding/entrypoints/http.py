@@ -7,12 +7,12 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Body, Depends, FastAPI, Header, Query, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from services.funding.bootstrap import Funding
 from services.funding.entrypoints import schemas as s
-from services.funding.service_layer import commands, views
+from services.funding.service_layer import commands, feed, views, webhooks
 from services.funding.service_layer.matching import Matcher
 from services.funding.service_layer.unit_of_work import FundingUnitOfWork
 from shared.auth import Allow, Principal, Role
@@ -184,6 +184,167 @@ async def get_plan(project_id: uuid.UUID, principal: CrisisOrFunder, session: Se
 )
 async def get_funder_projects(principal: Funder, session: Session) -> list[s.FunderProjectOut]:
     return await views.funder_projects(session, principal)
+
+
+#: where a feed reader resumes: after this sequence number (0: from the start)
+After = Annotated[
+    int | None,
+    Query(
+        ge=0,
+        le=feed.MAX_SEQUENCE,
+        description="resume after this sequence number (`feedseq`, the SSE id); 0 or none:"
+        " from the start",
+    ),
+]
+EVENT_STREAM = "text/event-stream"
+CLOUDEVENTS_BATCH = "application/cloudevents-batch+json"
+
+
+class CloudEventsBatch(JSONResponse):
+    media_type = CLOUDEVENTS_BATCH
+
+
+@router.get(
+    "/funder/feed",
+    tags=["funders"],
+    summary="The funder topic's events of my regions as a resumable SSE stream (funder; admin)",
+    description=(
+        "Server-sent events, one per event of the funder topic in the caller's scope (the"
+        " consented projects of its regions; admin: all): `id` the feed's sequence"
+        " number, `event` the CloudEvents type, `data` the CloudEvent in structured JSON"
+        " mode (its `id` is the Kafka event id). Resume after the last id seen with the"
+        " `Last-Event-ID` header (what EventSource sends on reconnecting) or `after`; the"
+        " header wins. `follow=false` sends the backlog and ends; otherwise the stream"
+        " follows new events, with a comment line when idle, and ends after the service's"
+        " maximum duration: reconnect."
+    ),
+    response_class=Response,
+    responses={
+        200: {
+            "content": {EVENT_STREAM: {"schema": {"type": "string"}}},
+            "description": "`id: <seq>`, `event: <type>`, `data: <CloudEvent JSON>` per event",
+        }
+    },
+)
+async def get_funder_feed(
+    request: Request,
+    principal: Funder,
+    after: After = None,
+    follow: Annotated[
+        bool, Query(description="false: send the backlog, then end the stream")
+    ] = True,
+    last_event_id: Annotated[
+        int | None,
+        Header(
+            alias="Last-Event-ID",
+            ge=0,
+            le=feed.MAX_SEQUENCE,
+            description="the last sequence number received: the stream resumes after it",
+        ),
+    ] = None,
+) -> StreamingResponse:
+    svc: Funding = request.app.state.runtime
+    scope = feed.FeedScope.of(principal)
+    start = last_event_id if last_event_id is not None else (after or 0)
+    ticket = svc.feed_notifier.ticket()
+    # Not the request's session: FastAPI closes it after the response, i.e. after the
+    # stream, and a stream must not hold a pooled connection between its reads.
+    async with svc.session_factory() as session:
+        first = await feed.entries_after(session, start, scope, svc.feed_stream.batch)
+    stream = feed.sse_stream(
+        svc.session_factory,
+        scope,
+        first,
+        start,
+        follow=follow,
+        notifier=svc.feed_notifier,
+        ticket=ticket,
+        settings=svc.feed_stream,
+    )
+    return StreamingResponse(
+        stream,
+        media_type=f"{EVENT_STREAM}; charset=utf-8",
+        # No cache, no proxy buffering (nginx): each event leaves as it is written.
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.get(
+    "/funder/feed/events",
+    response_model=list[s.CloudEventOut],
+    response_class=CloudEventsBatch,
+    tags=["funders"],
+    summary="A page of the funder topic's events of my regions, as CloudEvents (funder; admin)",
+    description=(
+        "The same events as `GET /funder/feed`, as a CloudEvents JSON batch: the events"
+        " after sequence number `after`, oldest first, at most `limit`. The next page:"
+        " `after` = the last event's `feedseq`; an empty page is the end, for now."
+    ),
+)
+async def get_funder_feed_events(
+    principal: Funder,
+    session: Session,
+    after: After = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="events per page")] = 100,
+) -> Response:
+    rows = await feed.entries_after(session, after or 0, feed.FeedScope.of(principal), limit)
+    return CloudEventsBatch([feed.cloud_event(r) for r in rows])
+
+
+@router.post(
+    "/funder/webhooks",
+    status_code=201,
+    response_model=s.WebhookCreatedOut,
+    tags=["funders"],
+    summary="Subscribe a URL to the funder feed of my regions; its secret, once (funder; admin)",
+    description=(
+        "Each new event of the caller's feed (`GET /funder/feed`'s scope) is POSTed to"
+        " `url` as a CloudEvent in structured mode (`application/cloudevents+json`), in"
+        " order, signed per Standard Webhooks: `webhook-id` (the event id: deduplicate),"
+        " `webhook-timestamp`, `webhook-signature: v1,<base64 HMAC-SHA256 of"
+        " id.timestamp.body>` under the returned secret. Retried with exponential backoff"
+        " until a 2xx answer: at least once. http(s) only; loopback and private addresses"
+        " only in development and test."
+    ),
+)
+async def post_webhook(
+    body: s.WebhookIn, principal: Funder, bus: Bus, clock: ClockDep, request: Request
+) -> JSONResponse:
+    svc: Funding = request.app.state.runtime
+    loopback = svc.settings.webhooks_may_target_loopback
+    return await bus(
+        principal,
+        lambda uow: webhooks.create_webhook(
+            uow, body.url, principal, allow_loopback=loopback, clock=clock
+        ),
+        answer=s.WebhookCreatedOut.created,
+        status_code=201,
+        body=body,
+    )
+
+
+@router.get(
+    "/funder/webhooks",
+    response_model=list[s.WebhookOut],
+    tags=["funders"],
+    summary="My webhook subscriptions and their delivery state (funder; admin: all)",
+)
+async def list_webhooks(principal: Funder, session: Session) -> list[s.WebhookOut]:
+    return [s.WebhookOut.of(w) for w in await webhooks.webhooks_of(session, principal)]
+
+
+@router.delete(
+    "/funder/webhooks/{webhook_id}",
+    response_model=s.WebhookOut,
+    tags=["funders"],
+    summary="Delete one of my webhook subscriptions (funder; admin)",
+)
+async def delete_webhook(webhook_id: uuid.UUID, principal: Funder, bus: Bus) -> JSONResponse:
+    return await bus(
+        principal,
+        lambda uow: webhooks.delete_webhook(uow, webhook_id, principal),
+        answer=s.WebhookOut.of,
+    )
 
 
 @router.post(

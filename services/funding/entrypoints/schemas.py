@@ -25,6 +25,7 @@ from services.funding.domain.catalogue import (
     SelectionRound,
 )
 from services.funding.domain.matching import Match
+from services.funding.domain.webhooks import Webhook
 from shared.events.campaigns import ProjectKind
 from shared.events.funding import AidType, CriterionResult, FirmSize, FirmSizeSource
 from shared.http import MAX_COUNT, MAX_EUR, Day
@@ -428,3 +429,80 @@ class ApplicationOut(BaseModel):
             refusal_reason=application.refusal_reason,
             submitted_at=application.submitted_at,
         )
+
+
+#: the event types of the funder topic, hence of its HTTP feed
+FunderEventType = Literal[
+    "rebond.funding.match_proposed.v1",
+    "rebond.funding.match_updated.v1",
+    "rebond.funding.application_submitted.v1",
+    "rebond.funding.award_granted.v1",
+    "rebond.funding.award_refused.v1",
+    "rebond.funding.payment_made.v1",
+]
+
+
+class CloudEventOut(BaseModel):
+    """An event of the funder topic as a CloudEvent 1.0 in structured JSON mode: the Kafka
+    message's `ce_*` headers as attributes, its value as `data`."""
+
+    specversion: Literal["1.0"]
+    id: uuid.UUID = Field(
+        description="the event id, the same as on the Kafka topic: deduplicate on it"
+    )
+    source: str = Field(description="the producing service (funding)")
+    type: FunderEventType = Field(description="the event type; AsyncAPI names its data schema")
+    time: datetime = Field(description="when the event happened (RFC 3339, with offset)")
+    subject: str = Field(description="the project id (the Kafka key)")
+    datacontenttype: Literal["application/json"]
+    feedseq: int = Field(
+        ge=1, description="the feed's sequence number: resume after it (`after`, Last-Event-ID)"
+    )
+    data: dict[str, object] = Field(
+        description="the payload, valid against the event type's schema in /asyncapi.json"
+    )
+
+
+class WebhookIn(_In):
+    url: str = Field(
+        min_length=8,
+        max_length=2000,
+        description="http(s) URL the events are POSTed to; loopback and private addresses"
+        " only in development and test",
+        examples=["https://funding.region.example/rebond/webhook"],
+    )
+
+
+class WebhookOut(BaseModel):
+    id: uuid.UUID
+    url: str
+    regions: list[str] | None = Field(description="the regions delivered; null: all (admin)")
+    created_at: datetime
+    delivered_seq: int = Field(description="the feed's last sequence number delivered")
+    attempts: int = Field(description="failed attempts at the next event (0: up to date)")
+    next_attempt_at: datetime | None
+    last_error: str | None = Field(description="why the last attempt failed, if it did")
+
+    @classmethod
+    def of(cls, webhook: Webhook) -> Self:
+        return cls(
+            id=webhook.id,
+            url=webhook.url,
+            regions=None if webhook.regions is None else sorted(webhook.regions),
+            created_at=webhook.created_at,
+            delivered_seq=webhook.delivered_seq,
+            attempts=webhook.attempts,
+            next_attempt_at=webhook.next_attempt_at,
+            last_error=webhook.last_error,
+        )
+
+
+class WebhookCreatedOut(WebhookOut):
+    secret: str = Field(
+        description="the HMAC-SHA256 key of the signatures (`whsec_<base64>`): shown only"
+        " in this answer, keep it"
+    )
+
+    @classmethod
+    def created(cls, webhook: Webhook) -> Self:
+        return cls(**WebhookOut.of(webhook).model_dump(), secret=webhook.secret)

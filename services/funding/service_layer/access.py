@@ -5,8 +5,7 @@ from __future__ import annotations
 import uuid
 
 from services.funding.domain.catalogue import Scheme
-from services.funding.domain.projects import FundingProject
-from services.funding.service_layer.matching import region_of
+from services.funding.domain.projects import FundingProject, region_of
 from shared.auth import Principal, Role
 from shared.errors import NotFound, OutOfScope
 

@@ -22,6 +22,7 @@ from services.funding.domain.projects import (
     FundingProject,
     FundingSite,
     ProjectMatch,
+    region_of,
 )
 from services.funding.service_layer.unit_of_work import UnitOfWork
 from shared.clock import Clock
@@ -74,12 +75,6 @@ def firm_size_of_site(site: FundingSite | None) -> tuple[FirmSize | None, FirmSi
         return by_category, "company_category"
     estimate = firm_size_of(site.headcount_band)
     return estimate, "headcount_band" if estimate is not None else None
-
-
-def region_of(territory_id: str) -> str | None:
-    """ANCT ids carry the region: `ti-3205` is in region 32 (Hauts-de-France)."""
-    code = territory_id.removeprefix("ti-")
-    return code[:2] if len(code) >= 4 and code[:2].isdigit() else None
 
 
 def department_of(commune_insee: str | None) -> str | None:

@@ -6,6 +6,7 @@ service-layer tests' fake offer."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from typing import Protocol
 
@@ -21,13 +22,17 @@ from services.funding.adapters.repository import (
     SiteRepository,
     SqlApplications,
     SqlCalls,
+    SqlFunderFeed,
     SqlMatches,
     SqlProjects,
     SqlSchemes,
     SqlSites,
+    SqlWebhooks,
 )
+from services.funding.domain.projects import region_of
 from shared.db import SessionFactory
-from shared.events.envelope import EventPayload
+from shared.events.catalogue import FUNDER_FEED, topic_of
+from shared.events.envelope import Envelope, EventPayload
 from shared.messaging.unit_of_work import SqlUnitOfWork
 
 
@@ -61,6 +66,8 @@ class FundingUnitOfWork(SqlUnitOfWork):
     sites: SiteRepository
     matches: MatchRepository
     applications: ApplicationRepository
+    funder_feed: SqlFunderFeed
+    webhooks: SqlWebhooks
 
     def __init__(
         self,
@@ -82,3 +89,24 @@ class FundingUnitOfWork(SqlUnitOfWork):
         self.sites = SqlSites(session)
         self.matches = SqlMatches(session)
         self.applications = SqlApplications(session)
+        self.funder_feed = SqlFunderFeed(session)
+        self.webhooks = SqlWebhooks(session)
+
+    async def _with_outbox(self, envelopes: list[Envelope[EventPayload]]) -> None:
+        """The funder topic's events also go to the funders' HTTP feed, in the same
+        transaction as their outbox rows: the feed holds an event if and only if the
+        topic will, under the same event id."""
+        entries = []
+        for envelope in envelopes:
+            if topic_of(envelope.payload) is FUNDER_FEED:
+                entries.append((envelope, await self._region(envelope.payload)))
+        await self.funder_feed.append(entries)
+
+    async def _region(self, event: EventPayload) -> str | None:
+        """The region of the event's project: matches carry its territory, decisions are
+        about a project the funding service knows."""
+        territory = getattr(event, "territory_id", None)
+        if territory is None:
+            project = await self.projects.get(uuid.UUID(event.key()))
+            territory = None if project is None else project.territory_id
+        return None if territory is None else region_of(territory)

@@ -28,7 +28,7 @@ from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
 from shared.events import asyncapi, schemas
-from shared.events.catalogue import ALL_TOPICS, Topic, event_registry, topic_of
+from shared.events.catalogue import ALL_TOPICS, FUNDER_FEED, Topic, event_registry, topic_of
 from shared.events.envelope import REQUIRED_HEADERS, EventPayload, decode
 from shared.events.examples import EXAMPLES
 from shared.messaging import consumer
@@ -190,7 +190,12 @@ def test_extra_servers_are_added_and_can_replace_the_placeholder() -> None:
 
     assert with_staging["servers"]["staging"] == staging
     assert with_staging["servers"]["production"]["host"] == "kafka:9092"
-    assert replaced["servers"] == {"production": production}
+    assert replaced["servers"] == {
+        "production": production,
+        **asyncapi.HTTP_SERVERS,
+    }
+    kafka_refs = [{"$ref": "#/servers/production"}, {"$ref": "#/servers/staging"}]
+    assert with_staging["channels"][FUNDER_FEED.name]["servers"] == kafka_refs
 
 
 def test_title_and_version_can_be_set() -> None:
@@ -234,7 +239,32 @@ def test_every_topic_has_its_dead_letter_channel(doc: dict[str, Any], topic: Top
 def test_there_are_no_other_channels(doc: dict[str, Any]) -> None:
     expected = {t.name for t in ALL_TOPICS} | {t.dlq for t in ALL_TOPICS}
 
-    assert set(doc["channels"]) == expected
+    http = {asyncapi.FUNDER_FEED_SSE_CHANNEL, asyncapi.FUNDER_FEED_WEBHOOK_CHANNEL}
+    assert set(doc["channels"]) == expected | http
+
+
+def test_the_funder_topic_is_also_served_over_http(doc: dict[str, Any]) -> None:
+    sse = doc["channels"][asyncapi.FUNDER_FEED_SSE_CHANNEL]
+    topic = doc["channels"][FUNDER_FEED.name]
+
+    assert sse["address"] == asyncapi.FUNDER_FEED_SSE_PATH == "/funder/feed"
+    assert sse["messages"] == topic["messages"]
+    assert sse["servers"] == [{"$ref": f"#/servers/{asyncapi.FUNDER_HTTP_SERVER}"}]
+    assert topic["servers"] == [{"$ref": "#/servers/production"}]
+    assert doc["servers"][asyncapi.FUNDER_HTTP_SERVER]["protocol"] == "http"
+    envelope = doc["components"]["schemas"]["FunderFeedCloudEvent"]
+    assert set(envelope["properties"]["type"]["enum"]) == {
+        m.event_type for m in FUNDER_FEED.event_types
+    }
+    actions = sorted(
+        op["action"]
+        for op in doc["operations"].values()
+        if op["channel"]["$ref"] == f"#/channels/{asyncapi.FUNDER_FEED_SSE_CHANNEL}"
+    )
+    assert actions == ["receive", "send"]
+    webhook = doc["channels"][asyncapi.FUNDER_FEED_WEBHOOK_CHANNEL]
+    assert webhook["messages"] == topic["messages"]
+    assert webhook["address"] is None
 
 
 @pytest.mark.parametrize("topic", ALL_TOPICS, ids=topic_id)
