@@ -411,7 +411,7 @@ function applicationsTable(projectId) {
     return el(
       "p",
       { id: "demandes-vide" },
-      "Aucune demande enregistrée pour ce projet depuis ce poste.",
+      "Aucune demande enregistrée pour ce projet.",
     );
   }
   return table(
@@ -752,11 +752,14 @@ async function showDetail(view, projectId) {
   // filled in when it comes.
   const listed = state.projects ? null : loadProjects().catch(() => null);
   try {
-    [matches, plan] = await Promise.all([
+    let known;
+    [matches, plan, , known] = await Promise.all([
       api("funding", `/projects/${projectId}/matches`),
       api("funding", `/projects/${projectId}/plan`),
       loadCatalogue(),
+      api("funding", `/projects/${projectId}/applications`),
     ]);
+    applications.replace(projectId, known);
   } catch (error) {
     clear(view).append(
       backLink(),

@@ -1,6 +1,6 @@
-// The applications this browser recorded, as the API last answered each one: the
-// funding API has no route listing a project's applications (see the report of issue
-// 12), so the page keeps the answers of its own POSTs, per signed-in subject.
+// A project's applications: read from `GET /projects/{id}/applications` when its detail
+// opens (every funder's, as the funder topic shows them), then updated with the API's
+// answer to each decision recorded here; kept per signed-in subject for the next visit.
 
 const PREFIX = "rebond.financeur.demandes.";
 
@@ -17,6 +17,19 @@ export class Applications {
 
   of(projectId) {
     return this.byProject[projectId] || [];
+  }
+
+  replace(projectId, list) {
+    this.byProject[projectId] = [...list];
+    this.save();
+  }
+
+  save() {
+    try {
+      localStorage.setItem(this.key, JSON.stringify(this.byProject));
+    } catch (_) {
+      // private mode or full storage: kept for this page only
+    }
   }
 
   put(application) {
