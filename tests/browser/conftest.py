@@ -40,6 +40,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items[:] = others + ours
 
 
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The pages' figures in the test output (also in bench-results/web-pages.md)."""
+    from tests.support.browser import SEEN
+
+    if not SEEN:
+        return
+    terminalreporter.section("web pages: first useful paint and payload")
+    for row in SEEN:
+        terminalreporter.write_line(
+            f"{row['page']:<22} {row['viewport']:<8} {row['first_useful_paint_ms']:>8.1f} ms"
+            f" {row['transferred_kib']:>8.1f} KiB {row['requests']:>4} requests"
+        )
+
+
 @pytest.fixture(scope="session")
 def chromium() -> Path:
     return ensure_chromium()

@@ -158,11 +158,15 @@ def stop_rebond(running: RunningRebond) -> None:
             running.proc.kill()
 
 
+#: every page figure of this test session, for the end-of-run summary (conftest)
+SEEN: list[dict[str, Any]] = []
+
+
 @dataclass
 class PageFigures:
     """Per page and viewport: first useful paint (ms) and bytes transferred."""
 
-    rows: list[dict[str, Any]] = field(default_factory=list)
+    rows: list[dict[str, Any]] = field(default_factory=lambda: SEEN)
 
     def add(self, page: str, viewport: str, paint_ms: float, bytes_: int, requests: int) -> None:
         row = {
