@@ -243,21 +243,27 @@ async def my_visits(
     return s.MyVisitsOut(items=items, next_cursor=next_cursor)
 
 
+async def _latest_surveys(session: AsyncSession, campaign_id: uuid.UUID) -> dict[str, SurveyRow]:
+    """Each surveyed site's latest revision (what the firm says now)."""
+    latest: dict[str, SurveyRow] = {}
+    for survey_row in (
+        await session.exec(
+            select(SurveyRow)
+            .where(SurveyRow.campaign_id == campaign_id)
+            .order_by(col(SurveyRow.revision))
+        )
+    ).all():
+        latest[survey_row.site_id] = survey_row
+    return latest
+
+
 async def red_flags(
     session: AsyncSession, campaign_id: uuid.UUID, principal: Principal
 ) -> list[s.RedFlagOut]:
     """Each site's red flags as its latest survey states them (a revision that drops a
     flag withdraws it), most jobs at risk first."""
     row = await _campaign(session, campaign_id, principal)
-    latest: dict[str, SurveyRow] = {}
-    for survey_row in (
-        await session.exec(
-            select(SurveyRow)
-            .where(SurveyRow.campaign_id == row.id)
-            .order_by(col(SurveyRow.revision))
-        )
-    ).all():
-        latest[survey_row.site_id] = survey_row
+    latest = await _latest_surveys(session, row.id)
     flagged = {site: survey for site, survey in latest.items() if survey.red_flags}
     names = await _names(session, list(flagged))
     communes = dict(
@@ -305,15 +311,7 @@ async def progress(
         if t.active
     }
     visits = await current_visits(session, row.id)
-    latest: dict[str, SurveyRow] = {}
-    for survey_row in (
-        await session.exec(
-            select(SurveyRow)
-            .where(SurveyRow.campaign_id == row.id)
-            .order_by(col(SurveyRow.revision))
-        )
-    ).all():
-        latest[survey_row.site_id] = survey_row
+    latest = await _latest_surveys(session, row.id)
 
     def blank() -> dict[str, int]:
         return {"targets": 0, "planned": 0, "visited": 0, "reached": 0, "projects": 0}
