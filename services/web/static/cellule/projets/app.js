@@ -790,30 +790,39 @@ function actions(p) {
 
 // --- look-alikes to review -------------------------------------------------------------------
 
+// The list is built whole before it replaces the one on screen, and a refresh that fails
+// leaves the last list in place under the error: the cell never loses sight of the pairs
+// still to review because one call failed.
 async function renderDuplicates() {
-  let flagged;
+  const title = el("h2", { id: "titre-doublons" }, "Doublons possibles à examiner");
+  let flagged, originals;
   try {
     flagged = (await api("detection", "/projects", { query: { under_review: true, limit: 200 } })).items;
+    originals = new Map(
+      await Promise.all(
+        [...new Set(flagged.map((p) => p.possible_duplicate_of))].map(async (id) => [
+          id,
+          await api("detection", `/projects/${id}`).catch(() => null),
+        ]),
+      ),
+    );
   } catch (error) {
-    clear(duplicates).append(el("h2", { id: "titre-doublons" }, "Doublons possibles à examiner"), dupLive, alert("error", null, refusal(error).text));
+    const shown = duplicates.querySelector("#liste-doublons");
+    const stale = shown ? " La liste ci-dessous est celle du dernier affichage." : "";
+    clear(duplicates).append(
+      ...[title, dupLive, alert("error", null, `${refusal(error).text}${stale}`), shown].filter(Boolean),
+    );
     return;
   }
-  const originals = new Map(
-    await Promise.all(
-      [...new Set(flagged.map((p) => p.possible_duplicate_of))].map(async (id) => [
-        id,
-        await api("detection", `/projects/${id}`).catch(() => null),
-      ]),
-    ),
-  );
-  clear(duplicates).append(
-    el("h2", { id: "titre-doublons" }, "Doublons possibles à examiner"),
+  const content = [
+    title,
     dupLive,
     flagged.length
       ? el("p", { class: "fr-text--sm" }, "Un projet signalé ressemble à un projet déjà connu (même entreprise, même type de projet, même territoire). Fusionnez-les s'il s'agit du même projet, sinon indiquez qu'il n'est pas un doublon.")
       : el("p", { class: "fr-text--sm rb-empty", id: "aucun-doublon" }, "Aucun doublon possible à examiner."),
     flagged.length ? el("ul", { class: "rb-duplicates", id: "liste-doublons" }, flagged.map((p) => duplicateItem(p, originals.get(p.possible_duplicate_of)))) : null,
-  );
+  ];
+  clear(duplicates).append(...content.filter(Boolean));
 }
 
 function summary(p) {
