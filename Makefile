@@ -12,7 +12,8 @@ help: ## list the targets
 
 setup: ## install the tools and the locked Python dependencies
 	@bash deploy/local/ensure-tools.sh
-	@$(UV) sync --locked --quiet
+	@$(UV) sync --locked --quiet --compile-bytecode
+	@$(UV) run --locked --quiet python -m compileall -q -j 0 shared services deploy tests > /dev/null
 
 run: setup ## run the whole system locally (embedded Kafka, SQLite) with the Béthune demo
 	@$(UV) run --locked python deploy/local/run.py

@@ -306,6 +306,26 @@ _HTTP_CODES = {
 }
 
 
+WARM_UP_PATH = "/.rebond-warm-up"
+
+
+async def warm_up(app: ASGIApp) -> float:
+    """Pay before the first user does what the first request would: the middleware stack,
+    every route's matching state (FastAPI builds it lazily, route by route, on the first
+    request that reaches it: a path no route takes reaches them all) and the mappers'
+    configuration. Measured on this 2-core machine: the first request of a fresh service
+    took 150-350 ms more than the next one. Returns the seconds it took."""
+    import httpx
+    from sqlalchemy.orm import configure_mappers
+
+    started = time.perf_counter()
+    configure_mappers()
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://warm-up") as client:
+        await client.get(WARM_UP_PATH)
+    return time.perf_counter() - started
+
+
 def install_common(
     app: FastAPI,
     ready_check: Callable[[], Awaitable[None]] | None = None,

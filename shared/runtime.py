@@ -146,7 +146,10 @@ def workers_lifespan(
     """Run the workers beside the API for the app's lifetime; stop them on shutdown."""
 
     @contextlib.asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from shared.http import warm_up
+
+        await warm_up(app)
         tasks = [asyncio.create_task(w.run()) for w in workers]
         try:
             yield

@@ -40,12 +40,14 @@ def bootstrap(settings: WebSettings | None = None) -> http.WebState:
 
 
 def create_app(state: http.WebState, *, static_dir: Path = STATIC_DIR) -> FastAPI:
+    from shared.http import install_common, warm_up
+
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await warm_up(app)
+        _ = state.upstreams.client  # its TLS context takes tens of ms to build: not on a click
         yield
         await state.upstreams.close()
-
-    from shared.http import install_common
 
     app = FastAPI(
         title="Rebond — pages web",

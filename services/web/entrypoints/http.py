@@ -12,6 +12,7 @@ import base64
 import binascii
 import json
 import mimetypes
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -25,6 +26,7 @@ from starlette.middleware.gzip import GZipMiddleware
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.web.adapters import design_system
 from services.web.adapters.oidc import OidcClient, OidcUnavailable
 from services.web.adapters.upstream import UnknownApi, Upstreams, relayed_headers
 from services.web.domain.session import (
@@ -377,6 +379,22 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
+def serve_asset(asset: design_system.Asset) -> Callable[[Request], Response]:
+    """One file of the design system's bundle from memory: gzipped once at start-up (not
+    on every request, as the middleware would), revalidated by its ETag."""
+
+    def bundle(request: Request) -> Response:
+        headers = {"ETag": asset.etag, "Vary": "Accept-Encoding"}
+        if request.headers.get("if-none-match") == asset.etag:
+            return Response(status_code=304, headers=headers)
+        if "gzip" in request.headers.get("accept-encoding", ""):
+            headers["Content-Encoding"] = "gzip"
+            return Response(asset.gzipped, media_type=asset.media_type, headers=headers)
+        return Response(asset.body, media_type=asset.media_type, headers=headers)
+
+    return bundle
+
+
 def mount_pages(app: FastAPI, static_dir: Path, dsfr_dir: Path) -> None:
     # Not in every system's MIME table: the field app's manifest must say what it is.
     mimetypes.add_type("application/manifest+json", ".webmanifest")
@@ -384,6 +402,11 @@ def mount_pages(app: FastAPI, static_dir: Path, dsfr_dir: Path) -> None:
         raise RuntimeError(
             f"the design system is not installed ({dsfr_dir} is missing): run `make setup`"
         )
+    for name, asset in design_system.build(dsfr_dir).items():
+        app.add_api_route(
+            f"/dsfr/{name}", serve_asset(asset), methods=["GET", "HEAD"], include_in_schema=False
+        )
+    # Everything else of the package (fonts, icons, favicon, the print styles) as files.
     app.mount("/dsfr", StaticFiles(directory=dsfr_dir), name="dsfr")
     app.mount("/", StaticFiles(directory=static_dir, html=True), name="pages")
 

@@ -3,7 +3,7 @@
 // kept here, so that the page, the week's visits, the site cards and the questionnaire
 // open without network. Reports made offline wait in IndexedDB (queue.js), not here.
 
-const VERSION = "terrain-2026-12-03.2";
+const VERSION = "terrain-2026-12-03.3";
 const SHELL = `rebond-terrain-shell-${VERSION}`;
 const DATA = "rebond-terrain-data"; // the consultant's data, emptied at logout
 
@@ -18,9 +18,8 @@ const SHELL_URLS = [
   "/common/api.js",
   "/common/layout.js",
   "/common/rebond.css",
-  "/dsfr/dsfr.min.css",
-  "/dsfr/utility/icons/icons.min.css",
-  "/dsfr/dsfr.module.min.js",
+  "/dsfr/rebond.min.css",
+  "/dsfr/rebond.module.min.js",
   "/dsfr/favicon/favicon.svg",
   "/dsfr/favicon/android-chrome-192x192.png",
   "/dsfr/favicon/apple-touch-icon.png",
