@@ -283,11 +283,19 @@ class Browser:
               const res = performance.getEntriesByType('resource');
               const bytes = [nav, ...res].reduce((s, e) => s + (e.transferSize || 0), 0);
               const mark = performance.getEntriesByName('rebond:useful')[0];
+              const path = [nav, ...res].map((e) => ({
+                name: e.name.replace(location.origin, ''), start: Math.round(e.startTime),
+                end: Math.round(e.responseEnd), bytes: e.transferSize || 0}));
               return {useful: mark ? mark.startTime : performance.now(),
-                      bytes, requests: res.length + 1};
+                      bytes, requests: res.length + 1, path};
             }"""
         )
         self.figures.add(name, viewport, timing["useful"], timing["bytes"], timing["requests"])
+        # What the paint waited on: the requests that ended last before it.
+        before = [e for e in timing["path"] if e["end"] <= timing["useful"]]
+        shown = -6 if not os.environ.get("REBOND_PAINT_TRACE") else 0
+        for entry in sorted(before, key=lambda e: e["end"])[shown:]:
+            print(f"[web page]   {entry['start']:>6}–{entry['end']:<6} ms {entry['name']}")
         return float(timing["useful"])
 
 
