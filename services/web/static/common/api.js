@@ -153,3 +153,24 @@ export async function download(name, path, filename, query) {
   link.remove();
   setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
 }
+
+// Answers asked for at once, beside the session rather than after it: the first load of
+// each takes its answer (`take`), later loads ask again. A failure stays for that first
+// load to report.
+export class Prefetched {
+  constructor() {
+    this.answers = new Map();
+  }
+
+  start(key, load) {
+    const answer = load();
+    answer.catch(() => null);
+    this.answers.set(key, answer);
+  }
+
+  take(key, load) {
+    const answer = this.answers.get(key);
+    this.answers.delete(key);
+    return answer || load();
+  }
+}

@@ -2,7 +2,7 @@
 // project's matches (every criterion with its reason) and financing plan, and the
 // applications and decisions I record on it. Fed only by the funding API.
 
-import { api, newIdempotencyKey, requireSession } from "../common/api.js";
+import { Prefetched, api, newIdempotencyKey, requireSession } from "../common/api.js";
 import { alert, clear, el, fmt, frame } from "../common/layout.js";
 import {
   AID_TYPES,
@@ -17,6 +17,11 @@ import {
 } from "./labels.js";
 import { refusal } from "./refusals.js";
 import { Applications } from "./store.js";
+
+// The projects and the catalogue are asked for beside the session, not after it.
+const early = new Prefetched();
+early.start("projects", () => api("funding", "/funder/projects"));
+early.start("schemes", () => api("funding", "/schemes"));
 
 const current = await requireSession(["funder", "admin"]);
 const main = frame(current, "/financeur/");
@@ -83,12 +88,15 @@ function table(caption, headers, rows, attrs = {}, { hideCaption = false } = {})
 
 async function loadCatalogue() {
   if (state.schemes.size) return;
-  const schemes = await api("funding", "/schemes");
+  const schemes = await early.take("schemes", () => api("funding", "/schemes"));
   state.schemes = new Map(schemes.map((s) => [s.id, s]));
 }
 
 async function loadProjects() {
-  const [projects] = await Promise.all([api("funding", "/funder/projects"), loadCatalogue()]);
+  const [projects] = await Promise.all([
+    early.take("projects", () => api("funding", "/funder/projects")),
+    loadCatalogue(),
+  ]);
   state.projects = projects;
 }
 

@@ -5,7 +5,7 @@
 // not a duplicate) and the CSV export. Fed only by the detection, funding and campaigns
 // APIs through the web service's relay.
 
-import { api, newIdempotencyKey, requireSession } from "../../common/api.js";
+import { Prefetched, api, newIdempotencyKey, requireSession } from "../../common/api.js";
 import { alert, clear, el, fmt, frame } from "../../common/layout.js";
 import { saveCsv, toCsv } from "./csv.js";
 import {
@@ -22,6 +22,12 @@ import {
   refusal,
   stageLabel,
 } from "./labels.js";
+
+// The first page of each list is asked for beside the session, not after it.
+const early = new Prefetched();
+early.start("stats", () => api("detection", "/projects/stats"));
+early.start("projects", () => api("detection", "/projects", { query: listQuery({}, filtersOfUrl()) }));
+early.start("review", () => api("detection", "/projects", { query: { under_review: true, limit: 200 } }));
 
 const current = await requireSession(["crisis_cell", "admin"]);
 const main = frame(current, "/cellule/");
@@ -323,18 +329,17 @@ function modal(id, title) {
 
 // --- loading ------------------------------------------------------------------------------
 
-function listQuery(extra = {}) {
-  const f = state.filters;
+function listQuery(extra = {}, f = state.filters) {
   return { stage: f.stage, origin: f.origin, hidden: f.hidden, limit: 200, ...extra };
 }
 
 async function loadStats() {
-  state.stats = await api("detection", "/projects/stats");
+  state.stats = await early.take("stats", () => api("detection", "/projects/stats"));
 }
 
 async function loadProjects() {
   try {
-    const page = await api("detection", "/projects", { query: listQuery() });
+    const page = await early.take("projects", () => api("detection", "/projects", { query: listQuery() }));
     state.projects = page.items;
     state.next = page.next_cursor;
     state.listError = null;
@@ -797,7 +802,8 @@ async function renderDuplicates() {
   const title = el("h2", { id: "titre-doublons" }, "Doublons possibles à examiner");
   let flagged, originals;
   try {
-    flagged = (await api("detection", "/projects", { query: { under_review: true, limit: 200 } })).items;
+    const review = () => api("detection", "/projects", { query: { under_review: true, limit: 200 } });
+    flagged = (await early.take("review", review)).items;
     originals = new Map(
       await Promise.all(
         [...new Set(flagged.map((p) => p.possible_duplicate_of))].map(async (id) => [
