@@ -34,6 +34,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     then starts after every other test and stops with the session, instead of loading
     the machine while the other suites run."""
     ours = [item for item in items if "tests/browser/" in str(item.fspath)]
+    # The SQLite stack's module first: its own Rebond runs and stops before the
+    # PostgreSQL one starts, never both at once.
+    ours.sort(key=lambda item: "test_sqlite_default" not in str(item.fspath))
     for item in ours:
         item.add_marker(pytest.mark.browser)
     others = [item for item in items if "tests/browser/" not in str(item.fspath)]
@@ -83,6 +86,10 @@ def rebond(
 
 @pytest.fixture(scope="session")
 def bethune_shock(rebond: RunningRebond) -> dict[str, Any]:
+    return declare_bethune_shock(rebond)
+
+
+def declare_bethune_shock(rebond: RunningRebond) -> dict[str, Any]:
     """The Bridgestone closure (900 jobs, 16 September 2020) declared by the crisis cell,
     and the campaign it starts: {"shock": …, "campaign": …}."""
     cell = rebond.token("--role", "crisis_cell", "--territory", "ti-3205", "--sub", "setup-cell")
@@ -120,10 +127,15 @@ def page_figures() -> Iterator[PageFigures]:
 
 
 @pytest.fixture(scope="session")
-def browser(rebond: RunningRebond, page_figures: PageFigures) -> Iterator[Browser]:
-    with playwright_session() as playwright:
-        b = Browser(playwright, rebond, page_figures)
-        try:
-            yield b
-        finally:
-            b.close()
+def playwright(chromium: Path) -> Iterator[Any]:
+    with playwright_session() as session:
+        yield session
+
+
+@pytest.fixture(scope="session")
+def browser(playwright: Any, rebond: RunningRebond, page_figures: PageFigures) -> Iterator[Browser]:
+    b = Browser(playwright, rebond, page_figures)
+    try:
+        yield b
+    finally:
+        b.close()

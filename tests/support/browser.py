@@ -114,8 +114,11 @@ def start_rebond(
     from tests.e2e.test_make_run import free_offset
 
     offset = free_offset()
+    # A service given no database URL gets `make run`'s default, SQLite in the data dir,
+    # whatever this process's environment says.
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_DATABASE_URL")}
     env = {
-        **os.environ,
+        **env,
         "REBOND_ENVIRONMENT": "development",  # the development login, as `make run`
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers,
         "KAFKA_TOPIC_PREFIX": f"b{uuid.uuid4().hex[:10]}.",
