@@ -26,8 +26,8 @@ from services.funding.domain.catalogue import (
     validate_call,
     validate_scheme,
 )
-from services.funding.service_layer.access import NotYourScheme, may_manage, visible
 from services.funding.domain.matching import evaluate
+from services.funding.service_layer.access import NotYourScheme, may_manage, visible
 from services.funding.service_layer.matching import Matcher, profile
 from services.funding.service_layer.unit_of_work import UnitOfWork
 from shared.auth import Principal

@@ -297,7 +297,7 @@ async def test_an_application_recorded_after_the_fact_is_checked_on_the_day_it_w
     await uow.schemes.upsert(closed)
     with pytest.raises(InvalidDecision, match="does not match"):
         await commands.submit_application(uow, PROJECT, "hdf-2021", 1, region_funder(), CLOCK)
-    with pytest.raises(InvalidDecision, match="on 2020-06-01: .*closed|on 2020-06-01: .*open"):
+    with pytest.raises(InvalidDecision, match=r"on 2020-06-01: .*not open"):
         await commands.submit_application(
             uow, PROJECT, "hdf-2021", 1, region_funder(), CLOCK, filed_on=date(2020, 6, 1)
         )
