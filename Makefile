@@ -5,7 +5,7 @@ SHELL := /bin/bash
 UV := python3 -m uv
 PYTEST_ARGS ?=
 
-.PHONY: help setup run test lint typecheck unit integration e2e faults soak bench schemas demo clean
+.PHONY: help setup run test lint typecheck unit integration e2e faults soak bench schemas demo demo-data clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -25,8 +25,8 @@ lint: ## ruff
 	@$(UV) run --locked ruff check .
 	@$(UV) run --locked ruff format --check .
 
-typecheck: ## mypy --strict on the library and the services
-	@$(UV) run --locked mypy shared services
+typecheck: ## mypy --strict on the library, the services and the local tools (make run, make demo)
+	@$(UV) run --locked mypy shared services deploy/local
 
 unit: setup ## the fast tests only (no broker, no database)
 	@$(UV) run --locked pytest tests/unit $(PYTEST_ARGS)
@@ -56,7 +56,11 @@ schemas: setup ## re-export the events' JSON Schemas (docs/schemas) and AsyncAPI
 	@$(UV) run --locked python -m shared.events.schemas export docs/schemas
 	@$(UV) run --locked python -m shared.events.asyncapi export docs/asyncapi.json
 
-demo: setup ## rebuild the ti-3205 demo file from the real IREP list (+ generated sites)
+DEMO_ARGS ?=
+demo: setup ## replay the Béthune case through the APIs (uses the running make run, else starts one)
+	@$(UV) run --locked python deploy/local/demo.py $(DEMO_ARGS)
+
+demo-data: setup ## rebuild the ti-3205 demo file from the real IREP list (+ generated sites)
 	@$(UV) run --locked python services/site_registry/data/build_bethune_demo.py
 
 clean: ## remove local state (.run: embedded Kafka data, SQLite files, logs)

@@ -3,7 +3,8 @@
 While it runs, `deploy/local/run.py` keeps `<data dir>/local-run.json` (removed on exit)::
 
     {"pid": 4242, "pid_start": 1234567, "bootstrap_servers": "127.0.0.1:40211",
-     "data_dir": "/home/me/rebond/.run", "topic_prefix": ""}
+     "data_dir": "/home/me/rebond/.run", "topic_prefix": "",
+     "http_ports": {"site_registry": 8001, …, "web": 8005}}
 
 so that `python -m services.site_registry import-sirene …`, `… rebuild-ledger`,
 `… redrive` find its embedded broker (on a port of its choosing) and its SQLite files
@@ -22,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from shared.infra._process import pid_alive as process_alive
@@ -53,6 +54,9 @@ class LocalRun:
     topic_prefix: str = ""
     #: the writer's start time (clock ticks since boot, /proc/<pid>/stat field 22)
     pid_start: int | None = None
+    #: where each HTTP process listens (service name → port), for the tools that drive
+    #: the running system through its APIs (`make demo`); empty from an older writer
+    http_ports: dict[str, int] = field(default_factory=dict)
 
 
 def default_data_dir() -> Path:
@@ -102,6 +106,7 @@ def read(data_dir: str | Path | None = None) -> LocalRun | None:
             data_dir=str(raw["data_dir"]),
             topic_prefix=str(raw.get("topic_prefix") or ""),
             pid_start=int(raw["pid_start"]) if raw.get("pid_start") is not None else None,
+            http_ports={str(k): int(v) for k, v in (raw.get("http_ports") or {}).items()},
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None

@@ -391,7 +391,7 @@ class Stack:
                     f"{spec.name}: {exc}; see {self.data_dir / (spec.name + '.log')}"
                 ) from None
 
-    def publish_run_file(self) -> Path:
+    def publish_run_file(self, offset: int) -> Path:
         from shared import localrun
 
         path = localrun.write(
@@ -402,6 +402,7 @@ class Stack:
                 bootstrap_servers=self.env["KAFKA_BOOTSTRAP_SERVERS"],
                 data_dir=str(self.data_dir),
                 topic_prefix=self.env.get("KAFKA_TOPIC_PREFIX", ""),
+                http_ports={spec.name: spec.port + offset for spec in PROCESSES},
             ),
         )
         self._run_file = True
@@ -962,7 +963,7 @@ def main(argv: list[str] | None = None) -> int:
         stack.start_guardian(lock_fd)
         stack.start_kafka()
         stack.start_services(args.port_offset)
-        run_file = stack.publish_run_file()
+        run_file = stack.publish_run_file(args.port_offset)
 
         token = mint(env, "--role", "crisis_cell", "--territory", "ti-3205", "--sub", "demo-cell")
         registry_port = SERVICES[0].port + args.port_offset

@@ -119,6 +119,7 @@ class ApplicationRow(SQLModel, table=True):
     decided_on: date | None = None
     refusal_reason: str | None = None
     submitted_at: datetime = Field(sa_column=_ts())
+    filed_on: date | None = None  # recorded after the fact: the day it was filed
 
 
 class FunderFeedEntryRow(SQLModel, table=True):

@@ -64,6 +64,9 @@ class Application:
     amount_paid_eur: int = 0
     decided_on: date | None = None
     refusal_reason: str | None = None
+    #: the day it was filed, when recorded after the fact (a past call's application
+    #: entered later); None: filed when recorded, on ``submitted_at``'s day
+    filed_on: date | None = None
 
     def _undecided(self) -> None:
         if self.status != "submitted":
@@ -87,6 +90,11 @@ class Application:
         if dated > today + DECISION_HORIZON:
             field = "paid_on" if isinstance(decision, Payment) else "decided_on"
             raise ImplausibleDate(f"{field} {dated} is more than a year after today ({today})")
+        if self.filed_on is not None and dated < self.filed_on:
+            field = "paid_on" if isinstance(decision, Payment) else "decided_on"
+            raise ImplausibleDate(
+                f"{field} {dated} is before the application was filed ({self.filed_on})"
+            )
         match decision:
             case Award(amount_eur, decided_on):
                 self.grant(amount_eur, decided_on, amount_max_eur=amount_max_eur)

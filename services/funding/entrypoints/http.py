@@ -366,6 +366,7 @@ async def post_application(
             body.amount_requested_eur,
             principal,
             clock,
+            filed_on=body.filed_on,
         ),
         answer=s.ApplicationOut.of,
         status_code=201,

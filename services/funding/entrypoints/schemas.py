@@ -148,6 +148,12 @@ class ApplicationIn(_In):
     project_id: uuid.UUID
     scheme_id: str
     amount_requested_eur: int = Field(gt=0, le=MAX_EUR)
+    filed_on: Day | None = Field(
+        default=None,
+        description="recorded after the fact: the day it was filed (not after today); the"
+        " scheme's criteria are checked as on that day, so a closed call's applications can"
+        " be entered. Default: filed now, against the project's current matches",
+    )
 
 
 class AwardIn(_In):
@@ -413,6 +419,7 @@ class ApplicationOut(BaseModel):
     decided_on: date | None
     refusal_reason: str | None
     submitted_at: datetime
+    filed_on: date | None = Field(description="when recorded after the fact: the day filed")
 
     @classmethod
     def of(cls, application: Application) -> Self:
@@ -427,6 +434,7 @@ class ApplicationOut(BaseModel):
             amount_paid_eur=application.amount_paid_eur,
             decided_on=application.decided_on,
             refusal_reason=application.refusal_reason,
+            filed_on=application.filed_on,
             submitted_at=application.submitted_at,
         )
 

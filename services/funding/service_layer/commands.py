@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, TypedDict
 
 from services.funding.adapters.aides_territoires import parse_aides_territoires
@@ -14,6 +14,7 @@ from services.funding.domain.applications import (
     Application,
     Award,
     Decision,
+    ImplausibleDate,
     InvalidDecision,
     Payment,
     Refusal,
@@ -25,8 +26,9 @@ from services.funding.domain.catalogue import (
     validate_call,
     validate_scheme,
 )
+from services.funding.domain.matching import evaluate
 from services.funding.service_layer.access import NotYourScheme, may_manage, visible
-from services.funding.service_layer.matching import Matcher
+from services.funding.service_layer.matching import Matcher, profile
 from services.funding.service_layer.unit_of_work import UnitOfWork
 from shared.auth import Principal
 from shared.clock import Clock
@@ -155,16 +157,31 @@ async def submit_application(
     amount_requested_eur: int,
     principal: Principal,
     clock: Clock,
+    *,
+    filed_on: date | None = None,
 ) -> Application:
+    """Record an application. ``filed_on``: one recorded after the fact (a past call's
+    applications entered later), checked against the scheme as it was on that day — a
+    call closed since must still take the applications it had; today's stored matches
+    would refuse them."""
     project = visible(principal, project_id, await uow.projects.get(project_id))
     if not project.consent_to_share:
         raise NotShared(f"the firm did not consent to share project {project_id} with funders")
     scheme = await _managed_scheme(uow, scheme_id, principal, _FUNDER_REFUSAL)
-    match = await uow.matches.get(project_id, scheme_id)
-    if match is None or not match.eligible:
-        raise InvalidDecision(
-            f"project {project_id} does not match scheme {scheme_id}: see its matches"
-        )
+    if filed_on is None:
+        match = await uow.matches.get(project_id, scheme_id)
+        eligible = match is not None and match.eligible
+        when = "see its matches"
+    else:
+        if filed_on > clock.today():
+            raise ImplausibleDate(f"filed_on {filed_on} is after today ({clock.today()})")
+        site = await uow.sites.get(project.site_id) if project.site_id else None
+        criteria = evaluate(scheme, profile(project, site), filed_on)
+        eligible = project.matchable and all(c.status != "fail" for c in criteria)
+        failed = [c.reason for c in criteria if c.status == "fail"]
+        when = f"on {filed_on}: " + ("; ".join(failed) or "the project is not qualified")
+    if not eligible:
+        raise InvalidDecision(f"project {project_id} does not match scheme {scheme_id}: {when}")
     now = clock.now()
     application = Application(
         id=uuid.uuid4(),
@@ -174,6 +191,7 @@ async def submit_application(
         status="submitted",
         amount_requested_eur=amount_requested_eur,
         submitted_at=now,
+        filed_on=filed_on,
     )
     uow.applications.add(application)
     uow.publish(

@@ -288,6 +288,35 @@ async def test_an_application_needs_consent_a_match_and_the_funders_own_scheme()
     assert await committed(uow) == [] and await committed(private) == []
 
 
+async def test_an_application_recorded_after_the_fact_is_checked_on_the_day_it_was_filed() -> None:
+    """A call closed since (France Relance's 2020-2022 reviews, entered in 2023): today's
+    matches refuse it, the day it was filed takes it; a decision dated before that day,
+    a filing day in the future or one when the scheme was not open yet are refused."""
+    uow = await with_matched_project()
+    closed = scheme("hdf-2021", opens_on=date(2020, 9, 4), closes_on=date(2022, 12, 31))
+    await uow.schemes.upsert(closed)
+    with pytest.raises(InvalidDecision, match="does not match"):
+        await commands.submit_application(uow, PROJECT, "hdf-2021", 1, region_funder(), CLOCK)
+    with pytest.raises(InvalidDecision, match=r"on 2020-06-01: .*not open"):
+        await commands.submit_application(
+            uow, PROJECT, "hdf-2021", 1, region_funder(), CLOCK, filed_on=date(2020, 6, 1)
+        )
+    with pytest.raises(ImplausibleDate, match="after today"):
+        await commands.submit_application(
+            uow, PROJECT, "hdf-2021", 1, region_funder(), CLOCK, filed_on=date(2023, 6, 16)
+        )
+
+    application = await commands.submit_application(
+        uow, PROJECT, "hdf-2021", 300_000, region_funder(), CLOCK, filed_on=date(2021, 2, 1)
+    )
+    assert (application.filed_on, application.submitted_at) == (date(2021, 2, 1), NOW)
+    assert await committed(uow) == ["rebond.funding.application_submitted.v1"]
+    with pytest.raises(ImplausibleDate, match="before the application was filed"):
+        await decide(uow, application, Award(250_000, date(2021, 1, 15)))
+    granted = await decide(uow, application, Award(250_000, date(2021, 3, 20)))
+    assert (granted.status, granted.decided_on) == ("granted", date(2021, 3, 20))
+
+
 async def decide(
     uow: FakeFundingUnitOfWork,
     application: Application,
