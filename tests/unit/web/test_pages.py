@@ -1,7 +1,8 @@
 """The pages' HTML: every module a page imports, however deep, is announced in its head
 (`<link rel="modulepreload">`) so the browser fetches the whole graph at once instead of
 discovering it one import level at a time; and no page links the design system's full
-files, which the bundle replaces (services/web/adapters/design_system.py)."""
+files, which the bundle replaces (services/web/adapters/design_system.py), nor its script
+(loaded after the first useful paint by `painted()` in common/layout.js)."""
 
 from __future__ import annotations
 
@@ -56,6 +57,16 @@ def test_every_module_a_page_imports_is_preloaded(page: Path) -> None:
 def test_pages_link_the_bundle_not_the_full_design_system(page: Path) -> None:
     html = page.read_text(encoding="utf-8")
     assert '<link rel="stylesheet" href="/dsfr/rebond.min.css">' in html
-    assert '<script type="module" src="/dsfr/rebond.module.min.js"></script>' in html
+    # its script is loaded by the page once painted (common/layout.js), never from here
+    assert "rebond.module.min.js" not in html
     for full in ("/dsfr/dsfr.min.css", "/dsfr/utility/icons/icons.min.css", "dsfr.module.min.js"):
         assert f'"{full}"' not in html
+
+
+def test_the_design_systems_script_is_loaded_after_the_paint_by_the_common_layout() -> None:
+    layout = (STATIC_DIR / "common" / "layout.js").read_text(encoding="utf-8")
+    assert '"/dsfr/rebond.module.min.js"' in layout
+    pages = [p for p in STATIC_DIR.rglob("app.js")]
+    assert pages and all("painted(" in p.read_text(encoding="utf-8") for p in pages), [
+        str(p) for p in pages if "painted(" not in p.read_text(encoding="utf-8")
+    ]

@@ -4,7 +4,7 @@
 // cell's actions on it. Fed only by the public APIs through the web service's relay.
 
 import { api, download, newIdempotencyKey, requireSession } from "../common/api.js";
-import { alert, clear, el, fmt, frame } from "../common/layout.js";
+import { alert, clear, el, fmt, frame, painted } from "../common/layout.js";
 import { renderActions, renderPlan, renderProgress } from "./campaign.js";
 import { renderLedger } from "./ledger.js";
 import { renderLegend, renderList, renderMap, statusOf } from "./map.js";
@@ -87,8 +87,7 @@ let usefulMarked = false;
 function useful() {
   if (usefulMarked) return;
   usefulMarked = true;
-  performance.mark("rebond:useful");
-  main.setAttribute("aria-busy", "false");
+  painted(main);
 }
 
 // --- shocks: the selector ---------------------------------------------------------------

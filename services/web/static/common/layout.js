@@ -240,7 +240,49 @@ export function frame(current, activeHref) {
     header(current, activeHref),
   );
   main.after(footer());
+  // A page that never gets to its first useful paint (an error, a refusal) still gets
+  // the design system's behaviour, a little later.
+  setTimeout(loadDesignSystem, DESIGN_SYSTEM_FALLBACK_MS);
   return main;
+}
+
+// --- the first useful paint, then the design system's script ---------------------------
+// The design system's script (its components' behaviour: collapses, modals, the phone
+// menu) took this machine's browser 300-500 ms of main thread on a full dashboard, most
+// of it reacting to the page's own DOM being built. So it is loaded once the page's
+// content is on screen, never before: `painted(main)` marks the first useful paint
+// (`rebond:useful`, what the browser tests time), then loads the script, and only when
+// the script has started (its widgets work) says `aria-busy="false"`. Until then the
+// markup is there and readable; only DSFR's widgets wait (docs/web.md).
+const DESIGN_SYSTEM = "/dsfr/rebond.module.min.js";
+const DESIGN_SYSTEM_FALLBACK_MS = 2_000;
+let designSystem = null;
+
+export function loadDesignSystem() {
+  if (!designSystem) {
+    designSystem = new Promise((resolve) => {
+      const script = document.createElement("script");
+      script.type = "module";
+      script.src = DESIGN_SYSTEM;
+      // The script starts its components on the next animation frame: one more frame and
+      // they are in place.
+      const started = () => requestAnimationFrame(() => requestAnimationFrame(resolve));
+      script.addEventListener("load", started);
+      script.addEventListener("error", resolve); // offline with nothing cached: plain markup
+      document.head.append(script);
+    });
+  }
+  return designSystem;
+}
+
+export function painted(main) {
+  if (!performance.getEntriesByName("rebond:useful").length) performance.mark("rebond:useful");
+  ready(main);
+}
+
+// The page is ready for use (its widgets work): `aria-busy` goes back to false.
+export function ready(main) {
+  return loadDesignSystem().then(() => main.setAttribute("aria-busy", "false"));
 }
 
 // kind: "info" | "success" | "warning" | "error"

@@ -2,7 +2,7 @@
 // development secret) where the service offers it, the OpenID Connect login otherwise.
 
 import { session } from "../common/api.js";
-import { alert, clear, el, frame } from "../common/layout.js";
+import { alert, clear, el, frame, painted } from "../common/layout.js";
 
 const params = new URLSearchParams(location.search);
 const next = params.get("next") || "";
@@ -119,7 +119,7 @@ async function main() {
   if (!config.oidc && !config.dev_login) {
     main.append(alert("warning", null, "Aucune méthode de connexion n'est configurée ici."));
   }
-  main.setAttribute("aria-busy", "false");
+  painted(main);
 }
 
 main();

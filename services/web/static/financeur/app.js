@@ -3,7 +3,7 @@
 // applications and decisions I record on it. Fed only by the funding API.
 
 import { Prefetched, api, newIdempotencyKey, requireSession } from "../common/api.js";
-import { alert, clear, el, fmt, frame } from "../common/layout.js";
+import { alert, clear, el, fmt, frame, painted } from "../common/layout.js";
 import {
   AID_TYPES,
   APPLICATION_STATUS,
@@ -36,13 +36,8 @@ const state = {
   filter: "", // a scheme id
 };
 
-let painted = false;
 function usefulPaint() {
-  if (!painted) {
-    painted = true;
-    performance.mark("rebond:useful");
-  }
-  main.setAttribute("aria-busy", "false");
+  painted(main);
 }
 
 const mine = (schemeId) => {

@@ -5,7 +5,7 @@
 // leave through POST /sync when the network comes back.
 
 import { api, requireSession } from "../common/api.js";
-import { alert, el, frame, svg } from "../common/layout.js";
+import { alert, el, frame, painted, svg } from "../common/layout.js";
 import * as queue from "./queue.js";
 import { OUTCOME_WORDS, flush } from "./sync.js";
 import { showErrors, surveyForm } from "./survey.js";
@@ -115,8 +115,7 @@ async function start() {
     }
   }
   render();
-  performance.mark("rebond:useful");
-  main.setAttribute("aria-busy", "false");
+  painted(main);
 
   window.addEventListener("hashchange", onHash);
   window.addEventListener("online", () => {

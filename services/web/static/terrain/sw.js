@@ -3,7 +3,7 @@
 // kept here, so that the page, the week's visits, the site cards and the questionnaire
 // open without network. Reports made offline wait in IndexedDB (queue.js), not here.
 
-const VERSION = "terrain-2026-12-03.3";
+const VERSION = "terrain-2026-12-03.4";
 const SHELL = `rebond-terrain-shell-${VERSION}`;
 const DATA = "rebond-terrain-data"; // the consultant's data, emptied at logout
 

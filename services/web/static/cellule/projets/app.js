@@ -6,7 +6,7 @@
 // APIs through the web service's relay.
 
 import { Prefetched, api, newIdempotencyKey, requireSession } from "../../common/api.js";
-import { alert, clear, el, fmt, frame } from "../../common/layout.js";
+import { alert, clear, el, fmt, frame, painted, ready } from "../../common/layout.js";
 import { saveCsv, toCsv } from "./csv.js";
 import {
   KIND_LABEL,
@@ -1067,11 +1067,8 @@ async function exportCsv() {
 // --- first paint, then what can wait ----------------------------------------------------------
 
 renderListing();
-await refreshAll(() => {
-  performance.mark("rebond:useful");
-  main.setAttribute("aria-busy", "false");
-}).catch(() => null);
-main.setAttribute("aria-busy", "false");
+await refreshAll(() => painted(main)).catch(() => null);
+ready(main); // painted or not (the lists failed and say so)
 
 api("detection", "/shocks")
   .then((list) => (shocks = list))
