@@ -265,8 +265,11 @@ export function loadDesignSystem() {
       script.type = "module";
       script.src = DESIGN_SYSTEM;
       // The script starts its components on the next animation frame: one more frame and
-      // they are in place.
-      const started = () => requestAnimationFrame(() => requestAnimationFrame(resolve));
+      // they are in place (or half a second, if this tab gets no frames: hidden).
+      const started = () => {
+        requestAnimationFrame(() => requestAnimationFrame(resolve));
+        setTimeout(resolve, 500);
+      };
       script.addEventListener("load", started);
       script.addEventListener("error", resolve); // offline with nothing cached: plain markup
       document.head.append(script);
