@@ -31,7 +31,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
-from typing import Any
+from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -178,11 +178,11 @@ def batch(events: Iterable[EventPayload]) -> Batch:
 def _combined(known: ProjectLine, new: ProjectLine) -> ProjectLine:
     # Within a batch: the latest version's figures, the earliest stage dates.
     latest = new if new.version >= known.version else known
-    return replace(
-        latest,
-        qualified_on=_earliest(known.qualified_on, new.qualified_on),
-        funded_on=_earliest(known.funded_on, new.funded_on),
-    )
+    qualified_on = _earliest(known.qualified_on, new.qualified_on)
+    funded_on = _earliest(known.funded_on, new.funded_on)
+    if qualified_on == latest.qualified_on and funded_on == latest.funded_on:
+        return latest  # the common case: no copy (a rebuild folds ~80,000 of them)
+    return replace(latest, qualified_on=qualified_on, funded_on=funded_on)
 
 
 def _earliest(a: date | None, b: date | None) -> date | None:
@@ -227,7 +227,7 @@ class LedgerProjection:
         for sign, projects in ((-1, before), (1, after)):
             for p in projects.values():
                 for shock in shocks.get(p.territory_id, ()):
-                    delta[shock.shock_id].add(contribution(shock, p), sign)
+                    contribution(shock, p, into=delta[shock.shock_id], sign=sign)
         await self._increment(delta)
 
     async def write_only(self, events: Iterable[EventPayload]) -> None:
@@ -235,18 +235,26 @@ class LedgerProjection:
         await self.write(batch(events))
 
     async def write(self, rows: Batch) -> None:
+        projects = [vars(p) for p in rows.projects.values()]
+        entries = [vars(e) for e in rows.job_entries]
+        if self._postgresql:
+            # One statement per table and batch, its rows as one array per column
+            # (`INSERT … SELECT FROM unnest(…)`): one round trip and no per-row work in
+            # SQLAlchemy, where an executemany cost a few rows per round trip.
+            if projects:
+                await self._session.execute(_PG_PROJECTS, _columns(projects, _PROJECT_TYPES))
+            if entries:
+                await self._session.execute(_PG_ENTRIES, _columns(entries, _ENTRY_TYPES))
+        else:
+            # One statement per table, executed with many parameter sets: compiled once
+            # and cached, instead of a new multi-row INSERT for every batch.
+            if projects:
+                await self._session.execute(_project_upsert(sqlite.insert(_PROJECTS)), projects)
+            if entries:
+                await self._session.execute(
+                    sqlite.insert(_ENTRIES).on_conflict_do_nothing(), entries
+                )
         insert = _insert(self._session)
-        # One statement per table, executed with many parameter sets: compiled once and
-        # cached, instead of a new multi-row INSERT (and its compilation) for every batch.
-        if rows.projects:
-            await self._session.execute(
-                _project_upsert(insert), [vars(p) for p in rows.projects.values()]
-            )
-        if rows.job_entries:
-            await self._session.execute(
-                insert(LedgerJobEntryRow).on_conflict_do_nothing(),
-                [vars(e) for e in rows.job_entries],
-            )
         if rows.shocks:
             await self._session.execute(
                 insert(ShockRow).on_conflict_do_nothing(), [vars(s) for s in rows.shocks]
@@ -282,7 +290,7 @@ class LedgerProjection:
         async for p in stored_projects(self._session, sorted(by_territory)):
             for shock in by_territory[p.territory_id]:
                 if p.detected_on >= shock.announced_on:  # else: contributes nothing
-                    counts[shock.shock_id].add(contribution(shock, p))
+                    contribution(shock, p, into=counts[shock.shock_id])
         await self._increment(counts)
 
     async def _record_shock(self, shock: Shock) -> None:
@@ -454,9 +462,42 @@ def _insert(session: AsyncSession) -> Any:
     return postgresql.insert if dialect == "postgresql" else sqlite.insert
 
 
-def _project_upsert(insert: Any) -> Any:
-    table = LedgerProjectRow.__table__  # type: ignore[attr-defined]
-    stmt = insert(LedgerProjectRow)
+def _unnest(types: Mapping[str, str]) -> sa.Select[Any]:
+    """`SELECT * FROM unnest(CAST(:a AS T[]), …)`: rows from one array per column."""
+    arrays = ", ".join(f"CAST(:{name} AS {sql_type}[])" for name, sql_type in types.items())
+    return sa.select(sa.text("*")).select_from(sa.text(f"unnest({arrays}) AS batch"))
+
+
+def _columns(rows: Sequence[Mapping[str, Any]], types: Mapping[str, str]) -> dict[str, list[Any]]:
+    return {name: [r[name] for r in rows] for name in types}
+
+
+_PROJECT_TYPES: Final = {
+    "project_id": "UUID",
+    "version": "INTEGER",
+    "territory_id": "VARCHAR",
+    "origin": "VARCHAR",
+    "stage": "VARCHAR",
+    "jobs_planned": "INTEGER",
+    "jobs_created": "INTEGER",
+    "detected_on": "DATE",
+    "qualified_on": "DATE",
+    "funded_on": "DATE",
+    "under_review": "BOOLEAN",
+    "merged_into": "UUID",
+}
+_ENTRY_TYPES: Final = {
+    "project_id": "UUID",
+    "version": "INTEGER",
+    "created_on": "DATE",
+    "jobs_added": "INTEGER",
+}
+
+
+def _project_upsert(stmt: Any) -> Any:
+    """The version-guarded upsert of a project's row, on `stmt` (an INSERT of values or
+    of a SELECT): one rule for both."""
+    table = _PROJECTS
     excluded = stmt.excluded
     return stmt.on_conflict_do_update(
         index_elements=["project_id"],
@@ -476,3 +517,14 @@ def _project_upsert(insert: Any) -> Any:
         },
         where=table.c.version < excluded.version,
     )
+
+
+# Built once: compiled once, then from SQLAlchemy's cache.
+_PG_PROJECTS: Final = _project_upsert(
+    postgresql.insert(_PROJECTS).from_select(list(_PROJECT_TYPES), _unnest(_PROJECT_TYPES))
+)
+_PG_ENTRIES: Final = (
+    postgresql.insert(_ENTRIES)
+    .from_select(list(_ENTRY_TYPES), _unnest(_ENTRY_TYPES))
+    .on_conflict_do_nothing()
+)

@@ -366,10 +366,13 @@ class Counts:
         return any(self.totals.values()) or any(self.months.values())
 
 
-def contribution(shock: Shock, p: LedgerProject) -> Counts:
+def contribution(
+    shock: Shock, p: LedgerProject, *, into: Counts | None = None, sign: int = 1
+) -> Counts:
     """What ``p`` adds to ``shock``'s counts: the same rules as ``ledger``, one project
-    at a time (empty when the shock does not count it)."""
-    out = Counts()
+    at a time (nothing when the shock does not count it). Added ``sign`` times to
+    ``into`` when given (a recount adds thousands: no intermediate ``Counts``)."""
+    out = Counts() if into is None else into
     if p.territory_id != shock.territory_id or p.detected_on < shock.announced_on:
         return out
     if p.merged_into is not None:
@@ -377,26 +380,31 @@ def contribution(shock: Shock, p: LedgerProject) -> Counts:
     if p.origin not in ORIGINS:
         raise ValueError(f"project {p.project_id} has unknown origin {p.origin!r}")
     origin, stage, totals = p.origin, Stage(p.stage), out.totals
+
+    def count(counter: str, n: int) -> None:
+        key = (origin, counter)
+        totals[key] = totals.get(key, 0) + sign * n
+
     if stage is Stage.ABANDONED:
-        totals[origin, "abandoned"] = 1
-        totals[origin, "jobs_abandoned"] = p.jobs_planned
+        count("abandoned", 1)
+        count("jobs_abandoned", p.jobs_planned)
         return out
     qualified, funded = reached(stage, Stage.QUALIFIED), reached(stage, Stage.FUNDED)
-    totals[origin, "projects"] = 1
-    totals[origin, "detected"] = p.jobs_planned
-    totals[origin, "qualified"] = p.jobs_planned if qualified else 0
-    totals[origin, "funded"] = p.jobs_planned if funded else 0
-    totals[origin, "created"] = p.jobs_created
-    totals[origin, "projects_under_review"] = 1 if p.under_review else 0
-    totals[origin, "jobs_under_review"] = p.jobs_planned if p.under_review else 0
+    count("projects", 1)
+    count("detected", p.jobs_planned)
+    count("qualified", p.jobs_planned if qualified else 0)
+    count("funded", p.jobs_planned if funded else 0)
+    count("created", p.jobs_created)
+    count("projects_under_review", 1 if p.under_review else 0)
+    count("jobs_under_review", p.jobs_planned if p.under_review else 0)
 
     start = Month.of(shock.announced_on)
     months = out.months
 
     def add(day: date, bucket: str, jobs: int) -> None:
         month = max(start, Month.of(day))  # clamped to the first month, as in `_series`
-        months[month, origin, bucket] = months.get((month, origin, bucket), 0) + jobs
-        months[month, origin, "items"] = months.get((month, origin, "items"), 0) + 1
+        months[month, origin, bucket] = months.get((month, origin, bucket), 0) + sign * jobs
+        months[month, origin, "items"] = months.get((month, origin, "items"), 0) + sign
 
     add(p.detected_on, "detected", p.jobs_planned)
     qualified_on = p.qualified_on or p.detected_on
