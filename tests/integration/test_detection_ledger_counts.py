@@ -48,7 +48,7 @@ async def detection(database_url: str) -> AsyncIterator[Detection]:
             database_url=database_url,
             kafka_bootstrap_servers="127.0.0.1:9",  # never connected: no poll, no relay
             kafka_topic_prefix=f"t{uuid.uuid4().hex[:10]}.",
-            jwt_secret=SECRET,  # type: ignore[arg-type]
+            jwt_secret=SECRET,
         )
     )
     await svc.migrate()
@@ -200,8 +200,8 @@ async def test_kept_counts_equal_the_recomputed_ledger(detection: Detection, see
             await deliver(detection, env)
 
     for event in early:
-        env = Envelope.new(event, source="test")
-        assert await deliver(detection, env) is Outcome.PROCESSED
+        announced: Envelope[EventPayload] = Envelope.new(event, source="test")
+        assert await deliver(detection, announced) is Outcome.PROCESSED
         shocks.append(shock_of(event))
     for round_ in range(12):
         # Two replicas, each with its partitions' projects, deliver at the same time.
@@ -211,7 +211,7 @@ async def test_kept_counts_equal_the_recomputed_ledger(detection: Detection, see
             if not live:
                 break
             life = rng.choice(live)
-            env = Envelope.new(life.next(lives), source="test")
+            env: Envelope[EventPayload] = Envelope.new(life.next(lives), source="test")
             stream = streams[life.id.int % 2]
             stream.append(env)
             if rng.random() < 0.1:  # redelivered: the same message again
@@ -275,7 +275,7 @@ async def test_the_migration_counts_the_ledger_already_projected(database_url: s
             database_url=database_url,
             kafka_bootstrap_servers="127.0.0.1:9",
             kafka_topic_prefix=f"t{uuid.uuid4().hex[:10]}.",
-            jwt_secret=SECRET,  # type: ignore[arg-type]
+            jwt_secret=SECRET,
         )
     )
     try:
