@@ -92,12 +92,14 @@ def create_session_factory(engine: AsyncEngine) -> SessionFactory:
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
 
 
-async def lock_for_transaction(session: AsyncSession, name: str) -> None:
+async def lock_for_transaction(session: AsyncSession, name: str, *, shared: bool = False) -> None:
     """Serialize a transaction with any other holding the same named lock (PostgreSQL
-    advisory lock, released at commit). SQLite serializes writers already."""
+    advisory lock, released at commit). SQLite serializes writers already. `shared`
+    holders do not wait on each other, only on (and for) an exclusive one."""
     if session.bind is not None and session.bind.dialect.name == "postgresql":
         key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
-        await session.exec(text("SELECT pg_advisory_xact_lock(:k)").bindparams(k=key))  # type: ignore[call-overload]
+        fn = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+        await session.exec(text(f"SELECT {fn}(:k)").bindparams(k=key))  # type: ignore[call-overload]
 
 
 async def ping(session: AsyncSession) -> None:

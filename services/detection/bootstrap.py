@@ -50,16 +50,17 @@ class Detection(ServiceRuntime):
         return (self.relay, self.consumer, self.ledger_consumer)
 
     async def rebuild_ledger(self, *, batch_size: int = 2000) -> ReplayReport:
-        """Drop the ledger's rows and rebuild them from the topics, in ONE transaction:
-        readers see the old ledger until the new one commits, never a partial one. Safe
-        while the live ledger consumer runs: every write is an idempotent, version-guarded
-        upsert, so its writes (waiting on ours) land on top of the rebuilt rows."""
+        """Drop the ledger's rows and rebuild them from the topics, then count every
+        shock from them, in ONE transaction: readers see the old ledger until the new one
+        commits, never a partial one. Safe while the live ledger consumer runs: it waits
+        for the rebuild (`LedgerProjection.reset`), then applies its events on top of the
+        rebuilt rows with idempotent, version-guarded upserts."""
         prefix = self.settings.kafka_topic_prefix
         async with self.uow() as uow:
             await uow.ledger.reset(self.ledger_consumer.name)
 
             async def apply(batch: list[Envelope[EventPayload]]) -> None:
-                await uow.ledger.apply(e.payload for e in batch)
+                await uow.ledger.write_only(e.payload for e in batch)
 
             report = await replay(
                 self.settings.kafka_access(),
@@ -68,6 +69,7 @@ class Detection(ServiceRuntime):
                 apply,
                 batch_size=batch_size,
             )
+            await uow.ledger.recount()
             await uow.commit()
         return report
 

@@ -8,7 +8,7 @@ that validates against the payload's JSON Schema.
 
 from __future__ import annotations
 
-import json
+import inspect
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -42,10 +42,11 @@ class EventModel(BaseModel):
     readers**.
 
     Built in code (a producer), a model forbids unknown fields: a misspelt field fails at
-    once instead of silently vanishing. Validated by a reader (`decode`, with
-    `READER_CONTEXT`), it ignores fields it does not know, at every nesting level: a
-    consumer one release behind reads the events of the next release, which may add
-    optional fields without changing the event type (the catalogue's compatibility rule).
+    once instead of silently vanishing. Validated by a reader (`decode`: pydantic's
+    `extra="ignore"`, or `READER_CONTEXT`), it ignores fields it does not know, at every
+    nesting level: a consumer one release behind reads the events of the next release,
+    which may add optional fields without changing the event type (the catalogue's
+    compatibility rule).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -54,11 +55,28 @@ class EventModel(BaseModel):
     @classmethod
     def _ignore_unknown_fields_when_reading(cls, data: Any, info: ValidationInfo) -> Any:
         if isinstance(data, dict) and info.context and info.context.get("rebond_reader"):
-            known = set(cls.model_fields)
-            known.update(f.alias for f in cls.model_fields.values() if f.alias)
+            known = _known_fields(cls)
             if not known.issuperset(data):
                 return {k: v for k, v in data.items() if k in known}
         return data
+
+
+# pydantic >= 2.12 takes `extra` at validation time, at every nesting level: the same
+# tolerance as `READER_CONTEXT`, without a Python call per model validated.
+_RUNTIME_EXTRA = "extra" in inspect.signature(BaseModel.model_validate_json).parameters
+
+# Per model class, the names a reader keeps (fields and aliases): computed once, not for
+# every message read (a rebuild reads hundreds of thousands).
+_KNOWN: dict[type[BaseModel], frozenset[str]] = {}
+
+
+def _known_fields(cls: type[BaseModel]) -> frozenset[str]:
+    known = _KNOWN.get(cls)
+    if known is None:
+        fields = cls.model_fields
+        known = frozenset(fields) | {f.alias for f in fields.values() if f.alias}
+        _KNOWN[cls] = known
+    return known
 
 
 class EventPayload(EventModel):
@@ -209,12 +227,18 @@ def decode(
     if value is None:
         raise MalformedEvent("message has no value (tombstones are not events)")
     try:
-        data: Any = json.loads(value)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MalformedEvent(f"value is not JSON: {exc}") from exc
-    try:
-        payload = model.model_validate(data, context=READER_CONTEXT)
+        # Parsed and validated in one pass by pydantic-core: no intermediate Python
+        # objects from `json.loads`; unknown fields ignored by pydantic-core itself where
+        # it can (no Python call per model), else by the reader context.
+        payload = (
+            model.model_validate_json(value, extra="ignore")
+            if _RUNTIME_EXTRA
+            else model.model_validate_json(value, context=READER_CONTEXT)
+        )
     except ValidationError as exc:
+        not_json = [e for e in exc.errors() if e["type"] == "json_invalid"]
+        if not_json:
+            raise MalformedEvent(f"value is not JSON: {not_json[0]['msg']}") from exc
         raise MalformedEvent(f"payload does not match {event_type}: {_short(exc)}") from exc
     if payload.key() != h[H_SUBJECT]:
         raise MalformedEvent(

@@ -3,6 +3,7 @@ how a projection is rebuilt from the events it was built from."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
@@ -54,19 +55,27 @@ async def records_to_end(
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)
         remaining = {tp for tp in tps if ends[tp] > 0}
+        records: list[ConsumerRecord[bytes, bytes]] = []
         while remaining:
-            batches = await consumer.getmany(*remaining, timeout_ms=500, max_records=batch_size)
-            records = [
+            # A fetch returns what one partition's response held (often a few records):
+            # gathered up to `batch_size`, so that the handler's statements carry
+            # thousands of rows instead of a round trip per handful. Records are appended
+            # in fetch order: each partition's order holds.
+            batches = await consumer.getmany(
+                *remaining, timeout_ms=500, max_records=batch_size - len(records)
+            )
+            records += [
                 record
                 for tp, batch in batches.items()
                 for record in batch
                 if record.offset < ends[tp]
             ]
-            if records:
-                yield records
             for tp in list(remaining):
                 if await consumer.position(tp) >= ends[tp]:
                     remaining.discard(tp)
+            if records and (len(records) >= batch_size or not remaining):
+                yield records
+                records = []
     finally:
         await consumer.stop()
 
@@ -84,17 +93,34 @@ async def replay(
     counted and skipped: they already went to a dead-letter topic when first consumed."""
     started = time.perf_counter()
     report = ReplayReport()
-    async with contextlib.aclosing(records_to_end(access, topics, batch_size=batch_size)) as it:
-        async for records in it:
-            envelopes: list[Envelope[EventPayload]] = []
-            for record in records:
-                report.messages += 1
-                try:
-                    envelopes.append(decode(record.headers, record.value, registry))
-                except MalformedEvent:
-                    report.malformed += 1
-            if envelopes:
-                report.events += len(envelopes)
-                await on_batch(envelopes)
+    # `on_batch` of batch N runs while batch N+1 is fetched and decoded: its statements
+    # wait on the database (another process, another core) while this one decodes. One
+    # batch in flight at most, awaited before the next starts: batches are handed over
+    # in order, one at a time, and a failure stops the replay at that batch.
+    in_flight: asyncio.Task[None] | None = None
+    try:
+        async with contextlib.aclosing(records_to_end(access, topics, batch_size=batch_size)) as it:
+            async for records in it:
+                envelopes: list[Envelope[EventPayload]] = []
+                for record in records:
+                    report.messages += 1
+                    try:
+                        envelopes.append(decode(record.headers, record.value, registry))
+                    except MalformedEvent:
+                        report.malformed += 1
+                if in_flight is not None:
+                    await in_flight
+                    in_flight = None
+                if envelopes:
+                    report.events += len(envelopes)
+                    in_flight = asyncio.ensure_future(on_batch(envelopes))
+        if in_flight is not None:
+            await in_flight
+            in_flight = None
+    finally:
+        if in_flight is not None:  # the replay failed: the batch in flight goes no further
+            in_flight.cancel()
+            with contextlib.suppress(BaseException):
+                await in_flight
     report.seconds = time.perf_counter() - started
     return report

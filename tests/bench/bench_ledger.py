@@ -14,13 +14,32 @@ the one the events describe.
    put the rates in the hundreds.)
 3. The EXPECTED ledger, computed here by `domain.ledger.ledger` from the generator's own
    bookkeeping of each project's final state (never read back from the database).
-4. The rebuild, 3 times (each drops the ledger and rebuilds it): the real CLI as a
-   process, its wall time and peak RSS (`os.wait4`), and the `seconds` it reports.
-5. The ledger read from the database in-process (`views.shock_ledger`) against the
+4. BASELINE of the rebuild's rate: the same topics read to their end by a plain aiokafka
+   consumer (`shared.messaging.replay.records_to_end`, the rebuild's own reader, with
+   nothing decoded or written), as a process, 3 times.
+5. The rebuild, 3 times (each drops the ledger and rebuilds it): the real CLI as a
+   process, its wall and CPU time and peak RSS (`os.wait4`), the `seconds` it reports,
+   and its rate against the raw read's (the ratio). With BENCH_LEDGER_PROFILE=1, one more
+   rebuild under cProfile (`.run/bench/ledger/rebuild.prof`, top functions printed).
+6. The ledger read from the database in-process (`views.shock_ledger`) against the
    expected one: equal, or the keys that differ.
+7. Ledger reads over HTTP (`tests/bench/ledger_app.py`: the real detection app, workers
+   off, served by uvicorn as a process), one client, sequential: `GET /shocks/{id}/ledger`
+   (the kept counts) BENCH_LEDGER_READS times, and the BASELINE, the ledger computed at
+   read time from every project's row as the route did before issue 13, on the same
+   server and token, BENCH_LEDGER_BASELINE_READS times; p50/p95 of each, and the bodies
+   compared. First on the rebuilt database (~20,000 projects), then on a database of
+   BENCH_LEDGER_SCALE (10) × those projects (~200,000): the generated projects' rows
+   replicated with fresh ids (GENERATED too), written in bulk and counted by the
+   rebuild's recount (timed) — reads depend on rows and counts only, not on how they came.
 
-Environment: BENCH_LEDGER_EVENTS (100000), BENCH_LEDGER_REBUILDS (3). Logs of the CLI
-processes in `.run/bench/ledger/`.
+Environment: BENCH_LEDGER_EVENTS (100000; 1000000 works, slowly: generation and
+publishing take minutes), BENCH_LEDGER_REBUILDS (3), BENCH_LEDGER_READS (200),
+BENCH_LEDGER_BASELINE_READS (20, or fewer, at least 3, once BENCH_LEDGER_READ_BUDGET_S,
+120, have passed), BENCH_LEDGER_SCALE (10; 0: no large read),
+BENCH_LEDGER_PROFILE (unset). Logs of the processes in `.run/bench/ledger/`. The machine's
+load (`os.getloadavg`) is recorded before and after each step: on a shared machine the
+rates move with it, the ratios less.
 """
 
 from __future__ import annotations
@@ -50,12 +69,24 @@ from shared.events import site_registry as sr
 from shared.events.campaigns import Maturity, Obstacle, ProjectKind
 from shared.events.catalogue import PROJECTS, SITES
 from shared.events.envelope import Envelope
-from tests.bench.bench_campaigns import delete_topics, drop_databases, say
+from tests.bench.bench_campaigns import (
+    delete_topics,
+    drop_databases,
+    free_port,
+    percentile,
+    say,
+)
 from tests.support.infra import Broker, Database
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = int(os.environ.get("BENCH_LEDGER_EVENTS", "100000"))
 REBUILDS = int(os.environ.get("BENCH_LEDGER_REBUILDS", "3"))
+READS = int(os.environ.get("BENCH_LEDGER_READS", "200"))
+BASELINE_READS = int(os.environ.get("BENCH_LEDGER_BASELINE_READS", "20"))
+BASELINE_BUDGET_S = float(os.environ.get("BENCH_LEDGER_READ_BUDGET_S", "120"))
+SCALE = int(os.environ.get("BENCH_LEDGER_SCALE", "10"))
+PROFILE = bool(os.environ.get("BENCH_LEDGER_PROFILE"))
+RAW_READS = 3
 SEED = 3205
 SOURCE = "bench-generator"  # the `ce_source` of every GENERATED event
 SECRET = "bench-ledger-secret-of-at-least-32-characters"
@@ -434,17 +465,27 @@ _, status, usage = os.wait4(proc.pid, 0)
 code = os.waitstatus_to_exitcode(status)
 wall = time.perf_counter() - started
 with open(sys.argv[1], "w") as out:
-    json.dump({"exit": code, "wall": wall, "maxrss_kib": usage.ru_maxrss}, out)
+    cpu = usage.ru_utime + usage.ru_stime
+    json.dump({"exit": code, "wall": wall, "cpu": cpu, "maxrss_kib": usage.ru_maxrss}, out)
 sys.exit(code)
 """
 
 
-def detection_cli(env: dict[str, str], command: str, log: Path) -> dict[str, Any]:
-    """Run `python -m services.detection <command>`; its wall time and peak RSS, and the
-    JSON line it prints last, if any."""
+def detection_cli(
+    env: dict[str, str], command: str, log: Path, *, profile: Path | None = None
+) -> dict[str, Any]:
+    """Run `python -m services.detection <command>`; its wall and CPU time and peak RSS,
+    and the JSON line it prints last, if any."""
+    profiler = ["-m", "cProfile", "-o", str(profile)] if profile is not None else []
+    return measured(env, [*profiler, "-m", "services.detection", command], command, log)
+
+
+def measured(env: dict[str, str], args: list[str], command: str, log: Path) -> dict[str, Any]:
+    """Run `python <args>` under the launcher: wall and CPU time, peak RSS, and the JSON
+    line it prints last, if any."""
     usage_file = log.with_suffix(".usage.json")
     usage_file.unlink(missing_ok=True)
-    cli = [sys.executable, "-m", "services.detection", command]
+    cli = [sys.executable, *args]
     with log.open("wb") as err:
         proc = subprocess.Popen(
             [sys.executable, "-c", LAUNCHER, str(usage_file), *cli],
@@ -469,6 +510,7 @@ def detection_cli(env: dict[str, str], command: str, log: Path) -> dict[str, Any
     lines = stdout.strip().splitlines()
     summary: dict[str, Any] = json.loads(lines[-1]) if lines else {}
     summary["wall_seconds"] = round(usage["wall"], 2)
+    summary["cpu_seconds"] = round(usage["cpu"], 2)
     summary["peak_rss_mib"] = round(usage["maxrss_kib"] / 1024, 1)  # Linux: KiB
     return summary
 
@@ -535,6 +577,204 @@ def differences(expected: Any, actual: Any, path: str = "") -> list[str]:
     return [] if expected == actual else [f"{path}: expected {expected!r}, got {actual!r}"]
 
 
+# --- the baselines: a raw read of the topics, the ledger computed at read time ---------------
+
+
+async def _raw_read(bootstrap: str, topics: list[str]) -> dict[str, Any]:
+    from shared.messaging.replay import records_to_end
+
+    started = time.perf_counter()
+    messages = 0
+    async for records in records_to_end(bootstrap, topics):
+        messages += len(records)
+    return {"messages": messages, "seconds": round(time.perf_counter() - started, 3)}
+
+
+def raw_read_main() -> None:
+    """`python -c 'from tests.bench.bench_ledger import raw_read_main; raw_read_main()'`:
+    the topics of the rebuild read to their end, nothing decoded; one JSON line."""
+    from shared.events.catalogue import PROJECTS as P
+    from shared.events.catalogue import SITES as S
+
+    prefix = os.environ["KAFKA_TOPIC_PREFIX"]
+    topics = [P.physical(prefix), S.physical(prefix)]
+    print(json.dumps(asyncio.run(_raw_read(os.environ["KAFKA_BOOTSTRAP_SERVERS"], topics))))
+
+
+def raw_read(env: dict[str, str], log: Path) -> dict[str, Any]:
+    code = "from tests.bench.bench_ledger import raw_read_main; raw_read_main()"
+    r = measured(env, ["-c", code], "raw read", log)
+    r["messages_per_s"] = round(r["messages"] / r["seconds"])
+    return r
+
+
+def start_app(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as err:
+        return subprocess.Popen(
+            [sys.executable, "-m", "tests.bench.ledger_app"],
+            cwd=ROOT,
+            env={**env, "BENCH_PORT": str(port)},
+            stdout=err,
+            stderr=err,
+        )
+
+
+async def http_reads(env: dict[str, str], label: str) -> dict[str, Any]:
+    """Start the bench app on the database of `env`; read the shock's ledger over HTTP,
+    kept (the route) and recomputed (the baseline); their latencies and whether the
+    bodies are equal."""
+    import httpx
+
+    from shared.auth import AuthConfig, mint_token
+
+    port = free_port()
+    log = LOGS / f"server-{label}.log"
+    server = await asyncio.to_thread(start_app, env, port, log)
+    base = f"http://127.0.0.1:{port}"
+    jwt = mint_token(
+        AuthConfig(SECRET), subject="bench-cell", roles=["crisis_cell"], territories=[TERRITORY]
+    )
+    headers = {"Authorization": f"Bearer {jwt}"}
+    route = f"/shocks/{SHOCK_ID}/ledger"
+    baseline = f"/bench/shocks/{SHOCK_ID}/ledger-recomputed"
+    try:
+        async with httpx.AsyncClient(base_url=base, timeout=120) as client:
+            deadline = time.monotonic() + 60
+            while True:
+                if server.poll() is not None:
+                    raise RuntimeError(f"bench app exited; log {log}")
+                try:
+                    if (await client.get("/healthz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"bench app not up within 60 s; log {log}")
+                await asyncio.sleep(0.1)
+
+            async def timed(path: str, n: int) -> tuple[list[float], Any]:
+                body: Any = None
+                first = await client.get(path, headers=headers)  # warm-up, not counted
+                first.raise_for_status()
+                samples: list[float] = []
+                budget = time.monotonic() + BASELINE_BUDGET_S
+                for _ in range(n):
+                    if len(samples) >= 3 and time.monotonic() > budget:
+                        break  # the slow baseline at 200,000 projects: fewer samples
+                    started = time.perf_counter()
+                    resp = await client.get(path, headers=headers)
+                    samples.append((time.perf_counter() - started) * 1000)
+                    resp.raise_for_status()
+                    body = resp.json()
+                return samples, body
+
+            load = os.getloadavg()[0]
+            kept, kept_body = await timed(route, READS)
+            old, old_body = await timed(baseline, BASELINE_READS)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=10)
+
+    def stats(samples: list[float]) -> dict[str, Any]:
+        return {
+            "n": len(samples),
+            "p50_ms": round(percentile(samples, 50), 1),
+            "p95_ms": round(percentile(samples, 95), 1),
+            "max_ms": round(max(samples), 1),
+        }
+
+    diffs = differences(old_body, kept_body)
+    return {
+        "projects": kept_body["total"]["projects"] + kept_body["total"]["abandoned"],
+        "kept": stats(kept),
+        "recomputed_baseline": stats(old),
+        "p95_speedup": round(percentile(old, 95) / percentile(kept, 95), 1),
+        "bodies_equal": not diffs,
+        "differences": diffs[:20],
+        "load_1min": round(load, 2),
+    }
+
+
+async def scaled_database(
+    database: Database, db_name: str, broker: Broker, prefix: str, data: Generated
+) -> tuple[str, dict[str, Any]]:
+    """A database holding SCALE × the generated projects (fresh ids, GENERATED too) and
+    the closure shock, counted by the rebuild's recount; how long writing and counting
+    took."""
+    from services.detection.adapters.ledger_projection import Batch, JobEntry, ProjectLine
+    from services.detection.bootstrap import bootstrap
+    from services.detection.settings import DetectionSettings
+
+    db_url = await database.create_database(db_name)
+    env = cli_env(broker, db_url, prefix)
+    await asyncio.to_thread(detection_cli, env, "migrate", LOGS / "migrate-scaled.log")
+    svc = bootstrap(
+        DetectionSettings(
+            database_url=db_url,
+            kafka_bootstrap_servers=broker.bootstrap_servers,
+            kafka_topic_prefix=prefix,
+            environment="test",
+            jwt_secret=SECRET,
+        )
+    )
+    rng = random.Random(SEED + 1)
+    started = time.perf_counter()
+    try:
+        for copy in range(SCALE):
+            rows = Batch()
+            for p in data.projects:
+                pid = uuid.UUID(int=rng.getrandbits(128), version=4)
+                rows.projects[pid] = ProjectLine(
+                    project_id=pid,
+                    version=1,
+                    territory_id=p.territory_id,
+                    origin=p.origin,
+                    stage=p.stage,
+                    jobs_planned=p.jobs_planned,
+                    jobs_created=p.jobs_created,
+                    detected_on=p.detected_on,
+                    qualified_on=p.qualified_on,
+                    funded_on=p.funded_on,
+                    under_review=p.under_review,
+                    merged_into=p.merged_into,
+                )
+                rows.job_entries += [
+                    JobEntry(pid, v, day, jobs) for v, (day, jobs) in enumerate(p.job_entries, 2)
+                ]
+            if copy == 0:
+                rows.shocks.append(expected_ledger([]).shock)
+            async with svc.uow() as uow:
+                await uow.ledger.write(rows)
+                await uow.commit()
+        written = time.perf_counter() - started
+        started = time.perf_counter()
+        async with svc.uow() as uow:
+            await uow.ledger.recount()
+            await uow.commit()
+        recount = time.perf_counter() - started
+    finally:
+        await svc.aclose()
+    figures = {
+        "projects": SCALE * len(data.projects),
+        "write_seconds": round(written, 2),
+        "recount_seconds": round(recount, 2),
+    }
+    return db_url, figures
+
+
+def print_profile(path: Path, top: int = 25) -> str:
+    import io
+    import pstats
+
+    out = io.StringIO()
+    pstats.Stats(str(path), stream=out).sort_stats("tottime").print_stats(top)
+    return out.getvalue()
+
+
 # --- the benchmark --------------------------------------------------------------------------
 
 
@@ -569,26 +809,78 @@ async def _bench(broker: Broker, database: Database) -> dict[str, Any]:
         expected = as_json(expected_ledger(data.projects))  # schemas imported by now
         expected_s = time.perf_counter() - started
 
+        raws = []
+        for n in range(1, RAW_READS + 1):
+            r = await asyncio.to_thread(raw_read, env, LOGS / f"raw{n}.log")
+            r["load_1min"] = round(os.getloadavg()[0], 2)
+            raws.append(r)
+            say(
+                f"raw read {n}/{RAW_READS} (baseline): {r['messages']:,} messages in"
+                f" {r['seconds']:.2f} s ({r['messages_per_s']:,} msg/s), load {r['load_1min']}"
+            )
         rebuilds = []
         for n in range(1, REBUILDS + 1):
             r = await asyncio.to_thread(
                 detection_cli, env, "rebuild-ledger", LOGS / f"rebuild{n}.log"
             )
             r["events_per_s"] = round(r["events"] / r["seconds"])
+            r["load_1min"] = round(os.getloadavg()[0], 2)
             rebuilds.append(r)
             say(
                 f"rebuild {n}/{REBUILDS}: {r['events']:,} events in {r['seconds']:.2f} s"
                 f" ({r['events_per_s']:,} events/s), {r['wall_seconds']:.1f} s wall,"
-                f" peak RSS {r['peak_rss_mib']} MiB, malformed {r['malformed']}"
+                f" {r['cpu_seconds']:.1f} s CPU, peak RSS {r['peak_rss_mib']} MiB,"
+                f" malformed {r['malformed']}, load {r['load_1min']}"
             )
+        profile = None
+        if PROFILE:
+            path = LOGS / "rebuild.prof"
+            await asyncio.to_thread(
+                detection_cli, env, "rebuild-ledger", LOGS / "rebuild-prof.log", profile=path
+            )
+            profile = print_profile(path)
         actual, counts, read_s = await read_ledger(broker, db_url, prefix)
+        say("ledger reads over HTTP on the rebuilt database")
+        reads = [await http_reads(env, "rebuilt")]
+        if SCALE:
+            say(f"a database of {SCALE} x {len(data.projects):,} projects")
+            scaled_name = f"{db_name}_x{SCALE}"
+            scaled_url, scaled = await scaled_database(database, scaled_name, broker, prefix, data)
+            created.append(scaled_name)
+            say(
+                f"  written in {scaled['write_seconds']} s,"
+                f" recounted in {scaled['recount_seconds']} s"
+            )
+            reads.append(
+                {
+                    **await http_reads(cli_env(broker, scaled_url, prefix), "scaled"),
+                    **{"scaled": scaled},
+                }
+            )
+        for r in reads:
+            say(
+                f"  {r['projects']:,} projects: kept p50 {r['kept']['p50_ms']} ms p95"
+                f" {r['kept']['p95_ms']} ms; recomputed p50 {r['recomputed_baseline']['p50_ms']}"
+                f" ms p95 {r['recomputed_baseline']['p95_ms']} ms; bodies equal {r['bodies_equal']}"
+            )
     finally:
         await drop_databases(database, created)
         await delete_topics(broker.bootstrap_servers, [prefix])
 
     diffs = ["the shock is not in the ledger"] if actual is None else differences(expected, actual)
     seconds = [r["seconds"] for r in rebuilds]
+    raw_median = statistics.median(r["messages_per_s"] for r in raws)
+    rebuild_median = rebuilds[0]["events"] / statistics.median(seconds)
     return {
+        "raw_reads": raws,
+        "raw_median_messages_per_s": round(raw_median),
+        "rebuild_to_raw_ratio": round(rebuild_median / raw_median, 3),
+        "rebuild_median_events_per_cpu_s": round(
+            rebuilds[0]["events"] / statistics.median(r["cpu_seconds"] for r in rebuilds)
+        ),
+        "reads": reads,
+        "profile": profile,
+        "load_1min_end": round(os.getloadavg()[0], 2),
         "generated": True,
         "source": SOURCE,
         "territory": TERRITORY,
@@ -676,11 +968,26 @@ def run() -> dict[str, Any]:
         f" {result['rebuild_min_seconds']} s ({result['rebuild_max_events_per_s']:,} events/s);"
         f" wall {', '.join(str(r['wall_seconds']) for r in r0)} s; peak RSS"
         f" {', '.join(str(r['peak_rss_mib']) for r in r0)} MiB\n"
-        f"  rows: {result['rows']}; shock_ledger read in {result['shock_ledger_read_seconds']} s"
+        f"  side by side: raw read (baseline) median {result['raw_median_messages_per_s']:,}"
+        f" msg/s; rebuild median {result['rebuild_median_events_per_s']:,} events/s; ratio"
+        f" {result['rebuild_to_raw_ratio']}; rebuild"
+        f" {result['rebuild_median_events_per_cpu_s']:,} events per CPU second\n"
+        + "".join(
+            f"  ledger read, {r['projects']:,} projects, HTTP: kept p50 {r['kept']['p50_ms']} ms"
+            f" p95 {r['kept']['p95_ms']} ms ({r['kept']['n']} reads) | recomputed at read time"
+            f" (baseline) p50 {r['recomputed_baseline']['p50_ms']} ms p95"
+            f" {r['recomputed_baseline']['p95_ms']} ms ({r['recomputed_baseline']['n']} reads)"
+            f" | p95 x{r['p95_speedup']} | bodies equal {r['bodies_equal']} | load"
+            f" {r['load_1min']}\n"
+            for r in result["reads"]
+        )
+        + f"  rows: {result['rows']}; shock_ledger read in {result['shock_ledger_read_seconds']} s"
         f" (expected ledger computed in {result['expected_ledger_seconds']} s)\n"
         f"{figures_text}"
         f"  the database's ledger {verdict}\n"
         f"  total {result['wall_seconds']:.0f} s; logs in {LOGS}",
         flush=True,
     )
+    if result["profile"]:
+        print(result["profile"], flush=True)
     return result

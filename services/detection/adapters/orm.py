@@ -155,3 +155,43 @@ class LedgerJobEntryRow(SQLModel, table=True):
     version: int = Field(primary_key=True)
     created_on: date
     jobs_added: int
+
+
+# The ledger's figures, kept as events arrive (`LedgerProjection`): what each shock's
+# counted projects add up to, so that a read of the ledger reads a few rows instead of
+# every project of the territory. Derived from the two tables above, in the same
+# transactions; a rebuild recomputes them from those tables.
+
+
+class LedgerShockTotalsRow(SQLModel, table=True):
+    """Per shock and origin, the counters of `domain.ledger.TOTAL_COUNTERS`."""
+
+    __tablename__ = "ledger_shock_totals"
+
+    shock_id: uuid.UUID = Field(primary_key=True)
+    origin: str = Field(primary_key=True, max_length=20)
+    projects: int = 0
+    detected: int = 0
+    qualified: int = 0
+    funded: int = 0
+    created: int = 0
+    abandoned: int = 0
+    jobs_abandoned: int = 0
+    projects_under_review: int = 0
+    jobs_under_review: int = 0
+
+
+class LedgerShockMonthRow(SQLModel, table=True):
+    """Per shock, origin and month (its first day), the jobs each bucket adds that month
+    and `items`, how many dated contributions land in it (`domain.ledger.MONTH_COUNTERS`)."""
+
+    __tablename__ = "ledger_shock_months"
+
+    shock_id: uuid.UUID = Field(primary_key=True)
+    origin: str = Field(primary_key=True, max_length=20)
+    month: date = Field(primary_key=True)
+    detected: int = 0
+    qualified: int = 0
+    funded: int = 0
+    created: int = 0
+    items: int = 0

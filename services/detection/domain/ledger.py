@@ -33,12 +33,20 @@ the project events). Rules:
 
 Deterministic: months in order, origins in a fixed order, rates rounded to four
 decimals. A typed value (ids, dates, months, ints): the API turns it into JSON at its edge.
+
+Two ways to the same ledger. ``ledger`` computes it from every project at once (the
+reference, and what a rebuild is checked against). ``contribution`` says what ONE project
+adds to one shock's ``Counts`` — per origin the totals' counters, per month and origin
+the jobs each bucket adds and how many dated items land there — so that a projection can
+keep the counts as events arrive (subtract a project's old contribution, add its new
+one) and ``ledger_of_counts`` turns them into the same ``Ledger`` without reading any
+project.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Final, Literal
@@ -47,7 +55,10 @@ from services.detection.domain.stages import Stage, reached
 
 __all__ = [
     "BUCKETS",
+    "MONTH_COUNTERS",
     "ORIGINS",
+    "TOTAL_COUNTERS",
+    "Counts",
     "Jobs",
     "Ledger",
     "LedgerProject",
@@ -56,8 +67,10 @@ __all__ = [
     "Shock",
     "Split",
     "Totals",
+    "contribution",
     "ledger",
     "ledger_csv_rows",
+    "ledger_of_counts",
 ]
 
 Group = Literal["endogenous", "exogenous", "total"]
@@ -226,6 +239,12 @@ def ledger(shock: Shock, projects: Iterable[LedgerProject], *, until: date | Non
         if stage is not Stage.ABANDONED:
             counted.append(p)
 
+    return _assembled(shock, tallies, _series(shock, counted, until))
+
+
+def _assembled(
+    shock: Shock, tallies: dict[Group, _Tally], series: tuple[MonthPoint, ...]
+) -> Ledger:
     totals = {g: tallies[g].totals(shock.jobs_lost) for g in _GROUPS}
     created = totals["total"].created
     return Ledger(
@@ -240,7 +259,7 @@ def ledger(shock: Shock, projects: Iterable[LedgerProject], *, until: date | Non
         )
         if created
         else None,
-        series=_series(shock, counted, until),
+        series=series,
     )
 
 
@@ -281,6 +300,14 @@ def _series(
             add(created_on, p.origin, "created", jobs)
 
     last = Month.of(until) if until is not None else max((k[0] for k in added), default=start)
+    return _points(start, added, last)
+
+
+def _points(
+    start: Month, added: Mapping[tuple[Month, str, str], int], last: Month
+) -> tuple[MonthPoint, ...]:
+    """The cumulative series from ``start`` to ``last`` (at least one month) of the jobs
+    each (month, origin, bucket) adds."""
     running = {(o, b): 0 for o in ORIGINS for b in BUCKETS}
     series: list[MonthPoint] = []
     month = start
@@ -293,3 +320,119 @@ def _series(
         series.append(MonthPoint(month, endogenous, exogenous, total))
         month = month.next()
     return tuple(series)
+
+
+# --- the ledger as counts, kept up to date one project at a time -----------------------
+
+#: Per (shock, origin): the totals' counters (the rates are computed when read).
+TOTAL_COUNTERS: Final = (
+    "projects",
+    *BUCKETS,
+    "abandoned",
+    "jobs_abandoned",
+    "projects_under_review",
+    "jobs_under_review",
+)
+#: Per (shock, origin, month): the jobs each bucket adds that month, and ``items``, how
+#: many dated contributions land in it — a project with 0 planned jobs still makes its
+#: month "a month with data", which ends the series (see ``ledger``).
+MONTH_COUNTERS: Final = (*BUCKETS, "items")
+
+
+@dataclass
+class Counts:
+    """What some projects add to one shock's ledger: ``totals[origin, counter]`` and
+    ``months[month, origin, counter]``. Sums commute: added in any order, subtracted as
+    they were added, they give the counts of the projects present."""
+
+    totals: dict[tuple[str, str], int] = field(default_factory=dict)
+    months: dict[tuple[Month, str, str], int] = field(default_factory=dict)
+
+    def add(self, other: Counts, sign: int = 1) -> None:
+        for key, n in other.totals.items():
+            self.totals[key] = self.totals.get(key, 0) + sign * n
+        for mkey, n in other.months.items():
+            self.months[mkey] = self.months.get(mkey, 0) + sign * n
+
+    def nonzero(self) -> Counts:
+        """Without the counters that add nothing (a project's move that changed nothing
+        for this shock writes nothing)."""
+        return Counts(
+            totals={k: n for k, n in self.totals.items() if n},
+            months={k: n for k, n in self.months.items() if n},
+        )
+
+    def __bool__(self) -> bool:
+        return any(self.totals.values()) or any(self.months.values())
+
+
+def contribution(
+    shock: Shock, p: LedgerProject, *, into: Counts | None = None, sign: int = 1
+) -> Counts:
+    """What ``p`` adds to ``shock``'s counts: the same rules as ``ledger``, one project
+    at a time (nothing when the shock does not count it). Added ``sign`` times to
+    ``into`` when given (a recount adds thousands: no intermediate ``Counts``)."""
+    out = Counts() if into is None else into
+    if p.territory_id != shock.territory_id or p.detected_on < shock.announced_on:
+        return out
+    if p.merged_into is not None:
+        return out
+    if p.origin not in ORIGINS:
+        raise ValueError(f"project {p.project_id} has unknown origin {p.origin!r}")
+    origin, stage, totals = p.origin, Stage(p.stage), out.totals
+
+    def count(counter: str, n: int) -> None:
+        key = (origin, counter)
+        totals[key] = totals.get(key, 0) + sign * n
+
+    if stage is Stage.ABANDONED:
+        count("abandoned", 1)
+        count("jobs_abandoned", p.jobs_planned)
+        return out
+    qualified, funded = reached(stage, Stage.QUALIFIED), reached(stage, Stage.FUNDED)
+    count("projects", 1)
+    count("detected", p.jobs_planned)
+    count("qualified", p.jobs_planned if qualified else 0)
+    count("funded", p.jobs_planned if funded else 0)
+    count("created", p.jobs_created)
+    count("projects_under_review", 1 if p.under_review else 0)
+    count("jobs_under_review", p.jobs_planned if p.under_review else 0)
+
+    start = Month.of(shock.announced_on)
+    months = out.months
+
+    def add(day: date, bucket: str, jobs: int) -> None:
+        month = max(start, Month.of(day))  # clamped to the first month, as in `_series`
+        months[month, origin, bucket] = months.get((month, origin, bucket), 0) + sign * jobs
+        months[month, origin, "items"] = months.get((month, origin, "items"), 0) + sign
+
+    add(p.detected_on, "detected", p.jobs_planned)
+    qualified_on = p.qualified_on or p.detected_on
+    if qualified:
+        add(qualified_on, "qualified", p.jobs_planned)
+    if funded:
+        add(p.funded_on or qualified_on, "funded", p.jobs_planned)
+    for created_on, jobs in p.job_entries:
+        add(created_on, "created", jobs)
+    return out
+
+
+def ledger_of_counts(shock: Shock, counts: Counts, *, until: date | None = None) -> Ledger:
+    """The ledger ``ledger`` would compute from the projects whose contributions make
+    ``counts``."""
+    tallies = {g: _Tally() for g in _GROUPS}
+    for origin in ORIGINS:
+        for tally in (tallies[origin], tallies["total"]):
+            n = {c: counts.totals.get((origin, c), 0) for c in TOTAL_COUNTERS}
+            tally.projects += n["projects"]
+            tally.abandoned += n["abandoned"]
+            tally.jobs_abandoned += n["jobs_abandoned"]
+            tally.projects_under_review += n["projects_under_review"]
+            tally.jobs_under_review += n["jobs_under_review"]
+            for bucket in BUCKETS:
+                tally.jobs[bucket] += n[bucket]
+    start = Month.of(shock.announced_on)
+    added = {k: n for k, n in counts.months.items() if k[2] != "items"}
+    with_data = [k[0] for k, n in counts.months.items() if k[2] == "items" and n > 0]
+    last = Month.of(until) if until is not None else max(with_data, default=start)
+    return _assembled(shock, tallies, _points(start, added, last))

@@ -1,6 +1,7 @@
 """Read side of the detection service: projects, their timeline, statistics, and the
-job-compensation ledger (computed from the ledger projection's rows). Read-only queries
-returning the API's typed read models; every look-up checks the caller's territories."""
+job-compensation ledger (read from each shock's counts, kept by the ledger projection).
+Read-only queries returning the API's typed read models; every look-up checks the
+caller's territories."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.detection.adapters.ledger_projection import counted
+from services.detection.adapters.ledger_projection import counted, stored_counts
 from services.detection.adapters.orm import (
     LedgerJobEntryRow,
     LedgerProjectRow,
@@ -23,7 +24,7 @@ from services.detection.adapters.orm import (
     ShockRow,
 )
 from services.detection.adapters.repository import ShockRepository, project_of
-from services.detection.domain.ledger import Ledger, Shock, ledger
+from services.detection.domain.ledger import Ledger, Shock, ledger, ledger_of_counts
 from services.detection.domain.stages import Stage
 from services.detection.entrypoints import schemas as s
 from services.detection.service_layer.access import may_see, territories_of
@@ -181,6 +182,15 @@ async def visible_ledger(
 
 
 async def _ledger(session: AsyncSession, shock: Shock, until: date | None) -> Ledger:
+    # A few rows, whatever the number of projects. `until` too: it only bounds the series
+    # (the totals are the current state), and the counts hold every month.
+    return ledger_of_counts(shock, await stored_counts(session, shock.shock_id), until=until)
+
+
+async def recomputed_ledger(session: AsyncSession, shock: Shock, until: date | None) -> Ledger:
+    """The ledger computed from every counted project's row (`domain.ledger.ledger`): the
+    reference the kept counts are tested against, and the baseline of the benchmark;
+    it reads the whole territory."""
     # The ledger counts projects detected since the announcement: filtered in SQL, and the
     # job entries joined rather than listed by id (no bound on the number of projects).
     in_scope = (

@@ -6,13 +6,14 @@ from __future__ import annotations
 import dataclasses
 import random
 import uuid
-from datetime import date
+from datetime import date, timedelta
 from itertools import pairwise
 
 import pytest
 
 from services.detection.domain.ledger import (
     BUCKETS,
+    Counts,
     Jobs,
     Ledger,
     LedgerProject,
@@ -20,8 +21,10 @@ from services.detection.domain.ledger import (
     Shock,
     Split,
     Totals,
+    contribution,
     ledger,
     ledger_csv_rows,
+    ledger_of_counts,
 )
 from services.detection.entrypoints.schemas import LedgerOut
 
@@ -311,3 +314,62 @@ def test_the_api_gives_the_ledger_as_plain_json(result: Ledger) -> None:
     }
     empty = LedgerOut.of(ledger(SHOCK, [])).model_dump(mode="json")
     assert empty["split"] is None
+
+
+# ----------------------------------------------- the ledger kept as counts, one project at a time
+
+STAGES = ("detected", "qualified", "in_funding", "funded", "launched", "jobs_created", "abandoned")
+
+
+def random_project(rng: random.Random, n: int) -> LedgerProject:
+    """Any row the projection may hold, edge cases included: 0 planned jobs, dates before
+    the announcement or out of order, jobs entered before the announcement, merged."""
+
+    def day() -> date:
+        return D(2020, 6, 1) + timedelta(days=rng.randrange(1900))
+
+    entries = tuple(sorted((day(), rng.randrange(0, 40)) for _ in range(rng.choice((0, 0, 1, 3)))))
+    return LedgerProject(
+        project_id=uuid.UUID(int=n),
+        territory_id=rng.choice((TERRITORY, TERRITORY, "TI-ELSEWHERE")),
+        origin=rng.choice(("endogenous", "exogenous")),
+        stage=rng.choice(STAGES),
+        jobs_planned=rng.choice((0, rng.randrange(1, 300))),
+        jobs_created=rng.randrange(0, 200),
+        detected_on=day(),
+        qualified_on=rng.choice((None, day())),
+        funded_on=rng.choice((None, day())),
+        job_entries=entries,
+        under_review=rng.random() < 0.2,
+        merged_into=uuid.UUID(int=1) if rng.random() < 0.1 else None,
+    )
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_counts_kept_project_by_project_give_the_same_ledger(seed: int) -> None:
+    """Contributions added as projects appear and replaced (old one subtracted, new one
+    added) as they change give what `ledger` computes from the final rows, `until`
+    included."""
+    rng = random.Random(seed)
+    shock = dataclasses.replace(SHOCK, jobs_lost=rng.choice((0, 900)))
+    rows: dict[int, LedgerProject] = {}
+    counts = Counts()
+    for _ in range(rng.randrange(1, 120)):
+        n = rng.randrange(40)
+        new = random_project(rng, n)
+        if n in rows:
+            counts.add(contribution(shock, rows[n]), -1)
+        counts.add(contribution(shock, new))
+        rows[n] = new
+    for until in (None, D(2019, 1, 1), D(2021, 7, 31), D(2030, 1, 1)):
+        assert ledger_of_counts(shock, counts, until=until) == ledger(
+            shock, rows.values(), until=until
+        )
+
+
+def test_a_shock_counts_nothing_of_projects_it_does_not_count() -> None:
+    elsewhere, before, merged = PROJECTS[10], PROJECTS[9], PROJECTS[0]
+    assert not contribution(SHOCK, elsewhere)  # another territory
+    assert not contribution(SHOCK, dataclasses.replace(before, detected_on=D(2020, 9, 15)))
+    assert not contribution(SHOCK, dataclasses.replace(merged, merged_into=uuid.UUID(int=5)))
+    assert ledger_of_counts(SHOCK, Counts()) == ledger(SHOCK, [])
