@@ -127,9 +127,7 @@ def page_figures() -> Iterator[PageFigures]:
 
 
 @pytest.fixture(scope="session")
-def playwright(
-    chromium: Path, broker: Broker, rebond_databases: dict[str, str]
-) -> Iterator[Any]:
+def playwright(chromium: Path, broker: Broker, rebond_databases: dict[str, str]) -> Iterator[Any]:
     # The sync Playwright leaves its event loop running on this thread: the session's
     # async fixtures (the broker, the databases) must be set up before it starts.
     with playwright_session() as session:
