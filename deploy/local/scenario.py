@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Final, Literal
 
+from shared.events.campaigns import ProjectKind
+
 __all__ = [
     "PUBLISHED",
     "Exogenous",
@@ -98,16 +100,7 @@ ABANDONED: Final = 6  # projects given up (counted apart by the ledger)
 ROUND_DECIDED_ON: Final = (date(2020, 12, 17), date(2021, 4, 15), date(2021, 11, 18))
 EXOGENOUS_FIRMS: Final = 4  # Blackstar and three GENERATED firms
 
-Kind = Literal[
-    "capacity_extension",
-    "new_line",
-    "modernisation_automation",
-    "decarbonation_energy",
-    "rnd_innovation",
-    "site_takeover",
-    "new_site",
-    "skills_training",
-]
+Kind = ProjectKind  # the survey's project kinds, as the events define them
 #: kinds France Relance's acceleration fund takes (its themes: industrial development,
 #: modernisation, skills — see services/funding/domain/matching.py KIND_THEMES)
 RELANCE_KINDS: Final[tuple[Kind, ...]] = (
