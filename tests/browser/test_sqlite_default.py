@@ -19,9 +19,8 @@ from tests.browser.test_cellule import expected_cells, page_cells
 from tests.browser.test_terrain import (
     CONSULTANT,
     TERRITORY,
-    fill_one_project,
-    open_visit,
     planned_week,
+    send_survey_online,
     visit_now,
     wait_until,
 )
@@ -95,12 +94,7 @@ def test_on_sqlite_a_survey_from_the_phone_reaches_the_dashboards_figures(
     phone = sqlite_browser.login(
         "consultant", viewport=PHONE, subject=CONSULTANT, territory=TERRITORY
     )
-    open_visit(phone, week, visit["id"])
-    fill_one_project(phone)
-    phone.fill("#q-headcount", "42")
-    phone.click("#questionnaire button[type=submit]")
-    result = phone.wait_for_selector("#resultat-visite:focus .fr-alert--success")
-    assert "Envoyé" in result.inner_text()
+    send_survey_online(phone, week, visit["id"])
     after = visit_now(sqlite_rebond, visit)
     assert (after["status"], after.get("outcome")) == ("completed", "reached")
 

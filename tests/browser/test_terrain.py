@@ -104,6 +104,17 @@ def fill_one_project(page: Any, description: str = "Nouvelle ligne d'extrusion")
     page.check("#q-projects-e0-consent_to_share", force=True)
 
 
+def send_survey_online(page: Any, week: str, visit_id: str) -> None:
+    """Open the visit, answer with one project (6 jobs) and 42 employees, send it, and
+    see it accepted."""
+    open_visit(page, week, visit_id)
+    fill_one_project(page)
+    page.fill("#q-headcount", "42")
+    page.click("#questionnaire button[type=submit]")
+    result = page.wait_for_selector("#resultat-visite:focus .fr-alert--success")
+    assert "Envoyé" in result.inner_text()
+
+
 @pytest.fixture
 def campaign(bethune_shock: dict[str, Any]) -> dict[str, Any]:
     return bethune_shock["campaign"]
@@ -171,12 +182,7 @@ def test_a_survey_sent_online_reports_the_visit_and_its_project(
 ) -> None:
     week, (visit,) = planned_week(rebond, campaign, 1)
     page = phone(browser)
-    open_visit(page, week, visit["id"])
-    fill_one_project(page)
-    page.fill("#q-headcount", "42")
-    page.click("#questionnaire button[type=submit]")
-    result = page.wait_for_selector("#resultat-visite:focus .fr-alert--success")
-    assert "Envoyé" in result.inner_text()
+    send_survey_online(page, week, visit["id"])
     after = visit_now(rebond, visit)
     assert (after["status"], after.get("outcome")) == ("completed", "reached")
     # The survey's project reaches detection (through Kafka).
