@@ -8,12 +8,12 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 
+from services.detection.adapters.ledger_projection import batch_of_envelopes
 from services.detection.service_layer.handlers import LedgerHandlers, MainHandlers
 from services.detection.service_layer.unit_of_work import DetectionUnitOfWork
 from services.detection.settings import DetectionSettings
 from shared.clock import Clock, system_now
 from shared.events.catalogue import FUNDER_FEED, PROJECTS, SITES, SURVEYS, event_registry
-from shared.events.envelope import Envelope, EventPayload
 from shared.messaging.relay import AfterPublish
 from shared.messaging.replay import ReplayReport, replay
 from shared.runtime import ServiceRuntime, Worker
@@ -49,7 +49,9 @@ class Detection(ServiceRuntime):
     def workers(self) -> Sequence[Worker]:
         return (self.relay, self.consumer, self.ledger_consumer)
 
-    async def rebuild_ledger(self, *, batch_size: int = 2000) -> ReplayReport:
+    async def rebuild_ledger(
+        self, *, batch_size: int = 2000, workers: int | None = None
+    ) -> ReplayReport:
         """Drop the ledger's rows and rebuild them from the topics, then count every
         shock from them, in ONE transaction: readers see the old ledger until the new one
         commits, never a partial one. Safe while the live ledger consumer runs: it waits
@@ -59,15 +61,14 @@ class Detection(ServiceRuntime):
         async with self.uow() as uow:
             await uow.ledger.reset(self.ledger_consumer.name)
 
-            async def apply(batch: list[Envelope[EventPayload]]) -> None:
-                await uow.ledger.write_only(e.payload for e in batch)
-
             report = await replay(
                 self.settings.kafka_access(),
                 [PROJECTS.physical(prefix), SITES.physical(prefix)],
                 event_registry([PROJECTS, SITES]),
-                apply,
+                uow.ledger.write,
+                fold=batch_of_envelopes,
                 batch_size=batch_size,
+                workers=self.settings.rebuild_workers if workers is None else workers,
             )
             await uow.ledger.recount()
             await uow.commit()

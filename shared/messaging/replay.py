@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import multiprocessing
 import time
+from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
@@ -17,6 +21,7 @@ from shared.logging import get_logger
 from shared.messaging.kafka import KafkaAccess, access_of
 
 log = get_logger(__name__)
+F = TypeVar("F")
 
 
 @dataclass
@@ -80,47 +85,130 @@ async def records_to_end(
         await consumer.stop()
 
 
+Fold = Callable[[list[Envelope[EventPayload]]], F]
+
+
+def envelopes(batch: list[Envelope[EventPayload]]) -> list[Envelope[EventPayload]]:
+    """The fold that keeps every envelope as decoded."""
+    return batch
+
+
 async def replay(
     access: KafkaAccess | str,
     topics: Sequence[str],
     registry: Mapping[str, type[EventPayload]],
-    on_batch: Callable[[list[Envelope[EventPayload]]], Awaitable[None]],
+    on_batch: Callable[[F], Awaitable[None]],
     *,
+    fold: Fold[F],
     batch_size: int = 2000,
+    workers: int = 0,
 ) -> ReplayReport:
-    """Decode every message up to the end offsets taken at the start and hand them to
-    `on_batch` in batches (partition order kept within a batch). Malformed messages are
-    counted and skipped: they already went to a dead-letter topic when first consumed."""
+    """Decode every message up to the end offsets taken at the start, `fold` each batch
+    (partition order kept within a batch) and hand the results to `on_batch`, in the
+    order of the batches. Malformed messages are counted and skipped: they already went
+    to a dead-letter topic when first consumed.
+
+    `workers` > 0 decodes and folds in that many processes (`spawn`): per message it is
+    all CPU (pydantic's validation, the fold), and one process tops out far below what
+    Kafka delivers. `fold` must then be a module-level function and its result
+    picklable; this process only reads Kafka and runs `on_batch`."""
     started = time.perf_counter()
     report = ReplayReport()
-    # `on_batch` of batch N runs while batch N+1 is fetched and decoded: its statements
-    # wait on the database (another process, another core) while this one decodes. One
-    # batch in flight at most, awaited before the next starts: batches are handed over
-    # in order, one at a time, and a failure stops the replay at that batch.
+    # Batches are decoded ahead (one in this process, `workers` + 1 in a pool) while
+    # `on_batch` of the previous one runs: its statements wait on the database (another
+    # process) meanwhile. Results are handed over in batch order, one `on_batch` at a
+    # time, and a failure anywhere stops the replay at that batch. Memory stays bounded:
+    # at most `workers` + 2 batches exist at once.
+    ahead = workers + 1 if workers > 0 else 1
+    decoding: deque[asyncio.Future[_Decoded[F]]] = deque()
     in_flight: asyncio.Task[None] | None = None
+    pool = _pool(registry, fold, workers) if workers > 0 else None
+    loop = asyncio.get_running_loop()
+
+    async def hand_over(decoded: _Decoded[F]) -> None:
+        nonlocal in_flight
+        report.messages += decoded.messages
+        report.malformed += decoded.messages - decoded.events
+        if in_flight is not None:
+            await in_flight
+            in_flight = None
+        if decoded.events:
+            report.events += decoded.events
+            in_flight = asyncio.ensure_future(on_batch(decoded.folded))
+
     try:
         async with contextlib.aclosing(records_to_end(access, topics, batch_size=batch_size)) as it:
             async for records in it:
-                envelopes: list[Envelope[EventPayload]] = []
-                for record in records:
-                    report.messages += 1
-                    try:
-                        envelopes.append(decode(record.headers, record.value, registry))
-                    except MalformedEvent:
-                        report.malformed += 1
-                if in_flight is not None:
-                    await in_flight
-                    in_flight = None
-                if envelopes:
-                    report.events += len(envelopes)
-                    in_flight = asyncio.ensure_future(on_batch(envelopes))
+                raw = [(r.headers, r.value) for r in records]
+                if pool is None:
+                    future: asyncio.Future[_Decoded[F]] = loop.create_future()
+                    future.set_result(_decode_and_fold(raw, registry, fold))
+                else:
+                    future = asyncio.wrap_future(pool.submit(_in_worker, raw))
+                decoding.append(future)
+                while len(decoding) >= ahead:
+                    await hand_over(await decoding.popleft())
+        while decoding:
+            await hand_over(await decoding.popleft())
         if in_flight is not None:
             await in_flight
             in_flight = None
     finally:
-        if in_flight is not None:  # the replay failed: the batch in flight goes no further
+        # The replay failed (or is cancelled): nothing more is handed over.
+        for pending in decoding:
+            pending.cancel()
+        if in_flight is not None:
             in_flight.cancel()
             with contextlib.suppress(BaseException):
                 await in_flight
+        if pool is not None:  # waited for: a worker's batch in progress ends within seconds
+            pool.shutdown(wait=True, cancel_futures=True)
     report.seconds = time.perf_counter() - started
     return report
+
+
+@dataclass(frozen=True)
+class _Decoded(Generic[F]):
+    folded: F
+    messages: int
+    events: int
+
+
+RawRecord = tuple[Sequence[tuple[str, bytes]], bytes | None]
+
+
+def _decode_and_fold(
+    raw: list[RawRecord], registry: Mapping[str, type[EventPayload]], fold: Fold[F]
+) -> _Decoded[F]:
+    decoded: list[Envelope[EventPayload]] = []
+    for headers, value in raw:
+        with contextlib.suppress(MalformedEvent):  # counted by the difference
+            decoded.append(decode(headers, value, registry))
+    return _Decoded(fold(decoded), len(raw), len(decoded))
+
+
+# A worker process's registry and fold, set once by the pool's initializer rather than
+# pickled with every batch.
+_worker: tuple[Mapping[str, type[EventPayload]], Fold[Any]] | None = None
+
+
+def _init_worker(registry: Mapping[str, type[EventPayload]], fold: Fold[Any]) -> None:
+    global _worker
+    _worker = (registry, fold)
+
+
+def _in_worker(raw: list[RawRecord]) -> _Decoded[Any]:
+    assert _worker is not None, "the pool's initializer sets it"
+    return _decode_and_fold(raw, *_worker)
+
+
+def _pool(
+    registry: Mapping[str, type[EventPayload]], fold: Fold[Any], workers: int
+) -> ProcessPoolExecutor:
+    # `spawn`: never fork a process that holds an event loop, sockets and threads.
+    return ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_init_worker,
+        initargs=(dict(registry), fold),
+    )

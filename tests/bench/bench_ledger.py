@@ -17,10 +17,13 @@ the one the events describe.
 4. BASELINE of the rebuild's rate: the same topics read to their end by a plain aiokafka
    consumer (`shared.messaging.replay.records_to_end`, the rebuild's own reader, with
    nothing decoded or written), as a process, 3 times.
-5. The rebuild, 3 times (each drops the ledger and rebuilds it): the real CLI as a
-   process, its wall and CPU time and peak RSS (`os.wait4`), the `seconds` it reports,
-   and its rate against the raw read's (the ratio). With BENCH_LEDGER_PROFILE=1, one more
-   rebuild under cProfile (`.run/bench/ledger/rebuild.prof`, top functions printed).
+5. The rebuild, 3 times per worker count of BENCH_LEDGER_WORKERS ("2,0": decoded by 2
+   spawned processes, then in the CLI's own, the default; each run drops the
+   ledger and rebuilds it): the real CLI as a process, its wall and CPU time and peak
+   RSS (`os.wait4`: its reaped workers included), the `seconds` it reports, and its rate
+   against the raw read's (the ratio, for the last worker count). With
+   BENCH_LEDGER_PROFILE=1, one more rebuild under cProfile
+   (`.run/bench/ledger/rebuild.prof`, top functions printed).
 6. The ledger read from the database in-process (`views.shock_ledger`) against the
    expected one: equal, or the keys that differ.
 7. Ledger reads over HTTP (`tests/bench/ledger_app.py`: the real detection app, workers
@@ -37,9 +40,9 @@ Environment: BENCH_LEDGER_EVENTS (100000; 1000000 works, slowly: generation and
 publishing take minutes), BENCH_LEDGER_REBUILDS (3), BENCH_LEDGER_READS (200),
 BENCH_LEDGER_BASELINE_READS (20, or fewer, at least 3, once BENCH_LEDGER_READ_BUDGET_S,
 120, have passed), BENCH_LEDGER_SCALE (10; 0: no large read),
-BENCH_LEDGER_PROFILE (unset). Logs of the processes in `.run/bench/ledger/`. The machine's
-load (`os.getloadavg`) is recorded before and after each step: on a shared machine the
-rates move with it, the ratios less.
+BENCH_LEDGER_PROFILE (unset), BENCH_LEDGER_WORKERS (2,0). Logs of the processes in
+`.run/bench/ledger/`. The machine's load (`os.getloadavg`) is recorded before and
+after each step: on a shared machine the rates move with it, the ratios less.
 """
 
 from __future__ import annotations
@@ -81,6 +84,9 @@ from tests.support.infra import Broker, Database
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = int(os.environ.get("BENCH_LEDGER_EVENTS", "100000"))
 REBUILDS = int(os.environ.get("BENCH_LEDGER_REBUILDS", "3"))
+# `DETECTION_REBUILD_WORKERS` of the rebuilds, each run REBUILDS times; the last is the
+# headline figure (0, the setting's default: decoded in the CLI's own process).
+WORKERS = [int(n) for n in os.environ.get("BENCH_LEDGER_WORKERS", "2,0").split(",") if n]
 READS = int(os.environ.get("BENCH_LEDGER_READS", "200"))
 BASELINE_READS = int(os.environ.get("BENCH_LEDGER_BASELINE_READS", "20"))
 BASELINE_BUDGET_S = float(os.environ.get("BENCH_LEDGER_READ_BUDGET_S", "120"))
@@ -818,20 +824,28 @@ async def _bench(broker: Broker, database: Database) -> dict[str, Any]:
                 f"raw read {n}/{RAW_READS} (baseline): {r['messages']:,} messages in"
                 f" {r['seconds']:.2f} s ({r['messages_per_s']:,} msg/s), load {r['load_1min']}"
             )
-        rebuilds = []
-        for n in range(1, REBUILDS + 1):
-            r = await asyncio.to_thread(
-                detection_cli, env, "rebuild-ledger", LOGS / f"rebuild{n}.log"
-            )
-            r["events_per_s"] = round(r["events"] / r["seconds"])
-            r["load_1min"] = round(os.getloadavg()[0], 2)
-            rebuilds.append(r)
-            say(
-                f"rebuild {n}/{REBUILDS}: {r['events']:,} events in {r['seconds']:.2f} s"
-                f" ({r['events_per_s']:,} events/s), {r['wall_seconds']:.1f} s wall,"
-                f" {r['cpu_seconds']:.1f} s CPU, peak RSS {r['peak_rss_mib']} MiB,"
-                f" malformed {r['malformed']}, load {r['load_1min']}"
-            )
+        by_workers: dict[int, list[dict[str, Any]]] = {}
+        for workers in WORKERS:
+            runs = by_workers[workers] = []
+            for n in range(1, REBUILDS + 1):
+                r = await asyncio.to_thread(
+                    detection_cli,
+                    {**env, "DETECTION_REBUILD_WORKERS": str(workers)},
+                    "rebuild-ledger",
+                    LOGS / f"rebuild-w{workers}-{n}.log",
+                )
+                r["workers"] = workers
+                r["events_per_s"] = round(r["events"] / r["seconds"])
+                r["load_1min"] = round(os.getloadavg()[0], 2)
+                runs.append(r)
+                say(
+                    f"rebuild {n}/{REBUILDS}, {workers} decoding workers: {r['events']:,}"
+                    f" events in {r['seconds']:.2f} s ({r['events_per_s']:,} events/s),"
+                    f" {r['wall_seconds']:.1f} s wall, {r['cpu_seconds']:.1f} s CPU (workers"
+                    f" included), peak RSS {r['peak_rss_mib']} MiB, malformed"
+                    f" {r['malformed']}, load {r['load_1min']}"
+                )
+        rebuilds = by_workers[WORKERS[-1]]
         profile = None
         if PROFILE:
             path = LOGS / "rebuild.prof"
@@ -872,6 +886,12 @@ async def _bench(broker: Broker, database: Database) -> dict[str, Any]:
     raw_median = statistics.median(r["messages_per_s"] for r in raws)
     rebuild_median = rebuilds[0]["events"] / statistics.median(seconds)
     return {
+        "workers": WORKERS[-1],
+        "rebuild_median_events_per_s_by_workers": {
+            str(w): round(runs[0]["events"] / statistics.median(r["seconds"] for r in runs))
+            for w, runs in by_workers.items()
+        },
+        "rebuilds_by_workers": {str(w): runs for w, runs in by_workers.items()},
         "raw_reads": raws,
         "raw_median_messages_per_s": round(raw_median),
         "rebuild_to_raw_ratio": round(rebuild_median / raw_median, 3),
@@ -963,7 +983,10 @@ def run() -> dict[str, Any]:
         f"  publish: {p['messages']:,} events ({p['payload_mib']} MiB) in {p['seconds']:.2f} s,"
         f" {p['messages_per_s']:,} msg/s, {p['payload_mib_per_s']} MiB/s (one producer,"
         f" linger 20 ms, 1 MiB batches, no compression)\n"
-        f"  rebuild-ledger ({len(r0)} runs, CLI process): median {result['rebuild_median_seconds']}"
+        f"  rebuild-ledger by decoding workers (median events/s):"
+        f" {result['rebuild_median_events_per_s_by_workers']}\n"
+        f"  rebuild-ledger, {result['workers']} workers ({len(r0)} runs, CLI process):"
+        f" median {result['rebuild_median_seconds']}"
         f" s ({result['rebuild_median_events_per_s']:,} events/s), min"
         f" {result['rebuild_min_seconds']} s ({result['rebuild_max_events_per_s']:,} events/s);"
         f" wall {', '.join(str(r['wall_seconds']) for r in r0)} s; peak RSS"

@@ -198,10 +198,12 @@ async def test_bethune_reference_case_is_fully_compensated_half_and_half(stack: 
     assert csv_text.splitlines()[0].startswith("month,")
 
     await stack.detection.relay.publish_pending()
-    report = await stack.detection.rebuild_ledger()
-    assert report.events >= 12 * 6  # detected, qualified, funded, launched, jobs (+ updates)
-    rebuilt = await stack.ledger(shock_id)
-    assert rebuilt == ledger
+    for workers in (0, 2):  # decoded in this process, then by two spawned processes
+        report = await stack.detection.rebuild_ledger(workers=workers)
+        assert report.events >= 12 * 6  # detected, qualified, funded, launched, jobs (+ …)
+        assert report.malformed == 0
+        rebuilt = await stack.ledger(shock_id)
+        assert rebuilt == ledger, f"rebuilt with {workers} workers"
 
 
 FAURECIA_A, FAURECIA_B = "07150239700020", "07150239700061"  # one firm, two real plants

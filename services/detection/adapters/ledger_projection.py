@@ -59,7 +59,7 @@ from services.detection.domain.stages import Stage, reached
 from shared.db import lock_for_transaction
 from shared.events import detection as dt
 from shared.events import site_registry as sr
-from shared.events.envelope import EventPayload
+from shared.events.envelope import Envelope, EventPayload
 from shared.messaging.tables import InboxMessage
 
 
@@ -173,6 +173,12 @@ def batch(events: Iterable[EventPayload]) -> Batch:
             if shock is not None:
                 out.shocks.append(shock)
     return out
+
+
+def batch_of_envelopes(envelopes: list[Envelope[EventPayload]]) -> Batch:
+    """`batch` of decoded messages: the rebuild's fold, run in its decoding processes
+    (module-level, so that they can import it; a `Batch` pickles)."""
+    return batch(e.payload for e in envelopes)
 
 
 def _combined(known: ProjectLine, new: ProjectLine) -> ProjectLine:
