@@ -232,9 +232,9 @@ class CatalogueCache:
 
     def __init__(self) -> None:
         self._fingerprint: tuple[int, datetime | None, int] | None = None
-        self._schemes: list[Scheme] = []
+        self._schemes = IndexedCatalogue()
 
-    async def schemes(self, session: AsyncSession) -> list[Scheme]:
+    async def schemes(self, session: AsyncSession) -> IndexedCatalogue:
         fingerprint = tuple(
             (
                 await session.exec(
