@@ -266,8 +266,8 @@ class SchemeRepository(abc.ABC):
         """Store the scheme; True when it is new or changed."""
 
     @abc.abstractmethod
-    async def all(self) -> Sequence[Scheme]:
-        """The whole catalogue, by id."""
+    async def all(self) -> IndexedCatalogue:
+        """The whole catalogue, by id, indexed for matching."""
 
 
 class CallRepository(abc.ABC):
@@ -348,7 +348,7 @@ class SqlSchemes(SchemeRepository):
     async def upsert(self, scheme: Scheme) -> bool:
         return await upsert_scheme(self._session, scheme)
 
-    async def all(self) -> Sequence[Scheme]:
+    async def all(self) -> IndexedCatalogue:
         # Schemes upserted in this transaction count: the cache's fingerprint sees them.
         await self._session.flush()
         return await self._cache.schemes(self._session)
