@@ -61,6 +61,7 @@ from services.funding.domain.catalogue import (
     DEPARTMENTS,
     NAF_SECTIONS,
     Call,
+    Perimeter,
     Scheme,
     department_label,
     region_label,
@@ -380,6 +381,8 @@ class _Postings:
 
 
 _PERIMETER_SCALES: Final = ("region", "department", "territory", "epci")
+_NO_LOW: Final = -math.inf  # one object for every missing bound
+_NO_HIGH: Final = math.inf
 
 
 def _static_key(s: Scheme) -> tuple[int, float, str, str]:
@@ -457,11 +460,11 @@ class IndexedCatalogue(list[Scheme]):
             lo, hi = s.capex_min_eur, s.capex_max_eur
             if lo is not None or hi is not None:
                 capex_bounded.append(r)
-            self._capex_lo.append(-math.inf if lo is None else lo)
-            self._capex_hi.append(math.inf if hi is None else hi)
+            self._capex_lo.append(_NO_LOW if lo is None else lo)
+            self._capex_hi.append(_NO_HIGH if hi is None else hi)
             if s.amount_min_eur is not None or s.amount_max_eur is not None:
                 amount_bounded.append(r)
-            self._amount_lo.append(-math.inf if s.amount_min_eur is None else s.amount_min_eur)
+            self._amount_lo.append(_NO_LOW if s.amount_min_eur is None else s.amount_min_eur)
             _texts(s)
         for postings in (self._place, self._scale, self._size_ok, self._naf, self._kind):
             postings.freeze()
@@ -715,17 +718,11 @@ def _sizes(sizes: Iterable[str]) -> str:
     return " and ".join(chosen) if len(chosen) <= 2 else ", ".join(chosen)
 
 
-def _sectors(s: Scheme) -> str:
-    parts = [f"section {x} ({NAF_SECTIONS.get(x, '?')})" for x in sorted(s.naf_sections)]
-    parts += [f"codes {p}…" for p in sorted(s.naf_prefix_set)]
-    return ", ".join(parts)
-
-
 def _themes(themes: Iterable[str]) -> str:
     return ", ".join(sorted(themes)) or "none"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Texts:
     """The parts of a scheme's reasons that depend on the scheme alone."""
 
@@ -737,30 +734,53 @@ class _Texts:
     amount_range: str
 
 
+# Each part written once per distinct value, and shared by the schemes that have it: at
+# 100,000 schemes the parts would otherwise be most of the index's memory.
+
+
+@lru_cache(maxsize=4096)
+def _where_text(perimeter: Perimeter) -> str:
+    return perimeter.describe()
+
+
+@lru_cache(maxsize=1024)
+def _sizes_text(sizes: frozenset[str]) -> str:
+    return _sizes(sizes) if sizes else ""
+
+
+@lru_cache(maxsize=4096)
+def _sectors_text(sections: frozenset[str], prefixes: frozenset[str]) -> str:
+    parts = [f"section {x} ({NAF_SECTIONS.get(x, '?')})" for x in sorted(sections)]
+    parts += [f"codes {p}…" for p in sorted(prefixes)]
+    return ", ".join(parts)
+
+
+@lru_cache(maxsize=4096)
+def _kinds_text(kinds: frozenset[str], themes: frozenset[str]) -> str:
+    wanted: list[str] = []
+    if kinds:
+        wanted.append(", ".join(KIND_LABELS.get(k, k) for k in sorted(kinds)) + " projects")
+    if themes:
+        wanted.append(f"themes {_themes(themes)}")
+    return " or ".join(wanted)
+
+
+@lru_cache(maxsize=1024)
+def _range_text(lo: int | None, hi: int | None) -> str:
+    return "" if lo is None and hi is None else _range(lo, hi)
+
+
 def _texts(s: Scheme) -> _Texts:
     """Written once per scheme and kept with it (``IndexedCatalogue`` writes them all)."""
     found: _Texts | None = s.__dict__.get("_match_texts")
     if found is None:
-        wanted: list[str] = []
-        if s.kinds:
-            wanted.append(", ".join(KIND_LABELS.get(k, k) for k in sorted(s.kinds)) + " projects")
-        if s.themes:
-            wanted.append(f"themes {_themes(s.themes)}")
         found = _Texts(
-            where=s.perimeter.describe(),
-            sizes=_sizes(s.beneficiaries) if s.beneficiaries else "",
-            sectors=_sectors(s) if s.restricts_naf else "",
-            kinds=" or ".join(wanted),
-            capex_range=(
-                ""
-                if s.capex_min_eur is None and s.capex_max_eur is None
-                else _range(s.capex_min_eur, s.capex_max_eur)
-            ),
-            amount_range=(
-                ""
-                if s.amount_min_eur is None and s.amount_max_eur is None
-                else _range(s.amount_min_eur, s.amount_max_eur)
-            ),
+            where=_where_text(s.perimeter),
+            sizes=_sizes_text(s.beneficiaries),
+            sectors=_sectors_text(s.naf_sections, s.naf_prefix_set),
+            kinds=_kinds_text(s.kinds, s.themes),
+            capex_range=_range_text(s.capex_min_eur, s.capex_max_eur),
+            amount_range=_range_text(s.amount_min_eur, s.amount_max_eur),
         )
         object.__setattr__(s, "_match_texts", found)  # not a field: never compared
     return found
