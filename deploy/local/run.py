@@ -589,8 +589,9 @@ def smoke(env: dict[str, str], offset: int, data_dir: Path) -> None:
     project_id = projects["items"][0]["id"]
     send_json(f"{detection}/projects/{project_id}/qualify", cell, {})
     matches: Any = poll(
-        lambda: get_json(f"{url['funding']}/projects/{project_id}/matches", cell),
-        lambda m: "eligible" in m and "rejected" in m,
+        # the reasons of the rejected schemes are computed on request (`rejected=true`)
+        lambda: get_json(f"{url['funding']}/projects/{project_id}/matches?rejected=true", cell),
+        lambda m: "eligible" in m and m.get("rejected") is not None,
         "funding matches",
     )
     say(

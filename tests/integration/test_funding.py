@@ -42,10 +42,31 @@ async def test_qualified_project_is_matched_explained_planned_and_funded(
     scheme = (await st.f.get(f"/schemes/{ADEME_ECODESIGN}", headers=st.cell)).json()
     assert (scheme["rate_min_pct"], scheme["rate_max_pct"]) == (15.0, 55.0)
 
-    rejected = {m["scheme_id"]: m for m in found["rejected"]}
+    # Why the other schemes do not fit: computed only when asked.
+    assert found["rejected"] is None
+    assert found["eligible_total"] == len(found["eligible"])
+    catalogue = (await st.f.get("/schemes", headers=st.cell)).json()
+    assert found["rejected_total"] == len(catalogue) - len(found["eligible"]) > 0
+    url = f"/projects/{project['id']}/matches"
+    explained = (await st.f.get(url, params={"rejected": "true"}, headers=st.cell)).json()
+    assert len(explained["rejected"]) == found["rejected_total"]
+    assert explained["eligible"] == found["eligible"]
+    rejected = {m["scheme_id"]: m for m in explained["rejected"]}
     perimeter = next(c for c in rejected[OTHER_REGION]["criteria"] if c["criterion"] == "perimeter")
     assert perimeter["status"] == "fail"
     assert "84" in perimeter["reason"] and "32" in perimeter["reason"]
+    # one funder's schemes, one scheme, the first eligible only
+    region = "Région Auvergne-Rhône-Alpes"
+    theirs = {s["id"] for s in catalogue if region in s["funders"]} - set(eligible)
+    only = {"rejected": "true", "funder": region}
+    mine = (await st.f.get(url, params=only, headers=st.cell)).json()["rejected"]
+    assert OTHER_REGION in theirs and {m["scheme_id"] for m in mine} == theirs
+    one = {"rejected": "true", "scheme_id": OTHER_REGION}
+    alone = (await st.f.get(url, params=one, headers=st.cell)).json()["rejected"]
+    assert alone == [rejected[OTHER_REGION]]
+    first = (await st.f.get(url, params={"limit": 1}, headers=st.cell)).json()
+    assert first["eligible"] == found["eligible"][:1]
+    assert first["eligible_total"] == found["eligible_total"]
 
     plan = (await st.f.get(f"/projects/{project['id']}/plan", headers=st.cell)).json()["plan"]
     assert plan["base_eur"] == 1_200_000
@@ -224,7 +245,11 @@ async def test_a_site_of_a_large_firm_gets_the_large_firm_intensity(
         "firm size large (from the firm's INSEE company category)" in note
         for note in planned["notes"]
     )
-    found = (await st.f.get(f"/projects/{project['id']}/matches", headers=st.cell)).json()
+    found = (
+        await st.f.get(
+            f"/projects/{project['id']}/matches", params={"rejected": "true"}, headers=st.cell
+        )
+    ).json()
     assert (found["firm_size"], found["firm_size_source"]) == ("large", "company_category")
     beneficiaries = [
         c["reason"]

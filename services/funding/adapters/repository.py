@@ -232,9 +232,9 @@ class CatalogueCache:
 
     def __init__(self) -> None:
         self._fingerprint: tuple[int, datetime | None, int] | None = None
-        self._schemes: list[Scheme] = []
+        self._schemes = IndexedCatalogue()
 
-    async def schemes(self, session: AsyncSession) -> list[Scheme]:
+    async def schemes(self, session: AsyncSession) -> IndexedCatalogue:
         fingerprint = tuple(
             (
                 await session.exec(
@@ -266,8 +266,8 @@ class SchemeRepository(abc.ABC):
         """Store the scheme; True when it is new or changed."""
 
     @abc.abstractmethod
-    async def all(self) -> Sequence[Scheme]:
-        """The whole catalogue, by id."""
+    async def all(self) -> IndexedCatalogue:
+        """The whole catalogue, by id, indexed for matching."""
 
 
 class CallRepository(abc.ABC):
@@ -348,7 +348,7 @@ class SqlSchemes(SchemeRepository):
     async def upsert(self, scheme: Scheme) -> bool:
         return await upsert_scheme(self._session, scheme)
 
-    async def all(self) -> Sequence[Scheme]:
+    async def all(self) -> IndexedCatalogue:
         # Schemes upserted in this transaction count: the cache's fingerprint sees them.
         await self._session.flush()
         return await self._cache.schemes(self._session)

@@ -215,6 +215,9 @@ def financing_plan(
     lines: list[PlanLine] = []
     capped: list[str] = []
     seen: set[str] = set()
+    # per plan, not per line: a few aid types and rates recur across hundreds of matches
+    fractions: dict[str, tuple[Fraction, bool]] = {}
+    by_rate: dict[float, int] = {}
     for m in matches:
         s = m.scheme
         if s.id in seen:
@@ -230,18 +233,30 @@ def financing_plan(
         if remaining <= 0:
             notes.append(f"{s.id} and the schemes after it not needed: the need is covered")
             break
-        fraction = _exact(caps.grant_equivalent(s.aid_type))
+        known = fractions.get(s.aid_type)
+        if known is None:
+            exact = _exact(caps.grant_equivalent(s.aid_type))
+            known = fractions[s.aid_type] = (exact, exact > 0)
+        fraction, counted = known
+        room = cap_eur - ge_total
+        if room <= 0 and counted:  # the cap is reached: nothing to plan (as below)
+            capped.append(s.id)
+            continue
         bounds = [remaining]
         if s.amount_max_eur is not None:
             bounds.append(s.amount_max_eur)
         if s.rate_max_pct is not None:
-            bounds.append(floor(Fraction(base) * _exact(s.rate_max_pct) / 100))
-        room = cap_eur - ge_total
-        if fraction > 0:
+            rated = by_rate.get(s.rate_max_pct)
+            if rated is None:
+                rated = by_rate[s.rate_max_pct] = floor(
+                    Fraction(base) * _exact(s.rate_max_pct) / 100
+                )
+            bounds.append(rated)
+        if counted:
             bounds.append(floor(Fraction(room) / fraction))
         amount = max(0, min(bounds))
         if amount == 0:
-            if room <= 0 and fraction > 0:
+            if room <= 0 and counted:
                 capped.append(s.id)
             else:
                 notes.append(f"{s.id} not used: its rate or amount leaves nothing to plan")

@@ -146,12 +146,48 @@ async def post_round_result(
     "/projects/{project_id}/matches",
     response_model=s.MatchesOut,
     tags=["matching"],
-    summary="Eligible schemes ranked, and why the others do not fit (crisis cell; funders)",
+    summary="Eligible schemes ranked; why the others do not fit, on request (crisis cell; funders)",
+    description=(
+        "The eligible schemes as matching stored them, best first, every criterion with its"
+        " reason (`limit`: the first ones only; `eligible_total` counts them all), and how"
+        " many schemes do not fit (`rejected_total`). Why they do not fit is computed only"
+        " when asked, `rejected=true`: near misses first, at most `rejected_limit`, among"
+        " `funder`'s schemes or the one `scheme_id` when given; `rejected` is null"
+        " otherwise."
+    ),
 )
 async def get_matches(
-    project_id: uuid.UUID, principal: CrisisOrFunder, session: Session, matcher: Matching
+    project_id: uuid.UUID,
+    principal: CrisisOrFunder,
+    session: Session,
+    matcher: Matching,
+    limit: Annotated[
+        int | None, Query(ge=1, description="at most this many eligible schemes, best first")
+    ] = None,
+    rejected: Annotated[
+        bool, Query(description="also explain the schemes that do not fit (computed now)")
+    ] = False,
+    funder: Annotated[
+        str | None, Query(description="with `rejected`: only the schemes this funder finances")
+    ] = None,
+    scheme_id: Annotated[
+        str | None, Query(description="with `rejected`: only this scheme (why it does not fit)")
+    ] = None,
+    rejected_limit: Annotated[
+        int, Query(ge=1, le=1000, description="with `rejected`: at most this many")
+    ] = views.REJECTED_SHOWN,
 ) -> s.MatchesOut:
-    return await views.matches(session, project_id, principal, matcher)
+    return await views.matches(
+        session,
+        project_id,
+        principal,
+        matcher,
+        limit=limit,
+        rejected=rejected,
+        funder=funder,
+        scheme_id=scheme_id,
+        rejected_limit=rejected_limit,
+    )
 
 
 @router.get(

@@ -358,8 +358,18 @@ class MatchesOut(BaseModel):
         description="which of the two `firm_size` comes from; None when the size is unknown"
     )
     region_code: str | None
-    eligible: list[EligibleOut] = Field(description="best first")
-    rejected: list[RejectedOut] = Field(description="near misses first (at most 200)")
+    eligible: list[EligibleOut] = Field(
+        description="best first: every eligible scheme, or the first `limit` when asked"
+    )
+    eligible_total: int = Field(description="how many schemes are eligible (stored matches)")
+    rejected: list[RejectedOut] | None = Field(
+        description="only with `rejected=true` (null otherwise: not computed): the schemes"
+        " that do not fit today, with every criterion, near misses first, at most"
+        " `rejected_limit` (200), only `funder`'s or `scheme_id` when given"
+    )
+    rejected_total: int = Field(
+        description="how many schemes of the catalogue do not fit the project today"
+    )
 
 
 class PlanLineOut(BaseModel):

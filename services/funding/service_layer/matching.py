@@ -15,7 +15,13 @@ from typing import Literal, TypedDict
 
 from services.funding.adapters.repository import CatalogueCache
 from services.funding.domain.catalogue import Scheme
-from services.funding.domain.matching import Match, ProjectProfile, evaluate, match
+from services.funding.domain.matching import (
+    IndexedCatalogue,
+    Match,
+    ProjectProfile,
+    evaluate,
+    match,
+)
 from services.funding.domain.plan import IntensityCaps, financing_plan
 from services.funding.domain.projects import (
     MATCHABLE,
@@ -152,12 +158,11 @@ class Matcher:
         existing = {m.scheme_id: m for m in await uow.matches.of_project(project.project_id)}
         site = await uow.sites.get(project.site_id) if project.site_id else None
         prof = profile(project, site)
-        schemes: dict[str, Scheme] = {}
+        catalogue: IndexedCatalogue | None = None
         matches: list[Match] = []
         amounts: dict[str, int] = {}
         if project.matchable:
-            catalogue = await uow.schemes.all()
-            schemes = {s.id: s for s in catalogue}
+            catalogue = await uow.schemes.all()  # indexed once per catalogue change
             matches = match(prof, catalogue, today)
             plan = financing_plan(prof, matches, self.caps, self.zone(project.territory_id))
             amounts = {line.scheme_id: line.amount_eur for line in plan.lines}
@@ -195,10 +200,10 @@ class Matcher:
         for scheme_id, stored in existing.items():
             if scheme_id in current or not stored.eligible:
                 continue
-            if not schemes:
-                schemes = {s.id: s for s in await uow.schemes.all()}
+            if catalogue is None:
+                catalogue = await uow.schemes.all()
             stored.eligible, stored.rank, stored.planned_amount_eur = False, None, 0
-            scheme = schemes.get(scheme_id)
+            scheme = catalogue.by_id(scheme_id)
             if scheme is not None:
                 stored.criteria = evaluate(scheme, prof, today)
                 if stored.published and project.consent_to_share:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from collections.abc import Sequence
 
+import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -19,7 +21,8 @@ from services.funding.adapters.orm import (
     SelectionRoundRow,
 )
 from services.funding.adapters.repository import application_of, project_of, site_of
-from services.funding.domain.matching import explain_rejections
+from services.funding.domain.catalogue import Scheme
+from services.funding.domain.matching import count_eligible, explain_rejections
 from services.funding.domain.projects import FundingProject
 from services.funding.entrypoints import schemas as s
 from services.funding.service_layer.access import funder_sees, visible
@@ -27,7 +30,7 @@ from services.funding.service_layer.matching import Matcher, profile
 from shared.auth import Principal
 from shared.errors import NotFound
 
-#: rejections listed per project: the near misses matter, not the whole catalogue
+#: rejections listed per project when asked: the near misses matter, not the whole catalogue
 REJECTED_SHOWN = 200
 
 
@@ -83,24 +86,48 @@ async def _visible(
 
 
 async def matches(
-    session: AsyncSession, project_id: uuid.UUID, principal: Principal, matcher: Matcher
+    session: AsyncSession,
+    project_id: uuid.UUID,
+    principal: Principal,
+    matcher: Matcher,
+    *,
+    limit: int | None = None,
+    rejected: bool = False,
+    funder: str | None = None,
+    scheme_id: str | None = None,
+    rejected_limit: int = REJECTED_SHOWN,
 ) -> s.MatchesOut:
-    """The project's eligible schemes as matching stored them, and why the others do not
-    fit (computed now: rejections are not stored)."""
+    """The project's eligible schemes as matching stored them (the first ``limit``, best
+    first, when given) and how many schemes do not fit; why they do not fit only when
+    asked (``rejected``), computed now (rejections are not stored) for ``funder``'s
+    schemes, or ``scheme_id``, or the whole catalogue, near misses first."""
     project, _ = await _visible(session, project_id, principal)
     site = await session.get(FundingSiteRow, project.site_id) if project.site_id else None
     prof = profile(project, None if site is None else site_of(site))
     catalogue = await matcher.cache.schemes(session)
-    names = {sc.id: sc.name for sc in catalogue}
-    rows = (
-        await session.exec(
-            select(MatchRow)
-            .where(MatchRow.project_id == project_id)
-            .where(col(MatchRow.eligible).is_(True))
-            .order_by(col(MatchRow.rank))
-        )
-    ).all()
-    rejected = explain_rejections(prof, catalogue, matcher.today())
+    today = matcher.today()
+    stored = (
+        select(MatchRow)
+        .where(MatchRow.project_id == project_id)
+        .where(col(MatchRow.eligible).is_(True))
+    )
+    query = stored.order_by(col(MatchRow.rank))
+    rows = (await session.exec(query if limit is None else query.limit(limit))).all()
+    if limit is None or len(rows) < limit:
+        total = len(rows)
+    else:
+        counted = select(sa.func.count()).select_from(stored.subquery())
+        total = int((await session.exec(counted)).one())
+    names = {r.scheme_id: sc.name for r in rows if (sc := catalogue.by_id(r.scheme_id))}
+    explained: list[s.RejectedOut] | None = None
+    if rejected:
+        schemes: Sequence[Scheme] = catalogue
+        if funder is not None:
+            schemes = catalogue.of_funder(funder)
+        if scheme_id is not None:
+            schemes = [sc for sc in schemes if sc.id == scheme_id]
+        found = explain_rejections(prof, schemes, today, limit=rejected_limit)
+        explained = [s.RejectedOut.of(m) for m in found]
     return s.MatchesOut(
         project_id=project_id,
         stage=project.stage,
@@ -118,7 +145,9 @@ async def matches(
             )
             for r in rows
         ],
-        rejected=[s.RejectedOut.of(m) for m in rejected[:REJECTED_SHOWN]],
+        eligible_total=total,
+        rejected=explained,
+        rejected_total=len(catalogue) - count_eligible(prof, catalogue, today),
     )
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from typing import TypeVar
 
 from services.funding.adapters.repository import (
@@ -20,6 +20,7 @@ from services.funding.adapters.repository import (
 )
 from services.funding.domain.applications import Application
 from services.funding.domain.catalogue import Call, RoundResult, Scheme
+from services.funding.domain.matching import IndexedCatalogue
 from services.funding.domain.plan import FinancingPlan
 from services.funding.domain.projects import FundingProject, FundingSite, ProjectMatch
 from shared.projection import is_newer
@@ -47,8 +48,9 @@ class FakeSchemes(SchemeRepository):
         self.versions[scheme.id] = self.versions.get(scheme.id, 0) + 1
         return True
 
-    async def all(self) -> Sequence[Scheme]:
-        return [self.by_id[k] for k in sorted(self.by_id)]
+    async def all(self) -> IndexedCatalogue:
+        # indexed as the service's catalogue cache does (small: rebuilt on each call)
+        return IndexedCatalogue(self.by_id[k] for k in sorted(self.by_id))
 
 
 class FakeCalls(CallRepository):

@@ -756,8 +756,11 @@ async function showDetail(view, projectId) {
   const listed = state.projects ? null : loadProjects().catch(() => null);
   try {
     let known;
+    // Why the funder's own schemes do not fit is computed on request only (an admin
+    // sees no rejections here): `rejected=true&funder=<org>`.
+    const why = !isAdmin && org ? `?rejected=true&funder=${encodeURIComponent(org)}` : "";
     [matches, plan, , known] = await Promise.all([
-      api("funding", `/projects/${projectId}/matches`),
+      api("funding", `/projects/${projectId}/matches${why}`),
       api("funding", `/projects/${projectId}/plan`),
       loadCatalogue(),
       api("funding", `/projects/${projectId}/applications`),
@@ -822,7 +825,7 @@ async function showDetail(view, projectId) {
     }
   }
 
-  const rejectedMine = matches.rejected.filter((m) => !isAdmin && mine(m.scheme_id));
+  const rejectedMine = (matches.rejected || []).filter((m) => !isAdmin && mine(m.scheme_id));
   clear(view).append(
     backLink(),
     el("h2", { id: "titre-projet", tabindex: "-1", dataset: { projectId } }, title),

@@ -37,7 +37,7 @@ const state = {
   projects: [],
   next: null,
   stats: null,
-  matches: new Map(), // project id → {eligible: [...]} | {missing: true} | {error: "…"}
+  matches: new Map(), // project id → GET …/matches (?limit=1 for the table) | {missing: true} | {error: "…"}
   detailId: null,
 };
 
@@ -549,19 +549,20 @@ function row(p) {
 
 // --- funding matched: GET /funding/projects/{id}/matches, one project at a time (the
 // funding API has no list of matches for the crisis cell), a few in parallel, after the
-// table is on screen.
+// table is on screen. The table needs the count and the best one only (`limit=1`); a
+// project's detail asks for every eligible scheme.
 
 function matchesText(id) {
   const m = state.matches.get(id);
   if (!m) return el("span", { class: "fr-text--xs" }, "…");
   if (m.missing) return el("span", { class: "fr-text--xs" }, "Pas encore étudié");
   if (m.error) return el("span", { class: "fr-text--xs" }, "Indisponible");
-  if (!m.eligible.length) return "Aucun dispositif";
+  if (!m.eligible_total) return "Aucun dispositif";
   const best = m.eligible[0];
   return el(
     "span",
     {},
-    `${m.eligible.length} dispositif${m.eligible.length > 1 ? "s" : ""}`,
+    `${m.eligible_total} dispositif${m.eligible_total > 1 ? "s" : ""}`,
     el("br"),
     el("span", { class: "fr-text--xs" }, `meilleur : ${best.scheme_name || best.scheme_id}`),
   );
@@ -585,9 +586,9 @@ function fetchMatches(ids) {
   }
 }
 
-async function loadMatches(id) {
+async function loadMatches(id, { all = false } = {}) {
   try {
-    state.matches.set(id, await api("funding", `/projects/${id}/matches`));
+    state.matches.set(id, await api("funding", `/projects/${id}/matches${all ? "" : "?limit=1"}`));
   } catch (error) {
     state.matches.set(id, error.status === 404 ? { missing: true } : { error: error.message });
   }
@@ -607,7 +608,7 @@ async function renderDetail(id, message) {
   const [project, timeline, matches] = await Promise.all([
     api("detection", `/projects/${id}`).catch((e) => e),
     api("detection", `/projects/${id}/timeline`).catch((e) => e),
-    loadMatches(id),
+    loadMatches(id, { all: true }),
   ]);
   if (state.detailId !== id) return;
   if (project instanceof Error) {
@@ -664,8 +665,8 @@ function matchesDetail(m) {
     return el("p", { class: "fr-text--sm" }, "Le service des financements n'a pas encore étudié ce projet.");
   }
   if (m.error) return el("p", { class: "fr-text--sm" }, `Financements indisponibles : ${m.error}`);
-  if (!m.eligible.length) {
-    return el("p", { class: "fr-text--sm" }, `Aucun dispositif éligible (${fmt.number(m.rejected.length)} écartés).`);
+  if (!m.eligible_total) {
+    return el("p", { class: "fr-text--sm" }, `Aucun dispositif éligible (${fmt.number(m.rejected_total)} écartés).`);
   }
   return el(
     "div",
@@ -676,7 +677,7 @@ function matchesDetail(m) {
           e.planned_amount_eur ? ` · ${fmt.euros(e.planned_amount_eur)} au plan de financement` : ""),
       ),
     ),
-    el("p", { class: "fr-text--xs" }, `${fmt.number(m.rejected.length)} autres dispositifs écartés.`),
+    el("p", { class: "fr-text--xs" }, `${fmt.number(m.rejected_total)} autres dispositifs écartés.`),
   );
 }
 
@@ -1051,7 +1052,7 @@ async function exportCsv() {
         p.id, p.firm_name, p.siren, p.territory_id, ORIGIN_LABEL[p.origin] || p.origin,
         KIND_LABEL[p.kind] || p.kind, stageLabel(p.stage), yesNo(p.hidden), decimal(p.priority),
         p.jobs_planned, p.jobs_created, yesNo(p.consent_to_share), p.capex_eur, p.funding_need_eur,
-        p.detected_on, p.possible_duplicate_of, eligible ? eligible.length : "",
+        p.detected_on, p.possible_duplicate_of, eligible ? m.eligible_total : "",
         eligible && eligible.length ? eligible[0].scheme_name || eligible[0].scheme_id : "",
       ];
     });
