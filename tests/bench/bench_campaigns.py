@@ -1,28 +1,36 @@
 """Campaigns: how soon consultants see their visits after a closure shock, and what their
-"my visits" read costs under load, on the real Béthune demo (`serve --demo`: 165 sites of
-ti-3205, Bridgestone 36120038900019 closing), real Apache Kafka and PostgreSQL.
+"my visits" read costs under load, real Apache Kafka and PostgreSQL.
 
-1. Shock-to-visits latency. Each run starts a FRESH stack: new PostgreSQL databases for
-   both services, a new topic prefix, `python -m services.site_registry serve --demo` and
-   `python -m services.campaigns serve` as processes (relay poll intervals at their
-   defaults). Once both answer `/healthz` and the campaigns service has projected the 165
-   sites (`campaign_sites`), the crisis cell POSTs the shock to the registry; the clock
-   stops when, for every consultant of the roster, the visits of `GET /me/visits` over the
-   whole campaign period (31-day windows from `starts_on`, every page) add up to the
-   campaign's `planned` in `GET /campaigns`. Polled every 20 ms.
+1. Shock-to-visits latency, on two territories. Each run starts a FRESH stack: new
+   PostgreSQL databases for both services, a new topic prefix, `python -m
+   services.site_registry serve` and `python -m services.campaigns serve` as processes
+   (relay poll intervals at their defaults), with
+   - the real Béthune demo (`serve --demo`: 165 sites of ti-3205, Bridgestone
+     36120038900019 closing), `BENCH_SHOCK_RUNS` runs;
+   - a GENERATED territory of `BENCH_GENERATED_SITES` sites in ti-3205's communes
+     (`tests/bench/generated_territory.py`: names starting with "GENERATED", source
+     `generated`, valid SIRETs; the first one, 500-999 employees, closing), written into
+     the registry once it answers, `BENCH_GENERATED_RUNS` runs (0: none).
+   Once both answer `/healthz` and the campaigns service has projected the sites
+   (`campaign_sites`), the crisis cell POSTs the shock to the registry; the clock stops
+   when, for every consultant of the roster, the visits of `GET /me/visits` over the whole
+   campaign period (31-day windows from `starts_on`, every page) add up to the campaign's
+   `planned` in `GET /campaigns`. Polled every 20 ms.
 
-2. "My visits" under load: 50 concurrent keep-alive clients for a fixed duration against
-   `GET /me/visits?from=<starts_on>&days=7` (the 3 consultants in turn), and against a bare
-   FastAPI app (`tests/bench/bare_app.py`, same uvicorn settings) serving one captured
-   response body: bare, my visits, bare again. The load generator runs in this process, so
-   the client and the servers share the machine's cores; the CPU each side used is printed.
-   Two client set-ups (`BENCH_LOAD_POOLS`, both by default): one httpx.AsyncClient whose
-   pool holds the 50 connections, and 50 AsyncClients of one connection each. The shared
-   pool's bookkeeping costs the generator several ms of CPU per request, so with it the
-   bare runs measure the client rather than the server (encode/httpx#3215).
+2. "My visits" under load, on the last demo stack: `wrk` (Debian's package, installed by
+   the benchmark when missing and `REBOND_ALLOW_APT_INSTALL=1`, as `make bench` sets;
+   `tests/bench/wrk.py`), one thread, pinned with `taskset` to one core and the servers to
+   another when there are two, `--latency`, keep-alive connections (`BENCH_LOAD_CONNECTIONS`)
+   sending `GET /me/visits?from=<starts_on>&days=7` with the 3 consultants' tokens in turn
+   (a Lua script) and `Accept-Encoding: gzip`; against a bare FastAPI app
+   (`tests/bench/bare_app.py`, same uvicorn settings) serving the same body: bare, my
+   visits, bare again, at each connection count. Ratios: my visits over the mean of the
+   two bare runs. The load average is recorded with every figure: other work on the
+   machine moves the rates, the same-run ratios less.
 
-Environment: BENCH_SHOCK_RUNS (12), BENCH_LOAD_SECONDS (15), BENCH_LOAD_POOLS
-(shared,per_client). Logs of every process in `.run/bench/campaigns/`.
+Environment: BENCH_SHOCK_RUNS (8), BENCH_GENERATED_SITES (5000), BENCH_GENERATED_RUNS (3),
+BENCH_LOAD_SECONDS (15; 0: no load phase), BENCH_LOAD_CONNECTIONS (50,200). Logs of every
+process in `.run/bench/campaigns/`.
 """
 
 from __future__ import annotations
