@@ -546,8 +546,12 @@ def load(
         "p90_ms": report["p90_ms"],
         "p99_ms": report["p99_ms"],
         "max_ms": round(exact["max_us"] / 1000, 2) if "max_us" in exact else None,
-        # share of one core used by the server process (PostgreSQL not counted)
+        # share of one core used by the server process (PostgreSQL not counted), and its
+        # CPU per answered request
         "server_cpu_core_share": round(server_cpu / elapsed, 2),
+        "server_cpu_ms_per_request": (
+            round(server_cpu * 1000 / exact["requests"], 3) if exact.get("requests") else None
+        ),
         "loadavg_before": load_before,
         "loadavg_after": loadavg(),
     }
@@ -818,7 +822,8 @@ def run() -> dict[str, Any]:
                     f"      {name:<10} {x['requests'] or 0:>8,} requests, {x['errors']} errors,"
                     f" {x['throughput_rps']:>8,.1f} req/s, p50 {x['p50_ms']:.2f} ms,"
                     f" p99 {x['p99_ms']:.2f} ms; server CPU {x['server_cpu_core_share']:.0%} of"
-                    f" a core; load {x['loadavg_before']} -> {x['loadavg_after']}"
+                    f" a core, {x['server_cpu_ms_per_request'] or 0:.2f} ms a request; load"
+                    f" {x['loadavg_before']} -> {x['loadavg_after']}"
                 )
             lines.append(
                 f"      my visits / bare (mean of both bare runs): p50 x{level['ratio_p50']},"
