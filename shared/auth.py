@@ -210,6 +210,51 @@ class ClaimPaths:
     role_map: Mapping[str, Role] = field(default_factory=lambda: {r.value: r for r in Role})
 
 
+class VerifiedTokens:
+    """Principals of tokens already verified, by token, so that a client sending the
+    same bearer token request after request pays the signature and claim checks once.
+
+    An entry serves until the token's `exp` (never the leeway after it: past `exp` the
+    token is verified again, and refused once the leeway is over) and at most `max_age_s`
+    after it was verified; it serves only while the token still verifies with the same
+    key object (OIDC: a JWKS refresh that drops or replaces the key makes every token of
+    that key verified again). Only tokens that passed every check are kept. Bounded to
+    `max_entries` (the oldest goes first). Used from the event loop only."""
+
+    def __init__(self, *, max_entries: int = 4096, max_age_s: float = 300.0) -> None:
+        if max_entries < 1 or max_age_s <= 0:
+            raise ValueError("a token cache needs room for one entry and a positive age")
+        self.max_entries = max_entries
+        self.max_age_s = max_age_s
+        # token -> (principal, valid until (epoch seconds), key it was verified with)
+        self._entries: dict[str, tuple[Principal, float, Any]] = {}
+        self.hits = 0  # for tests and metrics
+
+    def get(self, token: str, key: Any) -> Principal | None:
+        entry = self._entries.get(token)
+        if entry is None:
+            return None
+        principal, until, verified_with = entry
+        if time.time() >= until or verified_with is not key:
+            del self._entries[token]
+            return None
+        self.hits += 1
+        return principal
+
+    def put(self, token: str, principal: Principal, expires: float, key: Any) -> None:
+        until = min(float(expires), time.time() + self.max_age_s)
+        if len(self._entries) >= self.max_entries:
+            now = time.time()
+            for stale in [t for t, e in self._entries.items() if e[1] <= now]:
+                del self._entries[stale]
+            if len(self._entries) >= self.max_entries:
+                del self._entries[next(iter(self._entries))]
+        self._entries[token] = (principal, until, key)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
 class AuthConfig:
     """What the dependencies need to verify tokens; set on `app.state.auth`.
 
@@ -228,6 +273,7 @@ class AuthConfig:
         jwks: JwksCache | None = None,
         algorithms: Sequence[str] = ("RS256", "ES256"),
         claims: ClaimPaths | None = None,
+        verified: VerifiedTokens | None = None,
     ):
         self.secret = secret
         self.algorithm = algorithm
@@ -241,6 +287,8 @@ class AuthConfig:
             raise ValueError(f"not an asymmetric algorithm for OIDC tokens: {sorted(refused)}")
         self.algorithms = tuple(algorithms)
         self.claims = claims or ClaimPaths()
+        #: what `current_principal` already verified (`VerifiedTokens`)
+        self.verified = verified if verified is not None else VerifiedTokens()
 
     @classmethod
     def from_settings(cls, settings: ServiceSettings) -> AuthConfig:
@@ -373,7 +421,13 @@ def _claim_at(claims: Mapping[str, Any], path: str) -> Any:
 
 
 def decode_token(config: AuthConfig, token: str) -> Principal:
-    key, algorithms = _verification_key(config, token)
+    return _verify(config, token, *_verification_key(config, token))[0]
+
+
+def _verify(
+    config: AuthConfig, token: str, key: Any, algorithms: list[str]
+) -> tuple[Principal, float]:
+    """Every check of a token with its verification key: the principal and `exp`."""
     try:
         claims = jwt.decode(
             token,
@@ -423,13 +477,26 @@ def decode_token(config: AuthConfig, token: str) -> Principal:
         return frozenset(map(str, raw_scopes[claim] or []))
 
     org = _claim_at(claims, paths.org)
-    return Principal(
+    principal = Principal(
         subject=str(claims["sub"]),
         roles=roles,
         territories=scope("territories"),
         regions=scope("regions"),
         org=str(org) if org and _claim_belongs("org", roles) else None,
     )
+    return principal, float(expires)
+
+
+def verify_cached(config: AuthConfig, token: str) -> Principal:
+    """`decode_token`, answered from `config.verified` when the token was verified before
+    with the same key and has not reached its `exp` (`VerifiedTokens`)."""
+    key, algorithms = _verification_key(config, token)
+    known = config.verified.get(token, key)
+    if known is not None:
+        return known
+    principal, expires = _verify(config, token, key, algorithms)
+    config.verified.put(token, principal, expires, key)
+    return principal
 
 
 def _unauthorized(detail: str) -> HTTPException:
@@ -458,7 +525,7 @@ async def current_principal(
                 await config.jwks.prepare(kid)
             except JwksUnavailable as exc:
                 raise _unauthorized(f"cannot verify the token now: {exc}") from exc
-    return decode_token(config, token)
+    return verify_cached(config, token)
 
 
 class Allow:

@@ -218,13 +218,24 @@ def _query_names(dependant: Dependant) -> Iterator[str]:
         yield from _query_names(dep)
 
 
+def _declared_query_names(route: APIRoute) -> frozenset[str]:
+    """The query parameters a route declares, computed once per route and kept on it (a
+    walk of its dependency tree, on every request before), for the dependant it has."""
+    dependant = route.dependant
+    kept: tuple[Dependant, frozenset[str]] | None = getattr(route, "_rebond_query_names", None)
+    if kept is None or kept[0] is not dependant:
+        kept = (dependant, frozenset(_query_names(dependant)))
+        route._rebond_query_names = kept  # type: ignore[attr-defined]
+    return kept[1]
+
+
 async def refuse_control_characters_in_parameters(request: Request) -> None:
     """Refuse (422) a path or query parameter holding a control character, as the command
     bus does for bodies: a read passes its parameters to the database, and PostgreSQL
     cannot even compare a string holding NUL (a 500, found by the schema fuzzer). Only
     the route's declared parameters: nothing reads the others. An app-wide dependency."""
     route = request.scope.get("route")
-    declared = set(_query_names(route.dependant)) if isinstance(route, APIRoute) else set()
+    declared = _declared_query_names(route) if isinstance(route, APIRoute) else frozenset()
     for name, value in request.path_params.items():
         refuse_control_characters(value, name)
     for name, value in request.query_params.multi_items():

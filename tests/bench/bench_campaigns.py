@@ -1,28 +1,36 @@
 """Campaigns: how soon consultants see their visits after a closure shock, and what their
-"my visits" read costs under load, on the real Béthune demo (`serve --demo`: 165 sites of
-ti-3205, Bridgestone 36120038900019 closing), real Apache Kafka and PostgreSQL.
+"my visits" read costs under load, real Apache Kafka and PostgreSQL.
 
-1. Shock-to-visits latency. Each run starts a FRESH stack: new PostgreSQL databases for
-   both services, a new topic prefix, `python -m services.site_registry serve --demo` and
-   `python -m services.campaigns serve` as processes (relay poll intervals at their
-   defaults). Once both answer `/healthz` and the campaigns service has projected the 165
-   sites (`campaign_sites`), the crisis cell POSTs the shock to the registry; the clock
-   stops when, for every consultant of the roster, the visits of `GET /me/visits` over the
-   whole campaign period (31-day windows from `starts_on`, every page) add up to the
-   campaign's `planned` in `GET /campaigns`. Polled every 20 ms.
+1. Shock-to-visits latency, on two territories. Each run starts a FRESH stack: new
+   PostgreSQL databases for both services, a new topic prefix, `python -m
+   services.site_registry serve` and `python -m services.campaigns serve` as processes
+   (relay poll intervals at their defaults), with
+   - the real Béthune demo (`serve --demo`: 165 sites of ti-3205, Bridgestone
+     36120038900019 closing), `BENCH_SHOCK_RUNS` runs;
+   - a GENERATED territory of `BENCH_GENERATED_SITES` sites in ti-3205's communes
+     (`tests/bench/generated_territory.py`: names starting with "GENERATED", source
+     `generated`, valid SIRETs; the first one, 500-999 employees, closing), written into
+     the registry once it answers, `BENCH_GENERATED_RUNS` runs (0: none).
+   Once both answer `/healthz` and the campaigns service has projected the sites
+   (`campaign_sites`), the crisis cell POSTs the shock to the registry; the clock stops
+   when, for every consultant of the roster, the visits of `GET /me/visits` over the whole
+   campaign period (31-day windows from `starts_on`, every page) add up to the campaign's
+   `planned` in `GET /campaigns`. Polled every 20 ms.
 
-2. "My visits" under load: 50 concurrent keep-alive clients for a fixed duration against
-   `GET /me/visits?from=<starts_on>&days=7` (the 3 consultants in turn), and against a bare
-   FastAPI app (`tests/bench/bare_app.py`, same uvicorn settings) serving one captured
-   response body: bare, my visits, bare again. The load generator runs in this process, so
-   the client and the servers share the machine's cores; the CPU each side used is printed.
-   Two client set-ups (`BENCH_LOAD_POOLS`, both by default): one httpx.AsyncClient whose
-   pool holds the 50 connections, and 50 AsyncClients of one connection each. The shared
-   pool's bookkeeping costs the generator several ms of CPU per request, so with it the
-   bare runs measure the client rather than the server (encode/httpx#3215).
+2. "My visits" under load, on the last demo stack: `wrk` (Debian's package, installed by
+   the benchmark when missing and `REBOND_ALLOW_APT_INSTALL=1`, as `make bench` sets;
+   `tests/bench/wrk.py`), one thread, pinned with `taskset` to one core and the servers to
+   another when there are two, `--latency`, keep-alive connections (`BENCH_LOAD_CONNECTIONS`)
+   sending `GET /me/visits?from=<starts_on>&days=7` with the 3 consultants' tokens in turn
+   (a Lua script) and `Accept-Encoding: gzip`; against a bare FastAPI app
+   (`tests/bench/bare_app.py`, same uvicorn settings) serving the same body: bare, my
+   visits, bare again, at each connection count. Ratios: my visits over the mean of the
+   two bare runs. The load average is recorded with every figure: other work on the
+   machine moves the rates, the same-run ratios less.
 
-Environment: BENCH_SHOCK_RUNS (12), BENCH_LOAD_SECONDS (15), BENCH_LOAD_POOLS
-(shared,per_client). Logs of every process in `.run/bench/campaigns/`.
+Environment: BENCH_SHOCK_RUNS (8), BENCH_GENERATED_SITES (5000), BENCH_GENERATED_RUNS (3),
+BENCH_LOAD_SECONDS (15; 0: no load phase), BENCH_LOAD_CONNECTIONS (50,200). Logs of every
+process in `.run/bench/campaigns/`.
 """
 
 from __future__ import annotations
@@ -48,17 +56,19 @@ import asyncpg
 import httpx
 from sqlalchemy.engine import make_url
 
+from tests.bench import wrk
 from tests.support.infra import Broker, Database
 
 ROOT = Path(__file__).resolve().parents[2]
-SHOCK_RUNS = int(os.environ.get("BENCH_SHOCK_RUNS", "12"))
+SHOCK_RUNS = int(os.environ.get("BENCH_SHOCK_RUNS", "8"))
+GENERATED_SITES = int(os.environ.get("BENCH_GENERATED_SITES", "5000"))
+GENERATED_RUNS = int(os.environ.get("BENCH_GENERATED_RUNS", "3"))
 LOAD_SECONDS = float(os.environ.get("BENCH_LOAD_SECONDS", "15"))
 # "shared": one httpx.AsyncClient with a pool of 50 connections; "per_client": 50 clients
 # of one connection each (see `clients_for`).
-LOAD_POOLS = tuple(
-    p.strip() for p in os.environ.get("BENCH_LOAD_POOLS", "shared,per_client").split(",")
+CONNECTIONS = tuple(
+    int(n) for n in os.environ.get("BENCH_LOAD_CONNECTIONS", "50,200").split(",") if n.strip()
 )
-CLIENTS = 50
 POLL_S = 0.02
 TERRITORY = "ti-3205"
 CLOSING_SITE = "36120038900019"  # Bridgestone, Béthune
@@ -67,10 +77,6 @@ ROSTER = ("consultant-1", "consultant-2", "consultant-3")  # the campaigns' defa
 WINDOW_DAYS = 31  # the API's maximum `days`
 SECRET = "bench-campaigns-secret-of-at-least-32-characters"
 LOGS = ROOT / ".run" / "bench" / "campaigns"
-POOL_LABELS = {
-    "shared": "one httpx.AsyncClient, pool of 50 connections",
-    "per_client": "50 httpx.AsyncClients of 1 connection each",
-}
 READY_TIMEOUT_S = 120.0
 SHOCK_TIMEOUT_S = 60.0
 
@@ -207,10 +213,30 @@ class Stack:
     campaigns_url: str
     campaigns_dsn: str
     prefix: str
+    closing_site: str
+    sites: int
     startup_s: float = 0.0
 
 
+@dataclass(frozen=True)
+class Territory:
+    """What a fresh stack's registry holds: the Béthune demo, or a GENERATED territory."""
+
+    label: str
+    sites: int
+    generated: bool
+
+    @classmethod
+    def demo(cls) -> Territory:
+        return cls(f"Béthune demo ({DEMO_SITES} sites)", DEMO_SITES, generated=False)
+
+    @classmethod
+    def generated_of(cls, sites: int) -> Territory:
+        return cls(f"GENERATED territory ({sites:,} sites)", sites, generated=True)
+
+
 async def start_stack(
+    territory: Territory,
     n: int,
     broker: Broker,
     database: Database,
@@ -234,15 +260,17 @@ async def start_stack(
         "KAFKA_TOPIC_PREFIX": prefix,
     }
     ports = {"site_registry": free_port(), "campaigns": free_port()}
+    tag_run = f"{'gen' if territory.generated else 'demo'}{n:02d}"
+    registry_env = {
+        **env,
+        "SITE_REGISTRY_DATABASE_URL": registry_url,
+        "SITE_REGISTRY_HTTP_PORT": str(ports["site_registry"]),
+    }
     procs.start(
         "site_registry",
-        ["-m", "services.site_registry", "serve", "--demo"],
-        {
-            **env,
-            "SITE_REGISTRY_DATABASE_URL": registry_url,
-            "SITE_REGISTRY_HTTP_PORT": str(ports["site_registry"]),
-        },
-        LOGS / f"run{n:02d}-site_registry.log",
+        ["-m", "services.site_registry", "serve", *([] if territory.generated else ["--demo"])],
+        registry_env,
+        LOGS / f"{tag_run}-site_registry.log",
     )
     procs.start(
         "campaigns",
@@ -252,13 +280,15 @@ async def start_stack(
             "CAMPAIGNS_DATABASE_URL": campaigns_url,
             "CAMPAIGNS_HTTP_PORT": str(ports["campaigns"]),
         },
-        LOGS / f"run{n:02d}-campaigns.log",
+        LOGS / f"{tag_run}-campaigns.log",
     )
     stack = Stack(
         registry_url=f"http://127.0.0.1:{ports['site_registry']}",
         campaigns_url=f"http://127.0.0.1:{ports['campaigns']}",
         campaigns_dsn=asyncpg_dsn(campaigns_url),
         prefix=prefix,
+        closing_site=CLOSING_SITE,
+        sites=territory.sites,
     )
 
     async def both_healthy() -> bool:
@@ -267,20 +297,44 @@ async def start_stack(
         )
 
     await wait_until(both_healthy, procs, "both /healthz", READY_TIMEOUT_S)
+    if territory.generated:
+        stack.closing_site = await load_generated(territory.sites, registry_env, tag_run)
     conn = await asyncpg.connect(stack.campaigns_dsn)
     try:
 
         async def sites_projected() -> bool:
             count = await conn.fetchval("SELECT count(*) FROM campaign_sites")
-            return bool(count >= DEMO_SITES)
+            return bool(count >= territory.sites)
 
         await wait_until(
-            sites_projected, procs, f"{DEMO_SITES} sites in campaign_sites", READY_TIMEOUT_S
+            sites_projected, procs, f"{territory.sites} sites in campaign_sites", READY_TIMEOUT_S
         )
     finally:
         await conn.close()
     stack.startup_s = time.perf_counter() - started
     return stack
+
+
+async def load_generated(sites: int, env: dict[str, str], tag: str) -> str:
+    """The GENERATED sites written into the running registry's database (its relay
+    publishes them); the closing site's SIRET."""
+    log = LOGS / f"{tag}-generated_territory.log"
+    with log.open("wb") as err:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "tests.bench.generated_territory",
+            "--sites",
+            str(sites),
+            cwd=ROOT,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=err,
+        )
+        out, _ = await proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"loading the GENERATED territory failed; log {log}")
+    return out.decode().strip().splitlines()[-1]
 
 
 async def drop_databases(database: Database, names: list[str]) -> None:
@@ -380,7 +434,7 @@ async def shock_to_visits(
     client: httpx.AsyncClient, stack: Stack, crisis: str, consultants: dict[str, str]
 ) -> dict[str, Any]:
     body = {
-        "site_id": CLOSING_SITE,
+        "site_id": stack.closing_site,
         "announced_on": date.today().isoformat(),
         "jobs_lost": 900,
         "planned_closure_on": (date.today() + timedelta(days=180)).isoformat(),
@@ -435,83 +489,85 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def clients_for(pool: str) -> list[httpx.AsyncClient]:
-    """`shared`: one AsyncClient whose pool holds the 50 keep-alive connections (as asked);
-    `per_client`: one AsyncClient of 1 keep-alive connection per client (50 in all), which
-    spares the generator httpcore's pool bookkeeping, whose cost grows with the pool."""
-    if pool == "shared":
-        limits = httpx.Limits(max_connections=CLIENTS, max_keepalive_connections=CLIENTS)
-        return [httpx.AsyncClient(limits=limits, timeout=30)] * CLIENTS
-    one = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-    return [httpx.AsyncClient(limits=one, timeout=30) for _ in range(CLIENTS)]
-
-
-async def load(
-    url: str, headers: list[dict[str, str]], seconds: float, pool: str, server_pid: int
-) -> dict[str, Any]:
-    """`CLIENTS` concurrent clients, each sending its next request as soon as the previous
-    one answers, for `seconds`, over `CLIENTS` keep-alive connections."""
-    clients = clients_for(pool)
-    latencies: list[float] = []
-    errors = 0
+def loadavg() -> str:
     try:
-        # Warm-up (not counted): open the connections.
-        await asyncio.gather(
-            *(c.get(url, headers=headers[k % len(headers)]) for k, c in enumerate(clients))
-        )
-        deadline = time.perf_counter() + seconds
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"
 
-        async def one_client(k: int, client: httpx.AsyncClient) -> None:
-            nonlocal errors
-            i = k
-            while time.perf_counter() < deadline:
-                h = headers[i % len(headers)]
-                i += 1
-                t = time.perf_counter()
-                try:
-                    r = await client.get(url, headers=h)
-                    ok = r.status_code == 200
-                except httpx.HTTPError:
-                    ok = False
-                if ok:
-                    latencies.append(time.perf_counter() - t)
-                else:
-                    errors += 1
 
-        server_cpu, client_cpu = cpu_seconds(server_pid), time.process_time()
-        started = time.perf_counter()
-        await asyncio.gather(*(one_client(k, c) for k, c in enumerate(clients)))
-        elapsed = time.perf_counter() - started
-        server_cpu = cpu_seconds(server_pid) - server_cpu
-        client_cpu = time.process_time() - client_cpu
-    finally:
-        for c in {id(c): c for c in clients}.values():
-            await c.aclose()
-    ms = [x * 1000 for x in latencies]
+@dataclass(frozen=True)
+class Placement:
+    """Which cores the servers and wrk run on: apart when there are 2 cores or more."""
+
+    server: list[int] | None
+    client: list[int] | None
+
+    @classmethod
+    def choose(cls) -> Placement:
+        available = wrk.cores()
+        if len(available) < 2 or not shutil.which("taskset"):
+            return cls(None, None)
+        return cls([available[0]], [available[1]])
+
+    def describe(self) -> str:
+        if self.server is None:
+            return "not pinned (fewer than 2 cores, or no taskset)"
+        return f"server on core {self.server}, wrk on core {self.client} (taskset)"
+
+
+def load(
+    wrk_path: str,
+    url: str,
+    connections: int,
+    seconds: float,
+    script: Path,
+    server_pid: int,
+    placement: Placement,
+) -> dict[str, Any]:
+    """One wrk run: `connections` keep-alive connections from one wrk thread, each sending
+    its next request as soon as the previous one answers, for `seconds`."""
+    spec = wrk.WrkRun(url, connections, seconds, script, core=placement.client)
+    load_before = loadavg()
+    server_cpu = cpu_seconds(server_pid)
+    started = time.perf_counter()
+    report = wrk.run_wrk(wrk_path, spec)
+    elapsed = time.perf_counter() - started
+    server_cpu = cpu_seconds(server_pid) - server_cpu
+    exact = report.get("exact", {})
+    errors = report["non_2xx"] + report["socket_errors"]
     return {
-        "requests": len(latencies) + errors,
+        "connections": connections,
+        "requests": exact.get("requests"),
         "errors": errors,
-        "seconds": round(elapsed, 2),
-        "throughput_rps": round(len(latencies) / elapsed, 1),
-        "p50_ms": round(percentile(ms, 50), 2) if ms else None,
-        "p95_ms": round(percentile(ms, 95), 2) if ms else None,
-        "p99_ms": round(percentile(ms, 99), 2) if ms else None,
-        # share of one core: the server process alone (PostgreSQL not counted), and this
-        # process (the load generator)
+        "throughput_rps": report["throughput_rps"],
+        "p50_ms": report["p50_ms"],
+        "p75_ms": report["p75_ms"],
+        "p90_ms": report["p90_ms"],
+        "p99_ms": report["p99_ms"],
+        "max_ms": round(exact["max_us"] / 1000, 2) if "max_us" in exact else None,
+        # share of one core used by the server process (PostgreSQL not counted), and its
+        # CPU per answered request
         "server_cpu_core_share": round(server_cpu / elapsed, 2),
-        "client_cpu_core_share": round(client_cpu / elapsed, 2),
+        "server_cpu_ms_per_request": (
+            round(server_cpu * 1000 / exact["requests"], 3) if exact.get("requests") else None
+        ),
+        "loadavg_before": load_before,
+        "loadavg_after": loadavg(),
     }
 
 
 async def load_phase(
     stack: Stack, consultants: dict[str, str], starts_on: str, procs: Processes
 ) -> dict[str, Any]:
-    my_visits = f"{stack.campaigns_url}/me/visits?from={starts_on}&days=7"
-    tokens = [bearer(t) for t in consultants.values()]
+    wrk_path = wrk.ensure_wrk()
+    query = f"/me/visits?from={starts_on}&days=7"
+    my_visits = f"{stack.campaigns_url}{query}"
+    tokens = list(consultants.values())
     async with httpx.AsyncClient(timeout=10) as client:
-        sample = await client.get(my_visits, headers=tokens[0])
+        sample = await client.get(my_visits, headers=bearer(tokens[0]))
         sample.raise_for_status()
-        body = sample.content  # decoded (the service gzips bodies of 800 bytes and more)
+        body = sample.content  # decoded
         wire_bytes = sample.num_bytes_downloaded
         items = len(sample.json()["items"])
         body_file = LOGS / "my_visits_body.json"
@@ -530,125 +586,191 @@ async def load_phase(
             LOGS / "bare_app.log",
         )
         await wait_until(lambda: healthy(client, bare_url), procs, "bare /healthz", 60)
-        bare_sample = await client.get(f"{bare_url}/me/visits")
+        bare_sample = await client.get(f"{bare_url}{query}")
         assert bare_sample.content == body
+        # what wrk receives (it sends Accept-Encoding: gzip, as browsers do)
+        gz = {"Accept-Encoding": "gzip"}
+        mv_gz = await client.get(my_visits, headers={**bearer(tokens[0]), **gz})
+        bare_gz = await client.get(f"{bare_url}{query}", headers=gz)
     campaigns_pid = procs.pid_of("campaigns")
+    placement = Placement.choose()
+    if placement.server is not None:
+        for pid in (campaigns_pid, bare_proc.pid):
+            wrk.pin(pid, placement.server)
+    script = wrk.write_script(LOGS / "my_visits.lua", tokens, {"Accept-Encoding": "gzip"})
     targets = {
-        "bare": (f"{bare_url}/me/visits", bare_proc.pid),
+        "bare": (f"{bare_url}{query}", bare_proc.pid),
         "my_visits": (my_visits, campaigns_pid),
     }
-    pools: dict[str, Any] = {}
-    for pool in LOAD_POOLS:
-        say(f"load ({pool} pool): {CLIENTS} clients x {LOAD_SECONDS:g} s: bare, my visits, bare")
+    # Warm-up, not counted: JIT-less Python still has caches to fill (routes, statements).
+    for url, pid in targets.values():
+        load(wrk_path, url, 10, 2, script, pid, placement)
+    levels: dict[str, Any] = {}
+    for connections in CONNECTIONS:
+        say(
+            f"load: wrk, {connections} connections x {LOAD_SECONDS:g} s: bare, my visits, bare"
+            f" ({placement.describe()}; load {loadavg()})"
+        )
         runs = {}
         for name, target in (("bare_1", "bare"), ("my_visits", "my_visits"), ("bare_2", "bare")):
             url, pid = targets[target]
-            runs[name] = await load(url, tokens, LOAD_SECONDS, pool, pid)
-            x = runs[name]
+            runs[name] = x = load(wrk_path, url, connections, LOAD_SECONDS, script, pid, placement)
             say(
                 f"  {name}: {x['throughput_rps']:,.0f} req/s, p50 {x['p50_ms']} ms,"
-                f" p95 {x['p95_ms']} ms; CPU server {x['server_cpu_core_share']:.0%},"
-                f" client {x['client_cpu_core_share']:.0%} of a core"
+                f" p99 {x['p99_ms']} ms, {x['errors']} errors; server CPU"
+                f" {x['server_cpu_core_share']:.0%} of a core; load {x['loadavg_after']}"
             )
         b1, b2, mv = runs["bare_1"], runs["bare_2"], runs["my_visits"]
-        bare_mean = {k: (b1[k] + b2[k]) / 2 for k in ("p50_ms", "p95_ms", "throughput_rps")}
-        pools[pool] = {
+        bare_mean = {k: (b1[k] + b2[k]) / 2 for k in ("p50_ms", "p99_ms", "throughput_rps")}
+        levels[str(connections)] = {
             "runs": runs,
-            "bare_mean": {k: round(v, 2) for k, v in bare_mean.items()},
+            "bare_mean": {k: round(v, 3) for k, v in bare_mean.items()},
             "ratio_p50": round(mv["p50_ms"] / bare_mean["p50_ms"], 2),
-            "ratio_p95": round(mv["p95_ms"] / bare_mean["p95_ms"], 2),
+            "ratio_p99": round(mv["p99_ms"] / bare_mean["p99_ms"], 2),
             "ratio_throughput": round(mv["throughput_rps"] / bare_mean["throughput_rps"], 3),
         }
     return {
-        "clients": CLIENTS,
+        "generator": "wrk, 1 thread, --latency; the 3 consultants' tokens in turn (Lua)",
+        "placement": placement.describe(),
         "seconds_per_target": LOAD_SECONDS,
-        "query": f"/me/visits?from={starts_on}&days=7",
+        "query": query,
         "consultants_rotated": list(consultants),
         "response_items": items,
         "response_bytes": len(body),
-        "my_visits_wire_bytes": wire_bytes,
+        "my_visits_wire_bytes_gzip": mv_gz.num_bytes_downloaded,
+        "bare_wire_bytes_gzip": bare_gz.num_bytes_downloaded,
+        "my_visits_wire_bytes_identity": wire_bytes,
         "bare_wire_bytes": bare_sample.num_bytes_downloaded,
-        "pools": pools,
-        "note": (
-            f"the load generator (this process) and the servers share the machine's"
-            f" {os.cpu_count()} cores"
-        ),
+        "levels": levels,
     }
 
 
 # --- the benchmark ----------------------------------------------------------------------
 
 
-async def _bench(broker: Broker, database: Database, procs: Processes) -> dict[str, Any]:
-    crisis, consultants = mint_tokens(base_env())
+async def shock_runs(
+    territory: Territory,
+    runs: int,
+    broker: Broker,
+    database: Database,
+    procs: Processes,
+    client: httpx.AsyncClient,
+    tokens: tuple[str, dict[str, str]],
+    prefixes: list[str],
+    databases: list[str],
+    *,
+    keep_last: bool,
+) -> tuple[list[dict[str, Any]], Stack | None]:
+    """`runs` fresh stacks of `territory`, one shock each; the last stack kept running
+    when `keep_last` (the load phase's)."""
+    crisis, consultants = tokens
     samples: list[dict[str, Any]] = []
+    stack: Stack | None = None
+    for n in range(1, runs + 1):
+        stack = await start_stack(territory, n, broker, database, procs, client, databases)
+        prefixes.append(stack.prefix)
+        load_before = loadavg()
+        sample = await shock_to_visits(client, stack, crisis, consultants)
+        sample["startup_seconds"] = stack.startup_s
+        sample["loadavg"] = load_before
+        samples.append(sample)
+        c = sample["campaign"]
+        say(
+            f"{territory.label}, run {n}/{runs}: stack ready in {stack.startup_s:.1f} s;"
+            f" shock -> {c['planned']} visits ({c['targets']} targets) visible in"
+            f" {sample['seconds'] * 1000:.0f} ms (POST {sample['post_seconds'] * 1000:.0f}"
+            f" ms, campaign listed at {sample['campaign_seen_seconds'] * 1000:.0f} ms,"
+            f" successful poll began at {sample['last_poll_started_seconds'] * 1000:.0f}"
+            f" ms, {sample['polls']} polls; load {load_before})"
+        )
+        if n < runs or not keep_last:
+            procs.stop_all()
+            await drop_databases(database, databases)
+            databases.clear()
+            stack = None
+    return samples, stack
+
+
+def shock_figures(territory: Territory, samples: list[dict[str, Any]]) -> dict[str, Any]:
+    ms = [s["seconds"] * 1000 for s in samples]
+    campaign = samples[-1]["campaign"]
+    return {
+        "territory": territory.label,
+        "sites": territory.sites,
+        "runs": len(samples),
+        "poll_interval_ms": POLL_S * 1000,
+        "roster": list(ROSTER),
+        "planned_visits": campaign["planned"],
+        "targets": campaign["targets"],
+        "campaign_period": [campaign["starts_on"], campaign["ends_on"]],
+        "median_ms": round(statistics.median(ms), 1),
+        "p95_ms": round(percentile(ms, 95), 1),
+        "min_ms": round(min(ms), 1),
+        "max_ms": round(max(ms), 1),
+        "samples_ms": [round(x, 1) for x in ms],
+        "post_ms": [round(s["post_seconds"] * 1000, 1) for s in samples],
+        "campaign_listed_ms": [round(s["campaign_seen_seconds"] * 1000, 1) for s in samples],
+        "last_poll_started_ms": [round(s["last_poll_started_seconds"] * 1000, 1) for s in samples],
+        "stack_startup_s": [round(s["startup_seconds"], 2) for s in samples],
+        "loadavg": [s["loadavg"] for s in samples],
+    }
+
+
+async def _bench(broker: Broker, database: Database, procs: Processes) -> dict[str, Any]:
+    tokens = mint_tokens(base_env())
     prefixes: list[str] = []
     databases: list[str] = []
-    stack: Stack | None = None
+    shocks: dict[str, Any] = {}
+    loaded: dict[str, Any] | None = None
     try:
         async with httpx.AsyncClient(timeout=10) as client:
-            for n in range(1, SHOCK_RUNS + 1):
-                stack = await start_stack(n, broker, database, procs, client, databases)
-                prefixes.append(stack.prefix)
-                sample = await shock_to_visits(client, stack, crisis, consultants)
-                sample["startup_seconds"] = stack.startup_s
-                samples.append(sample)
-                c = sample["campaign"]
-                say(
-                    f"run {n}/{SHOCK_RUNS}: stack ready in {stack.startup_s:.1f} s;"
-                    f" shock -> {c['planned']} visits visible in"
-                    f" {sample['seconds'] * 1000:.0f} ms (POST {sample['post_seconds'] * 1000:.0f}"
-                    f" ms, campaign listed at {sample['campaign_seen_seconds'] * 1000:.0f} ms,"
-                    f" successful poll began at {sample['last_poll_started_seconds'] * 1000:.0f}"
-                    f" ms, {sample['polls']} polls)"
+            if GENERATED_RUNS > 0:
+                generated = Territory.generated_of(GENERATED_SITES)
+                samples, _ = await shock_runs(
+                    generated,
+                    GENERATED_RUNS,
+                    broker,
+                    database,
+                    procs,
+                    client,
+                    tokens,
+                    prefixes,
+                    databases,
+                    keep_last=False,
                 )
-                if n < SHOCK_RUNS:  # the last stack serves the load phase
-                    procs.stop_all()
-                    await drop_databases(database, databases)
-                    databases.clear()
-            assert stack is not None
-            campaign = samples[-1]["campaign"]
-            loaded = await load_phase(stack, consultants, campaign["starts_on"], procs)
+                shocks["generated"] = shock_figures(generated, samples)
+            demo = Territory.demo()
+            samples, stack = await shock_runs(
+                demo,
+                max(1, SHOCK_RUNS),
+                broker,
+                database,
+                procs,
+                client,
+                tokens,
+                prefixes,
+                databases,
+                keep_last=LOAD_SECONDS > 0,
+            )
+            shocks["demo"] = shock_figures(demo, samples)
+            if stack is not None:
+                starts_on = samples[-1]["campaign"]["starts_on"]
+                loaded = await load_phase(stack, tokens[1], starts_on, procs)
     finally:
         procs.stop_all()
         await drop_databases(database, databases)
         await delete_topics(broker.bootstrap_servers, prefixes)
-
-    ms = [s["seconds"] * 1000 for s in samples]
-    campaign = samples[-1]["campaign"]
-    return {
-        "shock_to_visits": {
-            "runs": len(samples),
-            "poll_interval_ms": POLL_S * 1000,
-            "roster": list(ROSTER),
-            "planned_visits": campaign["planned"],
-            "targets": campaign["targets"],
-            "campaign_period": [campaign["starts_on"], campaign["ends_on"]],
-            "median_ms": round(statistics.median(ms), 1),
-            "p95_ms": round(percentile(ms, 95), 1),
-            "min_ms": round(min(ms), 1),
-            "max_ms": round(max(ms), 1),
-            "samples_ms": [round(x, 1) for x in ms],
-            "post_ms": [round(s["post_seconds"] * 1000, 1) for s in samples],
-            "campaign_listed_ms": [round(s["campaign_seen_seconds"] * 1000, 1) for s in samples],
-            "last_poll_started_ms": [
-                round(s["last_poll_started_seconds"] * 1000, 1) for s in samples
-            ],
-            "stack_startup_s": [round(s["startup_seconds"], 2) for s in samples],
-        },
-        "my_visits_load": loaded,
-    }
+    return {"shock_to_visits": shocks, "my_visits_load": loaded}
 
 
 def run() -> dict[str, Any]:
     from tests.support.infra import start_broker, start_database
 
-    unknown = set(LOAD_POOLS) - set(POOL_LABELS)
-    if unknown:
-        raise ValueError(f"BENCH_LOAD_POOLS: unknown {sorted(unknown)}; known {list(POOL_LABELS)}")
     started = time.perf_counter()
     shutil.rmtree(LOGS, ignore_errors=True)
     LOGS.mkdir(parents=True, exist_ok=True)
+    if LOAD_SECONDS > 0:
+        wrk.ensure_wrk()  # before minutes of stacks: a missing wrk is said at once
     procs = Processes()
     broker = start_broker()
     try:
@@ -668,44 +790,45 @@ def run() -> dict[str, Any]:
         **figures,
         "wall_seconds": round(time.perf_counter() - started, 1),
     }
-    s, lo = result["shock_to_visits"], result["my_visits_load"]
-
-    def line(runs: dict[str, Any], name: str) -> str:
-        x = runs[name]
-        return (
-            f"      {name:<10} {x['requests']:>7,} requests, {x['errors']} errors,"
-            f" {x['throughput_rps']:>7,.1f} req/s, p50 {x['p50_ms']:.1f} ms,"
-            f" p95 {x['p95_ms']:.1f} ms, p99 {x['p99_ms']:.1f} ms; CPU server"
-            f" {x['server_cpu_core_share']:.0%}, client {x['client_cpu_core_share']:.0%} of a core"
+    lines = [f"[bench] campaigns, {result['broker']}, {result['database']}:"]
+    for s in result["shock_to_visits"].values():
+        lines += [
+            f"  {s['territory']}: shock -> all {s['planned_visits']} planned visits"
+            f" ({s['targets']} targets) visible to {len(s['roster'])} consultants ({s['runs']}"
+            f" runs, each on a fresh stack, polled every {s['poll_interval_ms']:.0f} ms):"
+            f" median {s['median_ms']:.0f} ms, p95 {s['p95_ms']:.0f} ms, min"
+            f" {s['min_ms']:.0f} ms, max {s['max_ms']:.0f} ms",
+            f"    samples (ms): {', '.join(f'{x:.0f}' for x in s['samples_ms'])}",
+            f"    of which POST /closure-shocks answered in (median)"
+            f" {statistics.median(s['post_ms']):.0f} ms; campaign listed at (median)"
+            f" {statistics.median(s['campaign_listed_ms']):.0f} ms; the successful poll began"
+            f" at (median) {statistics.median(s['last_poll_started_ms']):.0f} ms",
+            f"    load average at each shock: {'; '.join(s['loadavg'])}",
+        ]
+    lo = result["my_visits_load"]
+    if lo is not None:
+        lines.append(
+            f"  my visits ({lo['query']}, {lo['response_items']} items, {lo['response_bytes']:,}"
+            f" bytes; on the wire, gzip accepted: my visits"
+            f" {lo['my_visits_wire_bytes_gzip']:,}, bare {lo['bare_wire_bytes_gzip']:,})"
+            f" vs a bare FastAPI endpoint serving the same body; {lo['generator']};"
+            f" {lo['placement']}; {lo['seconds_per_target']:g} s each:"
         )
-
-    pools = "\n".join(
-        f"    {POOL_LABELS.get(pool, pool)}:\n"
-        + "\n".join(line(p["runs"], n) for n in ("bare_1", "my_visits", "bare_2"))
-        + f"\n      my visits / bare (mean of both bare runs): p50 x{p['ratio_p50']},"
-        f" p95 x{p['ratio_p95']}, throughput x{p['ratio_throughput']}"
-        for pool, p in lo["pools"].items()
-    )
-    print(
-        f"[bench] campaigns on the Béthune demo ({DEMO_SITES} sites, {CLOSING_SITE} closing),"
-        f" {result['broker']}, {result['database']}:\n"
-        f"  shock -> all {s['planned_visits']} planned visits visible to {len(s['roster'])}"
-        f" consultants ({s['runs']} runs, each on a fresh stack, polled every"
-        f" {s['poll_interval_ms']:.0f} ms): median {s['median_ms']:.0f} ms,"
-        f" p95 {s['p95_ms']:.0f} ms, min {s['min_ms']:.0f} ms, max {s['max_ms']:.0f} ms\n"
-        f"    samples (ms): {', '.join(f'{x:.0f}' for x in s['samples_ms'])}\n"
-        f"    of which POST /closure-shocks answered in (median)"
-        f" {statistics.median(s['post_ms']):.0f} ms; campaign listed at (median)"
-        f" {statistics.median(s['campaign_listed_ms']):.0f} ms; the successful poll began at"
-        f" (median) {statistics.median(s['last_poll_started_ms']):.0f} ms\n"
-        f"  my visits ({lo['query']}, {lo['response_items']} items, {lo['response_bytes']:,}"
-        f" bytes; gzipped to {lo['my_visits_wire_bytes']:,} on the wire, the bare app sends"
-        f" {lo['bare_wire_bytes']:,} as is) vs a bare FastAPI endpoint serving the same body,"
-        f" {lo['clients']} concurrent keep-alive clients, {lo['seconds_per_target']:g} s each:\n"
-        f"{pools}\n"
-        f"  note: {lo['note']}; when the client is near 100% of a core, it is the bottleneck"
-        f" and the figures are a floor for the servers, not their capacity\n"
-        f"  total {result['wall_seconds']:.0f} s; logs in {LOGS}",
-        flush=True,
-    )
+        for connections, level in lo["levels"].items():
+            lines.append(f"    {connections} connections:")
+            for name in ("bare_1", "my_visits", "bare_2"):
+                x = level["runs"][name]
+                lines.append(
+                    f"      {name:<10} {x['requests'] or 0:>8,} requests, {x['errors']} errors,"
+                    f" {x['throughput_rps']:>8,.1f} req/s, p50 {x['p50_ms']:.2f} ms,"
+                    f" p99 {x['p99_ms']:.2f} ms; server CPU {x['server_cpu_core_share']:.0%} of"
+                    f" a core, {x['server_cpu_ms_per_request'] or 0:.2f} ms a request; load"
+                    f" {x['loadavg_before']} -> {x['loadavg_after']}"
+                )
+            lines.append(
+                f"      my visits / bare (mean of both bare runs): p50 x{level['ratio_p50']},"
+                f" p99 x{level['ratio_p99']}, throughput x{level['ratio_throughput']}"
+            )
+    lines.append(f"  total {result['wall_seconds']:.0f} s; logs in {LOGS}")
+    print("\n".join(lines), flush=True)
     return result

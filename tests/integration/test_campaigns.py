@@ -11,6 +11,7 @@ from datetime import date, timedelta
 
 import httpx
 import pytest
+from sqlalchemy import text
 from sqlmodel import func, select
 
 from services.campaigns.adapters.orm import CampaignRow, SurveyRow, VisitRow
@@ -362,3 +363,46 @@ async def test_offline_batch_with_a_reassigned_visit(
 
     retry = (await c.post("/sync", json={"items": items}, headers=me)).json()
     assert (retry["accepted"], retry["duplicates"], retry["conflicts"]) == (0, 19, 1)
+
+
+async def test_my_visits_bodies_encodings_and_a_dead_read_connection(
+    registry: SiteRegistry, campaigns: Campaigns, apps
+) -> None:
+    """The agenda's body is the same JSON gzipped or not, under one ETag; a small one is
+    not gzipped; and a pooled read connection the server dropped costs no error (the read
+    pool has no ping on checkout: the read is run again on a fresh connection)."""
+    r, c = apps
+    await declare_bridgestone(registry, r)
+    await the_campaign(campaigns, c)
+    me = bearer(campaigns.auth, "consultant", "consultant-1")
+    week = {"from": "2026-11-23", "days": 7, "limit": 200}
+    plain = await c.get("/me/visits", params=week, headers={**me, "Accept-Encoding": "identity"})
+    zipped = await c.get("/me/visits", params=week, headers={**me, "Accept-Encoding": "gzip"})
+    assert plain.status_code == zipped.status_code == 200
+    assert len(plain.content) >= 1400, "a week of visits is above the gzip threshold"
+    assert plain.headers.get("content-encoding") is None
+    assert zipped.headers["content-encoding"] == "gzip"
+    assert zipped.headers["vary"] == "Accept-Encoding"
+    assert zipped.content == plain.content  # httpx decodes: the same bytes
+    assert zipped.headers["etag"] == plain.headers["etag"]
+    assert json.loads(plain.content) == plain.json() and plain.json()["items"]
+
+    one = await c.get(
+        "/me/visits",
+        params={"from": plain.json()["items"][0]["day"], "days": 1, "limit": 1},
+        headers={**me, "Accept-Encoding": "gzip"},
+    )
+    assert one.status_code == 200 and len(one.content) < 1400
+    assert one.headers.get("content-encoding") is None
+
+    if campaigns.engine.dialect.name == "postgresql":
+        # Every pooled read connection dropped by the server, as by a restart.
+        async with campaigns.session_factory() as s:
+            await s.exec(
+                text(  # type: ignore[call-overload]
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+        again = await c.get("/me/visits", params=week, headers=me)
+        assert again.status_code == 200 and again.content == plain.content

@@ -6,8 +6,10 @@ from __future__ import annotations
 import uuid
 from collections import Counter, defaultdict
 from datetime import date
+from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -65,10 +67,28 @@ async def current_visits(session: AsyncSession, campaign_id: uuid.UUID) -> dict[
 
 
 async def _summary(session: AsyncSession, row: CampaignRow) -> s.CampaignOut:
-    targets = (await session.exec(select(TargetRow).where(TargetRow.campaign_id == row.id))).all()
-    visits = await current_visits(session, row.id)
-    active = [t for t in targets if t.active]
-    statuses = Counter(v.status for v in visits.values())
+    # Two columns of each target and visit, not ORM entities: a campaign of a 5,000-site
+    # territory has as many targets, and this summary is what `GET /campaigns` lists.
+    targets = (
+        await session.exec(
+            select(TargetRow.active, TargetRow.uncovered_reason).where(
+                TargetRow.campaign_id == row.id
+            )
+        )
+    ).all()
+    current: dict[str, str] = {}
+    for site_id, visit_status in (
+        await session.exec(
+            select(VisitRow.site_id, VisitRow.status)
+            .where(VisitRow.campaign_id == row.id)
+            .order_by(col(VisitRow.updated_at))
+        )
+    ).all():
+        # as `current_visits`: a site's first visit not cancelled, else its last one
+        if site_id not in current or current[site_id] == "cancelled":
+            current[site_id] = visit_status
+    active = [uncovered for is_active, uncovered in targets if is_active]
+    statuses = Counter(current.values())
     planned = statuses["planned"]
     return s.CampaignOut(
         id=row.id,
@@ -85,7 +105,7 @@ async def _summary(session: AsyncSession, row: CampaignRow) -> s.CampaignOut:
         plan_version=row.plan_version,
         targets=len(active),
         planned=planned,
-        uncovered=sum(1 for t in active if t.uncovered_reason),
+        uncovered=sum(1 for uncovered in active if uncovered),
         completed=statuses["completed"],
         days_planned=round((planned + statuses["completed"]) * row.cost_per_visit_days, 3),
         launched_at=row.launched_at,
@@ -162,27 +182,30 @@ def agenda_scope(principal: Principal) -> tuple[str, list[str] | None]:
     return principal.subject, access.territories_of(principal)
 
 
-async def my_visits(
-    session: AsyncSession,
-    consultant: Principal,
-    *,
-    start: date,
-    end: date,
-    limit: int,
-    cursor: str | None,
-    include_done: bool,
-) -> s.MyVisitsOut:
-    """A consultant's visits between two days, in agenda order (day, order), keyset-paged:
-    the caller's own visits in its token's territories (`agenda_scope`)."""
-    consultant_id, territories = agenda_scope(consultant)
-    # Plain columns, not ORM entities: this is the consultants' hot path, and building
-    # identity-mapped objects costs more than the query itself.
+_AGENDA_STATEMENTS: dict[tuple[int | None, bool, bool], sa.Executable] = {}
+#: from this many territories on, one statement with an expanding IN list
+_MANY = 8
+
+
+def _agenda_statement(
+    *, territories: int | None, include_done: bool, after_cursor: bool
+) -> sa.Executable:
+    """The agenda query, built once per shape with bound parameters: building and hashing
+    a statement per request cost more than running it. The shape: how many territories
+    bound (None: every territory; one, the usual token, `= :territory_0`; `_MANY`: any
+    number, as an expanding list), completed
+    visits or not, after a cursor or not; no "expanding" IN list for the usual shapes,
+    whose SQL SQLAlchemy would render again at every execution. Plain columns, not ORM
+    entities: identity-mapped objects cost more than the query itself."""
+    key = (territories, include_done, after_cursor)
+    known = _AGENDA_STATEMENTS.get(key)
+    if known is not None:
+        return known
     visits_t: sa.Table = VisitRow.__table__  # type: ignore[attr-defined]
     sites_t: sa.Table = CampaignSiteRow.__table__  # type: ignore[attr-defined]
     campaigns_t: sa.Table = CampaignRow.__table__  # type: ignore[attr-defined]
     v, site, campaign = visits_t.c, sites_t.c, campaigns_t.c
-    statuses = ["planned", "completed"] if include_done else ["planned"]
-    query = (
+    statement: Any = (
         sa.select(
             v.id,
             v.campaign_id,
@@ -204,18 +227,81 @@ async def my_visits(
                 campaigns_t, campaign.id == v.campaign_id
             )
         )
-        .where(v.consultant_id == consultant_id, campaign.status == "active")
-        .where(sa.true() if territories is None else campaign.territory_id.in_(territories))
-        .where(v.scheduled_on >= start, v.scheduled_on <= end, v.status.in_(statuses))
+        .where(v.consultant_id == sa.bindparam("consultant_id"), campaign.status == "active")
+        .where(
+            v.scheduled_on >= sa.bindparam("start"),
+            v.scheduled_on <= sa.bindparam("end"),
+            # not `in_([...])`: SQLAlchemy makes a literal list an expanding parameter
+            sa.or_(v.status == "planned", v.status == "completed")
+            if include_done
+            else v.status == "planned",
+        )
         .order_by(v.scheduled_on, v.day_order, v.id)
-        .limit(limit + 1)
+        .limit(sa.bindparam("limit", type_=sa.Integer()))
     )
+    if territories == _MANY:
+        statement = statement.where(
+            campaign.territory_id.in_(sa.bindparam("territories", expanding=True))
+        )
+    elif territories == 1:
+        statement = statement.where(campaign.territory_id == sa.bindparam("territory_0"))
+    elif territories == 0:  # a token without territories: no agenda
+        statement = statement.where(sa.false())
+    elif territories is not None:
+        bound: list[Any] = [sa.bindparam(f"territory_{n}") for n in range(territories)]
+        statement = statement.where(campaign.territory_id.in_(bound))
+    if after_cursor:
+        statement = statement.where(
+            sa.tuple_(v.scheduled_on, v.day_order, v.id)
+            > sa.tuple_(
+                sa.bindparam("after_day", type_=v.scheduled_on.type),
+                sa.bindparam("after_order", type_=v.day_order.type),
+                sa.bindparam("after_id", type_=v.id.type),
+            )
+        )
+    built: sa.Executable = statement
+    _AGENDA_STATEMENTS[key] = built
+    return built
+
+
+async def my_visits(
+    conn: AsyncConnection,
+    consultant: Principal,
+    *,
+    start: date,
+    end: date,
+    limit: int,
+    cursor: str | None,
+    include_done: bool,
+) -> s.MyVisitsOut:
+    """A consultant's visits between two days, in agenda order (day, order), keyset-paged:
+    the caller's own visits in its token's territories (`agenda_scope`). One statement on
+    `conn` (the API gives it a connection in autocommit: no BEGIN and ROLLBACK around a
+    single read)."""
+    consultant_id, territories = agenda_scope(consultant)
+    params: dict[str, Any] = {
+        "consultant_id": consultant_id,
+        "start": start,
+        "end": end,
+        "limit": limit + 1,
+    }
+    shape: int | None = None
+    if territories is not None:
+        shape = len(territories) if len(territories) < _MANY else _MANY
+        if shape == _MANY:
+            params["territories"] = territories
+        for n, territory in enumerate(territories if shape != _MANY else ()):
+            params[f"territory_{n}"] = territory
     if cursor:
-        after = parse_cursor(cursor, _agenda_key, 3)
-        query = query.where(sa.tuple_(v.scheduled_on, v.day_order, v.id) > sa.tuple_(*after))
-    # On the session's connection: the rows are plain tuples, and SQLModel's session
-    # warns on every `execute`.
-    rows = (await (await session.connection()).execute(query)).all()
+        params["after_day"], params["after_order"], params["after_id"] = parse_cursor(
+            cursor, _agenda_key, 3
+        )
+    statement = _agenda_statement(
+        territories=shape,
+        include_done=include_done,
+        after_cursor=bool(cursor),
+    )
+    rows = (await conn.execute(statement, params)).all()
     items = [
         s.MyVisitOut(
             id=r[0],

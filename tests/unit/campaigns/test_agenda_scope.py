@@ -91,7 +91,13 @@ async def session() -> AsyncIterator[AsyncSession]:
 
 async def names(session: AsyncSession, caller: Principal) -> list[str | None]:
     page = await views.my_visits(
-        session, caller, start=DAY, end=DAY, limit=50, cursor=None, include_done=False
+        await session.connection(),
+        caller,
+        start=DAY,
+        end=DAY,
+        limit=50,
+        cursor=None,
+        include_done=False,
     )
     return [v.name for v in page.items]
 
@@ -116,3 +122,39 @@ def test_the_agenda_scope_is_the_subject_and_the_tokens_territories() -> None:
         SUBJECT,
         ["ti-3205", "ti-8401"],
     )
+
+
+async def page_of(
+    session: AsyncSession, caller: Principal, *, limit: int = 50, cursor: str | None = None
+) -> views.s.MyVisitsOut:
+    return await views.my_visits(
+        await session.connection(),
+        caller,
+        start=DAY,
+        end=DAY,
+        limit=limit,
+        cursor=cursor,
+        include_done=True,
+    )
+
+
+async def test_every_shape_of_the_agenda_statement_keeps_the_scope(
+    session: AsyncSession,
+) -> None:
+    # The statement is built once per shape (number of territories, cursor, done): each
+    # shape must still bind the caller's territories, the many-territory one as a list.
+    others = tuple(f"ti-9{n:03d}" for n in range(12))
+    for territories in [("ti-3205",), ("ti-3205", *others[:3]), ("ti-3205", *others)]:
+        assert await names(session, consultant(*territories)) == ["firm of ti-3205"]
+        page = await page_of(session, consultant(*territories))
+        assert [v.name for v in page.items] == ["firm of ti-3205"]
+    assert await names(session, consultant(*others)) == []
+
+
+async def test_pages_follow_the_agenda_order_through_the_cursor(session: AsyncSession) -> None:
+    both = consultant("ti-3205", "ti-8401")
+    first = await page_of(session, both, limit=1)
+    assert [v.name for v in first.items] == ["firm of ti-3205"] and first.next_cursor
+    second = await page_of(session, both, limit=1, cursor=first.next_cursor)
+    assert [v.name for v in second.items] == ["firm of ti-8401"]
+    assert second.next_cursor is None
