@@ -237,6 +237,16 @@ class ServiceSettings(BaseSettings):
     consumer_max_transient_backoff_s: float = Field(
         default=30.0, gt=0, description="longest pause between retries during an outage"
     )
+    consumer_batch_size: int = Field(
+        default=200,
+        ge=1,
+        le=10_000,
+        description=(
+            "messages fetched per poll, and applied per database transaction when"
+            " consecutive in a partition (one inbox statement, one commit); 1: one"
+            " transaction per message"
+        ),
+    )
     consumer_session_timeout_ms: int = Field(
         default=10_000, ge=1000, description="a silent member leaves its group after this"
     )

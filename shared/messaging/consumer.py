@@ -5,6 +5,13 @@ row `(consumer, event id, business key)` and run the handler; commit the databas
 only then the Kafka offset. A redelivered message (same id), or the same business fact
 re-sent under a new id, finds its inbox row and changes nothing.
 
+Messages come in batches: the consecutive messages of one partition in a fetch (up to
+`batch_size`) share that transaction — their inbox rows in one statement, each handler in
+turn (each one's writes flushed before the next runs), one commit — and the fetch's
+offsets are committed once, after it. A batch that fails is rolled back whole and its
+messages handled again one transaction each, so a poison message is dealt with alone
+(below) and the others are applied once. `batch_size=1` is one transaction per message.
+
 Failures are of two kinds, told apart by `shared.transient.is_transient`:
 
 - **Transient** (the database or the broker unreachable, a connection reset, a
@@ -100,6 +107,16 @@ class ConsumerStats:
     dead_lettered: int = 0
     retries: int = 0
     transient_pauses: int = 0
+    batch_fallbacks: int = 0  # batches rolled back and handled one message at a time
+
+
+@dataclass(frozen=True)
+class _Prepared(Generic[U]):
+    """A decoded record this consumer handles, waiting in a batch."""
+
+    record: ConsumerRecord[bytes, bytes]
+    envelope: Envelope[Any]
+    handler: Handler[U]
 
 
 class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -226,18 +243,16 @@ class ConsumerRunner(Generic[U]):
             for tp, records in batches.items():
                 if stalled or self._stopping.is_set():
                     break
-                done = 0
-                for index, record in enumerate(records):
+                done = await self.process_many(records)
+                if done:
+                    self._pending[tp] = records[done - 1].offset + 1
+                if done < len(records):
                     if self._stopping.is_set():
-                        break
-                    outcome = await self.process(record)
-                    if outcome is Outcome.TRANSIENT:
-                        self._rewind(batches, tp, index)
-                        stalled = True
-                        break
-                    self._pending[tp] = record.offset + 1
-                    done += 1
-                if records and done == len(records):
+                        break  # not committed: redelivered to whoever reads it next
+                    self._rewind(batches, tp, done)  # a transient failure at records[done]
+                    stalled = True
+                    break
+                if records:
                     # Past the transaction markers too, so that a caught-up group shows no
                     # lag (position is where this fetch ended, markers skipped).
                     with contextlib.suppress(Exception):
@@ -332,6 +347,119 @@ class ConsumerRunner(Generic[U]):
         owner = catalogue.owner if catalogue is not None else _owner_of(topic)
         return owner is not None and exc.event_type.startswith(f"rebond.{owner}.")
 
+    async def process_many(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> int:
+        """Handle records of one partition, in order; how many of them, from the first,
+        reached their end (fewer than all: the next one met a transient failure, or the
+        runner is stopping — it and those after it are not done).
+
+        Consecutive records this consumer handles are applied together, up to
+        `batch_size`, in ONE transaction (each one's inbox row and effect, then one
+        commit). A record that cannot be decoded, or that this consumer ignores, ends the
+        run before it and is handled alone. A batch that fails in any way is rolled back
+        whole and its records are handled again one transaction each (`process`): the
+        poison one is retried or dead-lettered with its reason, the others applied once."""
+        done = 0
+        run: list[_Prepared[U]] = []
+        for record in records:
+            if self._stopping.is_set():
+                return done
+            prepared = self._prepare(record)
+            if prepared is not None:
+                run.append(prepared)
+                if len(run) < self._batch_size:
+                    continue
+            applied = await self._apply_run(run)  # full, or ended by a record seen alone
+            done += applied
+            if applied < len(run):
+                return done
+            run = []
+            if prepared is None:
+                if self._stopping.is_set():
+                    return done
+                if await self.process(record) is Outcome.TRANSIENT:
+                    return done
+                done += 1
+        return done + await self._apply_run(run)
+
+    def _prepare(self, record: ConsumerRecord[bytes, bytes]) -> _Prepared[U] | None:
+        """The record's envelope and handler, or None when `process` must see it alone
+        (undecodable, unknown type, or not this consumer's)."""
+        try:
+            envelope = decode(record.headers, record.value, self._registry)
+        except MalformedEvent:  # UnknownEventType included
+            return None
+        handler = self._handlers.get(envelope.type)
+        return None if handler is None else _Prepared(record, envelope, handler)
+
+    async def _apply_run(self, run: Sequence[_Prepared[U]]) -> int:
+        """Apply a run of prepared records: how many, from the first, reached their end."""
+        if not run:
+            return 0
+        if len(run) > 1:
+            try:
+                await self._apply_batch(run)
+                self._healthy()
+                return len(run)
+            except Exception as exc:
+                # Rolled back whole: nothing of it was applied. One by one, the record at
+                # fault is retried or dead-lettered alone, a transient failure pauses.
+                self.stats.batch_fallbacks += 1
+                log.info(
+                    "batch failed, its records handled one transaction each",
+                    records=len(run),
+                    first_offset=run[0].record.offset,
+                    error=describe(exc),
+                )
+        for index, prepared in enumerate(run):
+            if self._stopping.is_set():
+                return index
+            if await self.process(prepared.record) is Outcome.TRANSIENT:
+                return index
+        return len(run)
+
+    async def _apply_batch(self, run: Sequence[_Prepared[U]]) -> None:
+        applied = duplicates = 0
+        async with self._uow_factory() as uow:
+            fresh = await uow.record_inbox_many(
+                self.name,
+                [
+                    (
+                        p.envelope,
+                        self._catalogue_name(p.record.topic),
+                        p.record.partition,
+                        p.record.offset,
+                    )
+                    for p in run
+                ],
+            )
+            last = max((i for i, f in enumerate(fresh) if f), default=-1)
+            for index, (prepared, is_fresh) in enumerate(zip(run, fresh, strict=True)):
+                record, envelope = prepared.record, prepared.envelope
+                structlog.contextvars.bind_contextvars(
+                    topic=record.topic,
+                    partition=record.partition,
+                    offset=record.offset,
+                    event_id=str(envelope.id),
+                    event_type=envelope.type,
+                )
+                if not is_fresh:
+                    duplicates += 1
+                    log.info("duplicate event ignored")
+                    continue
+                bind_correlation(envelope.correlation_id, str(envelope.id))
+                await prepared.handler(uow, envelope)
+                if index < last:
+                    # Written (not committed) before the next handler runs, with this
+                    # message's correlation ids on its events.
+                    await uow.checkpoint()
+                applied += 1
+            await uow.commit()
+        self.stats.processed += applied
+        self.stats.duplicates += duplicates
+
+    def _catalogue_name(self, topic: str) -> str:
+        return self._topics[topic].name if topic in self._topics else topic
+
     async def process(self, record: ConsumerRecord[bytes, bytes]) -> Outcome:
         """Handle one record to its end: effect committed, ignored, dead-lettered — or
         TRANSIENT: not done, because the infrastructure failed (retry it later)."""
@@ -397,7 +525,7 @@ class ConsumerRunner(Generic[U]):
             fresh = await uow.record_inbox(
                 self.name,
                 envelope,
-                topic=self._topics[topic].name if topic in self._topics else topic,
+                topic=self._catalogue_name(topic),
                 partition=partition,
                 offset=offset,
             )
