@@ -242,9 +242,8 @@ class ServiceSettings(BaseSettings):
         ge=1,
         le=10_000,
         description=(
-            "messages fetched per poll, and applied per database transaction when"
-            " consecutive in a partition (one inbox statement, one commit); 1: one"
-            " transaction per message"
+            "consecutive messages of a partition applied in one database transaction (one"
+            " inbox statement, one commit); 1: one transaction per message"
         ),
     )
     consumer_session_timeout_ms: int = Field(

@@ -6,11 +6,12 @@ only then the Kafka offset. A redelivered message (same id), or the same busines
 re-sent under a new id, finds its inbox row and changes nothing.
 
 Messages come in batches: the consecutive messages of one partition in a fetch (up to
-`batch_size`) share that transaction — their inbox rows in one statement, each handler in
+`transaction_size`) share that transaction — their inbox rows in one statement, each handler in
 turn (each one's writes flushed before the next runs), one commit — and the fetch's
 offsets are committed once, after it. A batch that fails is rolled back whole and its
 messages handled again one transaction each, so a poison message is dealt with alone
-(below) and the others are applied once. `batch_size=1` is one transaction per message.
+(below) and the others are applied once. `transaction_size=1` is one transaction per
+message.
 
 Failures are of two kinds, told apart by `shared.transient.is_transient`:
 
@@ -154,6 +155,7 @@ class ConsumerRunner(Generic[U]):
         transient_backoff_s: float = 0.5,
         max_transient_backoff_s: float = 30.0,
         batch_size: int = 200,
+        transaction_size: int | None = None,
         session_timeout_ms: int = 10_000,
         max_poll_interval_ms: int = 300_000,
     ) -> None:
@@ -169,7 +171,9 @@ class ConsumerRunner(Generic[U]):
         self._max_backoff = max_backoff_s
         self._transient_backoff = transient_backoff_s
         self._max_transient_backoff = max_transient_backoff_s
-        self._batch_size = batch_size
+        self._batch_size = batch_size  # records per fetch
+        # consecutive records of a partition applied per transaction (1: each alone)
+        self._transaction_size = max(1, transaction_size or batch_size)
         self._session_timeout_ms = session_timeout_ms
         self._max_poll_interval_ms = max_poll_interval_ms
         self._consumer: AIOKafkaConsumer | None = None
@@ -353,7 +357,7 @@ class ConsumerRunner(Generic[U]):
         runner is stopping — it and those after it are not done).
 
         Consecutive records this consumer handles are applied together, up to
-        `batch_size`, in ONE transaction (each one's inbox row and effect, then one
+        `transaction_size`, in ONE transaction (each one's inbox row and effect, then one
         commit). A record that cannot be decoded, or that this consumer ignores, ends the
         run before it and is handled alone. A batch that fails in any way is rolled back
         whole and its records are handled again one transaction each (`process`): the
@@ -366,7 +370,7 @@ class ConsumerRunner(Generic[U]):
             prepared = self._prepare(record)
             if prepared is not None:
                 run.append(prepared)
-                if len(run) < self._batch_size:
+                if len(run) < self._transaction_size:
                     continue
             applied = await self._apply_run(run)  # full, or ended by a record seen alone
             done += applied
