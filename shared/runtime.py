@@ -118,6 +118,7 @@ class ServiceRuntime:
             max_transient_backoff_s=s.consumer_max_transient_backoff_s,
             batch_size=max(200, s.consumer_batch_size),
             transaction_size=s.consumer_batch_size,
+            concurrent_partitions=s.consumer_concurrent_partitions,
             session_timeout_ms=s.consumer_session_timeout_ms,
             max_poll_interval_ms=s.consumer_max_poll_interval_ms,
         )

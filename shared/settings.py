@@ -246,6 +246,10 @@ class ServiceSettings(BaseSettings):
             " inbox statement, one commit); 1: one transaction per message"
         ),
     )
+    consumer_concurrent_partitions: bool = Field(
+        default=True,
+        description="a fetch's partitions processed concurrently, each one in order",
+    )
     consumer_session_timeout_ms: int = Field(
         default=10_000, ge=1000, description="a silent member leaves its group after this"
     )

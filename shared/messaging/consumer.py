@@ -11,7 +11,8 @@ turn (each one's writes flushed before the next runs), one commit — and the fe
 offsets are committed once, after it. A batch that fails is rolled back whole and its
 messages handled again one transaction each, so a poison message is dealt with alone
 (below) and the others are applied once. `transaction_size=1` is one transaction per
-message.
+message. The partitions of a fetch are processed concurrently, each in its own order and
+transactions, as several members of the group would (`concurrent_partitions`).
 
 Failures are of two kinds, told apart by `shared.transient.is_transient`:
 
@@ -156,6 +157,8 @@ class ConsumerRunner(Generic[U]):
         max_transient_backoff_s: float = 30.0,
         batch_size: int = 200,
         transaction_size: int | None = None,
+        max_transaction_s: float = 0.5,
+        concurrent_partitions: bool = True,
         session_timeout_ms: int = 10_000,
         max_poll_interval_ms: int = 300_000,
     ) -> None:
@@ -174,6 +177,9 @@ class ConsumerRunner(Generic[U]):
         self._batch_size = batch_size  # records per fetch
         # consecutive records of a partition applied per transaction (1: each alone)
         self._transaction_size = max(1, transaction_size or batch_size)
+        self._max_transaction_s = max_transaction_s
+        self._chunk = self._transaction_size  # adapted to the records' pace
+        self._concurrent_partitions = concurrent_partitions
         self._session_timeout_ms = session_timeout_ms
         self._max_poll_interval_ms = max_poll_interval_ms
         self._consumer: AIOKafkaConsumer | None = None
@@ -243,20 +249,21 @@ class ConsumerRunner(Generic[U]):
                 continue
             if consumer.assignment():
                 self.ready.set()
+            items = list(batches.items())
+            dones = await self._process_fetch(items)
             stalled = False
-            for tp, records in batches.items():
-                if stalled or self._stopping.is_set():
-                    break
-                done = await self.process_many(records)
+            assigned = consumer.assignment()
+            for (tp, records), done in zip(items, dones, strict=True):
                 if done:
                     self._pending[tp] = records[done - 1].offset + 1
                 if done < len(records):
-                    if self._stopping.is_set():
-                        break  # not committed: redelivered to whoever reads it next
-                    self._rewind(batches, tp, done)  # a transient failure at records[done]
-                    stalled = True
-                    break
-                if records:
+                    # Not done (a transient failure, a partition not reached after it, or
+                    # stopping): fetched again after the pause, or by whoever reads next.
+                    if not self._stopping.is_set():
+                        if tp in assigned:
+                            consumer.seek(tp, records[done].offset)
+                        stalled = True
+                elif records:
                     # Past the transaction markers too, so that a caught-up group shows no
                     # lag (position is where this fetch ended, markers skipped).
                     with contextlib.suppress(Exception):
@@ -269,23 +276,29 @@ class ConsumerRunner(Generic[U]):
             if stalled and not self._stopping.is_set():
                 await self._pause_for_backoff()
 
-    def _rewind(
-        self,
-        batches: Mapping[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]],
-        failed_tp: TopicPartition,
-        failed_index: int,
-    ) -> None:
-        """Fetched but not processed records are fetched again after the pause."""
-        assert self._consumer is not None
-        assigned = self._consumer.assignment()
-        after_failure = False  # partitions are processed in the batch's order
-        for tp, records in batches.items():
-            if tp == failed_tp:
-                if tp in assigned:
-                    self._consumer.seek(tp, records[failed_index].offset)
-                after_failure = True
-            elif after_failure and records and tp in assigned:
-                self._consumer.seek(tp, records[0].offset)
+    async def _process_fetch(
+        self, items: Sequence[tuple[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]]]
+    ) -> list[int]:
+        """How many records of each partition of a fetch reached their end. Partitions are
+        independent (each one in order): processed concurrently, each in transactions of
+        its own, as several members of the group would — or one after the other, the
+        first failure stopping the rest."""
+        if self._concurrent_partitions and len(items) > 1:
+            # Each one to its end, even when another fails: none is left mid-transaction.
+            results = await asyncio.gather(
+                *(self.process_many(r) for _, r in items), return_exceptions=True
+            )
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise result
+            return [r for r in results if isinstance(r, int)]
+        dones: list[int] = []
+        for _, records in items:
+            if self._stopping.is_set() or (dones and dones[-1] < len(items[len(dones) - 1][1])):
+                dones.append(0)
+                continue
+            dones.append(await self.process_many(records))
+        return dones
 
     async def _pause_for_backoff(self) -> None:
         """Pause every partition but keep polling (so the group keeps this member and the
@@ -396,30 +409,45 @@ class ConsumerRunner(Generic[U]):
         return None if handler is None else _Prepared(record, envelope, handler)
 
     async def _apply_run(self, run: Sequence[_Prepared[U]]) -> int:
-        """Apply a run of prepared records: how many, from the first, reached their end."""
-        if not run:
-            return 0
-        if len(run) > 1:
-            try:
-                await self._apply_batch(run)
-                self._healthy()
-                return len(run)
-            except Exception as exc:
-                # Rolled back whole: nothing of it was applied. One by one, the record at
-                # fault is retried or dead-lettered alone, a transient failure pauses.
-                self.stats.batch_fallbacks += 1
-                log.info(
-                    "batch failed, its records handled one transaction each",
-                    records=len(run),
-                    first_offset=run[0].record.offset,
-                    error=describe(exc),
-                )
-        for index, prepared in enumerate(run):
-            if self._stopping.is_set():
-                return index
-            if await self.process(prepared.record) is Outcome.TRANSIENT:
-                return index
-        return len(run)
+        """Apply a run of prepared records: how many, from the first, reached their end.
+
+        In transactions of up to `transaction_size` records, fewer when records are slow:
+        a transaction is sized to last about `max_transaction_s` (from the last ones'
+        pace), so that the locks it holds (SQLite's one writer, above all) stay short."""
+        done = 0
+        while done < len(run):
+            chunk = run[done : done + self._chunk]
+            if len(chunk) > 1:
+                started = time.monotonic()
+                try:
+                    await self._apply_batch(chunk)
+                except Exception as exc:
+                    # Rolled back whole: nothing of it was applied. One by one below, the
+                    # record at fault is retried or dead-lettered alone, the others
+                    # applied; a transient failure pauses the runner.
+                    self.stats.batch_fallbacks += 1
+                    if not is_transient(exc):
+                        log.info(
+                            "batch failed, its records handled one transaction each",
+                            records=len(chunk),
+                            first_offset=chunk[0].record.offset,
+                            error=describe(exc),
+                        )
+                else:
+                    self._healthy()
+                    done += len(chunk)
+                    pace = (time.monotonic() - started) / len(chunk)
+                    fits = int(self._max_transaction_s / pace) if pace > 0 else len(chunk)
+                    floor = min(2, self._transaction_size)
+                    self._chunk = max(floor, min(self._transaction_size, fits))
+                    continue
+            for prepared in chunk:
+                if self._stopping.is_set():
+                    return done
+                if await self.process(prepared.record) is Outcome.TRANSIENT:
+                    return done
+                done += 1
+        return done
 
     async def _apply_batch(self, run: Sequence[_Prepared[U]]) -> None:
         applied = duplicates = 0
