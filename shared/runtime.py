@@ -116,6 +116,9 @@ class ServiceRuntime:
             backoff_s=s.consumer_backoff_s,
             transient_backoff_s=s.consumer_transient_backoff_s,
             max_transient_backoff_s=s.consumer_max_transient_backoff_s,
+            batch_size=max(200, s.consumer_batch_size),
+            transaction_size=s.consumer_batch_size,
+            concurrent_partitions=s.consumer_concurrent_partitions,
             session_timeout_ms=s.consumer_session_timeout_ms,
             max_poll_interval_ms=s.consumer_max_poll_interval_ms,
         )

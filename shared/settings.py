@@ -237,6 +237,19 @@ class ServiceSettings(BaseSettings):
     consumer_max_transient_backoff_s: float = Field(
         default=30.0, gt=0, description="longest pause between retries during an outage"
     )
+    consumer_batch_size: int = Field(
+        default=200,
+        ge=1,
+        le=10_000,
+        description=(
+            "consecutive messages of a partition applied in one database transaction (one"
+            " inbox statement, one commit); 1: one transaction per message"
+        ),
+    )
+    consumer_concurrent_partitions: bool = Field(
+        default=True,
+        description="a fetch's partitions processed concurrently, each one in order",
+    )
     consumer_session_timeout_ms: int = Field(
         default=10_000, ge=1000, description="a silent member leaves its group after this"
     )

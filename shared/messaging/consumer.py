@@ -5,6 +5,15 @@ row `(consumer, event id, business key)` and run the handler; commit the databas
 only then the Kafka offset. A redelivered message (same id), or the same business fact
 re-sent under a new id, finds its inbox row and changes nothing.
 
+Messages come in batches: the consecutive messages of one partition in a fetch (up to
+`transaction_size`) share that transaction — their inbox rows in one statement, each handler in
+turn (each one's writes flushed before the next runs), one commit — and the fetch's
+offsets are committed once, after it. A batch that fails is rolled back whole and its
+messages handled again one transaction each, so a poison message is dealt with alone
+(below) and the others are applied once. `transaction_size=1` is one transaction per
+message. The partitions of a fetch are processed concurrently, each in its own order and
+transactions, as several members of the group would (`concurrent_partitions`).
+
 Failures are of two kinds, told apart by `shared.transient.is_transient`:
 
 - **Transient** (the database or the broker unreachable, a connection reset, a
@@ -100,6 +109,16 @@ class ConsumerStats:
     dead_lettered: int = 0
     retries: int = 0
     transient_pauses: int = 0
+    batch_fallbacks: int = 0  # batches rolled back and handled one message at a time
+
+
+@dataclass(frozen=True)
+class _Prepared(Generic[U]):
+    """A decoded record this consumer handles, waiting in a batch."""
+
+    record: ConsumerRecord[bytes, bytes]
+    envelope: Envelope[Any]
+    handler: Handler[U]
 
 
 class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -137,6 +156,9 @@ class ConsumerRunner(Generic[U]):
         transient_backoff_s: float = 0.5,
         max_transient_backoff_s: float = 30.0,
         batch_size: int = 200,
+        transaction_size: int | None = None,
+        max_transaction_s: float = 0.5,
+        concurrent_partitions: bool = True,
         session_timeout_ms: int = 10_000,
         max_poll_interval_ms: int = 300_000,
     ) -> None:
@@ -152,7 +174,12 @@ class ConsumerRunner(Generic[U]):
         self._max_backoff = max_backoff_s
         self._transient_backoff = transient_backoff_s
         self._max_transient_backoff = max_transient_backoff_s
-        self._batch_size = batch_size
+        self._batch_size = batch_size  # records per fetch
+        # consecutive records of a partition applied per transaction (1: each alone)
+        self._transaction_size = max(1, transaction_size or batch_size)
+        self._max_transaction_s = max_transaction_s
+        self._chunk = self._transaction_size  # adapted to the records' pace
+        self._concurrent_partitions = concurrent_partitions
         self._session_timeout_ms = session_timeout_ms
         self._max_poll_interval_ms = max_poll_interval_ms
         self._consumer: AIOKafkaConsumer | None = None
@@ -222,22 +249,21 @@ class ConsumerRunner(Generic[U]):
                 continue
             if consumer.assignment():
                 self.ready.set()
+            items = list(batches.items())
+            dones = await self._process_fetch(items)
             stalled = False
-            for tp, records in batches.items():
-                if stalled or self._stopping.is_set():
-                    break
-                done = 0
-                for index, record in enumerate(records):
-                    if self._stopping.is_set():
-                        break
-                    outcome = await self.process(record)
-                    if outcome is Outcome.TRANSIENT:
-                        self._rewind(batches, tp, index)
+            assigned = consumer.assignment()
+            for (tp, records), done in zip(items, dones, strict=True):
+                if done:
+                    self._pending[tp] = records[done - 1].offset + 1
+                if done < len(records):
+                    # Not done (a transient failure, a partition not reached after it, or
+                    # stopping): fetched again after the pause, or by whoever reads next.
+                    if not self._stopping.is_set():
+                        if tp in assigned:
+                            consumer.seek(tp, records[done].offset)
                         stalled = True
-                        break
-                    self._pending[tp] = record.offset + 1
-                    done += 1
-                if records and done == len(records):
+                elif records:
                     # Past the transaction markers too, so that a caught-up group shows no
                     # lag (position is where this fetch ended, markers skipped).
                     with contextlib.suppress(Exception):
@@ -250,23 +276,29 @@ class ConsumerRunner(Generic[U]):
             if stalled and not self._stopping.is_set():
                 await self._pause_for_backoff()
 
-    def _rewind(
-        self,
-        batches: Mapping[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]],
-        failed_tp: TopicPartition,
-        failed_index: int,
-    ) -> None:
-        """Fetched but not processed records are fetched again after the pause."""
-        assert self._consumer is not None
-        assigned = self._consumer.assignment()
-        after_failure = False  # partitions are processed in the batch's order
-        for tp, records in batches.items():
-            if tp == failed_tp:
-                if tp in assigned:
-                    self._consumer.seek(tp, records[failed_index].offset)
-                after_failure = True
-            elif after_failure and records and tp in assigned:
-                self._consumer.seek(tp, records[0].offset)
+    async def _process_fetch(
+        self, items: Sequence[tuple[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]]]
+    ) -> list[int]:
+        """How many records of each partition of a fetch reached their end. Partitions are
+        independent (each one in order): processed concurrently, each in transactions of
+        its own, as several members of the group would — or one after the other, the
+        first failure stopping the rest."""
+        if self._concurrent_partitions and len(items) > 1:
+            # Each one to its end, even when another fails: none is left mid-transaction.
+            results = await asyncio.gather(
+                *(self.process_many(r) for _, r in items), return_exceptions=True
+            )
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise result
+            return [r for r in results if isinstance(r, int)]
+        dones: list[int] = []
+        for _, records in items:
+            if self._stopping.is_set() or (dones and dones[-1] < len(items[len(dones) - 1][1])):
+                dones.append(0)
+                continue
+            dones.append(await self.process_many(records))
+        return dones
 
     async def _pause_for_backoff(self) -> None:
         """Pause every partition but keep polling (so the group keeps this member and the
@@ -331,6 +363,134 @@ class ConsumerRunner(Generic[U]):
         catalogue = self._topics.get(topic)
         owner = catalogue.owner if catalogue is not None else _owner_of(topic)
         return owner is not None and exc.event_type.startswith(f"rebond.{owner}.")
+
+    async def process_many(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> int:
+        """Handle records of one partition, in order; how many of them, from the first,
+        reached their end (fewer than all: the next one met a transient failure, or the
+        runner is stopping — it and those after it are not done).
+
+        Consecutive records this consumer handles are applied together, up to
+        `transaction_size`, in ONE transaction (each one's inbox row and effect, then one
+        commit). A record that cannot be decoded, or that this consumer ignores, ends the
+        run before it and is handled alone. A batch that fails in any way is rolled back
+        whole and its records are handled again one transaction each (`process`): the
+        poison one is retried or dead-lettered with its reason, the others applied once."""
+        done = 0
+        run: list[_Prepared[U]] = []
+        for record in records:
+            if self._stopping.is_set():
+                return done
+            prepared = self._prepare(record)
+            if prepared is not None:
+                run.append(prepared)
+                if len(run) < self._transaction_size:
+                    continue
+            applied = await self._apply_run(run)  # full, or ended by a record seen alone
+            done += applied
+            if applied < len(run):
+                return done
+            run = []
+            if prepared is None:
+                if self._stopping.is_set():
+                    return done
+                if await self.process(record) is Outcome.TRANSIENT:
+                    return done
+                done += 1
+        return done + await self._apply_run(run)
+
+    def _prepare(self, record: ConsumerRecord[bytes, bytes]) -> _Prepared[U] | None:
+        """The record's envelope and handler, or None when `process` must see it alone
+        (undecodable, unknown type, or not this consumer's)."""
+        try:
+            envelope = decode(record.headers, record.value, self._registry)
+        except MalformedEvent:  # UnknownEventType included
+            return None
+        handler = self._handlers.get(envelope.type)
+        return None if handler is None else _Prepared(record, envelope, handler)
+
+    async def _apply_run(self, run: Sequence[_Prepared[U]]) -> int:
+        """Apply a run of prepared records: how many, from the first, reached their end.
+
+        In transactions of up to `transaction_size` records, fewer when records are slow:
+        a transaction is sized to last about `max_transaction_s` (from the last ones'
+        pace), so that the locks it holds (SQLite's one writer, above all) stay short."""
+        done = 0
+        while done < len(run):
+            chunk = run[done : done + self._chunk]
+            if len(chunk) > 1:
+                started = time.monotonic()
+                try:
+                    await self._apply_batch(chunk)
+                except Exception as exc:
+                    # Rolled back whole: nothing of it was applied. One by one below, the
+                    # record at fault is retried or dead-lettered alone, the others
+                    # applied; a transient failure pauses the runner.
+                    self.stats.batch_fallbacks += 1
+                    if not is_transient(exc):
+                        log.info(
+                            "batch failed, its records handled one transaction each",
+                            records=len(chunk),
+                            first_offset=chunk[0].record.offset,
+                            error=describe(exc),
+                        )
+                else:
+                    self._healthy()
+                    done += len(chunk)
+                    pace = (time.monotonic() - started) / len(chunk)
+                    fits = int(self._max_transaction_s / pace) if pace > 0 else len(chunk)
+                    floor = min(2, self._transaction_size)
+                    self._chunk = max(floor, min(self._transaction_size, fits))
+                    continue
+            for prepared in chunk:
+                if self._stopping.is_set():
+                    return done
+                if await self.process(prepared.record) is Outcome.TRANSIENT:
+                    return done
+                done += 1
+        return done
+
+    async def _apply_batch(self, run: Sequence[_Prepared[U]]) -> None:
+        applied = duplicates = 0
+        async with self._uow_factory() as uow:
+            fresh = await uow.record_inbox_many(
+                self.name,
+                [
+                    (
+                        p.envelope,
+                        self._catalogue_name(p.record.topic),
+                        p.record.partition,
+                        p.record.offset,
+                    )
+                    for p in run
+                ],
+            )
+            last = max((i for i, f in enumerate(fresh) if f), default=-1)
+            for index, (prepared, is_fresh) in enumerate(zip(run, fresh, strict=True)):
+                record, envelope = prepared.record, prepared.envelope
+                structlog.contextvars.bind_contextvars(
+                    topic=record.topic,
+                    partition=record.partition,
+                    offset=record.offset,
+                    event_id=str(envelope.id),
+                    event_type=envelope.type,
+                )
+                if not is_fresh:
+                    duplicates += 1
+                    log.info("duplicate event ignored")
+                    continue
+                bind_correlation(envelope.correlation_id, str(envelope.id))
+                await prepared.handler(uow, envelope)
+                if index < last:
+                    # Written (not committed) before the next handler runs, with this
+                    # message's correlation ids on its events.
+                    await uow.checkpoint()
+                applied += 1
+            await uow.commit()
+        self.stats.processed += applied
+        self.stats.duplicates += duplicates
+
+    def _catalogue_name(self, topic: str) -> str:
+        return self._topics[topic].name if topic in self._topics else topic
 
     async def process(self, record: ConsumerRecord[bytes, bytes]) -> Outcome:
         """Handle one record to its end: effect committed, ignored, dead-lettered — or
@@ -397,7 +557,7 @@ class ConsumerRunner(Generic[U]):
             fresh = await uow.record_inbox(
                 self.name,
                 envelope,
-                topic=self._topics[topic].name if topic in self._topics else topic,
+                topic=self._catalogue_name(topic),
                 partition=partition,
                 offset=offset,
             )

@@ -8,7 +8,8 @@ published if and only if the change it describes was committed.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+import uuid
+from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Any, Protocol, Self
 
@@ -42,6 +43,7 @@ class SqlUnitOfWork:
         self._on_commit_with_events = on_commit_with_events
         self._events: list[EventPayload] = []
         self._session: AsyncSession | None = None
+        self._staged: list[Envelope[EventPayload]] = []  # outbox rows written, not committed
         self.committed_envelopes: list[Envelope[EventPayload]] = []
 
     @property
@@ -53,6 +55,7 @@ class SqlUnitOfWork:
     async def __aenter__(self) -> Self:
         self._session = self._session_factory()
         self._events = []
+        self._staged = []
         self.committed_envelopes = []
         self._start(self._session)
         return self
@@ -95,7 +98,9 @@ class SqlUnitOfWork:
             aggregate.events.clear()
         return events
 
-    async def commit(self) -> None:
+    async def _stage(self) -> None:
+        """Write the tracked aggregates back and add their events' outbox rows to the
+        session (not flushed), under the correlation ids bound now."""
         await self._before_commit()
         events = self._collect_events()
         envelopes = [
@@ -111,13 +116,28 @@ class SqlUnitOfWork:
             self.session.add(_outbox_row(envelope))
         if envelopes:
             await self._with_outbox(envelopes)
+        self._staged.extend(envelopes)
+
+    async def checkpoint(self) -> None:
+        """Write what this transaction holds so far (aggregates' rows, their events'
+        outbox rows) without committing it: the consumer's batch runs several messages'
+        handlers in one transaction, each one reading the previous ones' effects from the
+        database as it would once committed, and each one's events carrying its own
+        correlation ids. `commit` (or `rollback`) ends the transaction as usual."""
+        await self._stage()
+        await self.session.flush()
+
+    async def commit(self) -> None:
+        await self._stage()
         await self.session.commit()
+        envelopes, self._staged = self._staged, []
         self.committed_envelopes.extend(envelopes)
         if envelopes and self._on_commit_with_events is not None:
             self._on_commit_with_events()
 
     async def rollback(self) -> None:
         self._events.clear()
+        self._staged = []
         for aggregate in self.seen_aggregates():
             aggregate.events.clear()
         await self.session.rollback()
@@ -127,21 +147,55 @@ class SqlUnitOfWork:
     ) -> bool:
         """Insert the inbox row; False when this consumer already processed the event —
         the same event id, or the same business fact under another id."""
-        values = {
-            "consumer": consumer,
-            "event_id": envelope.id,
-            "business_key": _bounded(envelope.payload.business_key()),
-            "event_type": envelope.type,
-            "topic": topic,
-            "partition": partition,
-            "offset": offset,
-            "processed_at": utcnow(),
-        }
+        values = _inbox_values(consumer, envelope, topic, partition, offset, utcnow())
         dialect = self.session.bind.dialect.name if self.session.bind else "postgresql"
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         stmt = insert(InboxMessage).values(**values).on_conflict_do_nothing()
         result = await self.session.exec(stmt)
         return bool(getattr(result, "rowcount", 0))
+
+    async def record_inbox_many(self, consumer: str, messages: Sequence[InboxEntry]) -> list[bool]:
+        """`record_inbox` for several messages in a few statements (a consumer's batch):
+        for each, in order, whether it is fresh. A message that repeats an earlier one of
+        the same call (same event id or business key) is not fresh."""
+        now = utcnow()
+        rows = [_inbox_values(consumer, env, t, p, o, now) for env, t, p, o in messages]
+        dialect = self.session.bind.dialect.name if self.session.bind else "postgresql"
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        table = InboxMessage.__table__  # type: ignore[attr-defined]
+        inserted: set[uuid.UUID] = set()
+        for start in range(0, len(rows), _INBOX_ROWS_PER_STATEMENT):
+            chunk = rows[start : start + _INBOX_ROWS_PER_STATEMENT]
+            stmt = insert(table).values(chunk).on_conflict_do_nothing().returning(table.c.event_id)
+            result = await self.session.exec(stmt)
+            inserted.update(result.scalars().all())
+        fresh = []
+        for row in rows:
+            event_id = row["event_id"]
+            fresh.append(event_id in inserted)
+            inserted.discard(event_id)  # a second copy of the same event id is a duplicate
+        return fresh
+
+
+#: (envelope, catalogue topic name, partition, offset) of a message a consumer processes
+InboxEntry = tuple[Envelope[Any], str, int, int]
+#: 8 parameters a row: well under SQLite's and PostgreSQL's limits per statement
+_INBOX_ROWS_PER_STATEMENT = 100
+
+
+def _inbox_values(
+    consumer: str, envelope: Envelope[Any], topic: str, partition: int, offset: int, now: Any
+) -> dict[str, Any]:
+    return {
+        "consumer": consumer,
+        "event_id": envelope.id,
+        "business_key": _bounded(envelope.payload.business_key()),
+        "event_type": envelope.type,
+        "topic": topic,
+        "partition": partition,
+        "offset": offset,
+        "processed_at": now,
+    }
 
 
 def _bounded(business_key: str | None) -> str | None:

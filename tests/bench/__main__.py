@@ -11,6 +11,7 @@ from tests.bench import (
     bench_campaigns,
     bench_ledger,
     bench_matching,
+    bench_pipeline,
     bench_relay,
     bench_sirene_import,
 )
@@ -21,6 +22,7 @@ BENCHMARKS = {
     "ledger": bench_ledger.run,
     "matching": bench_matching.run,
     "relay": bench_relay.run,
+    "pipeline": bench_pipeline.run,
 }
 
 
