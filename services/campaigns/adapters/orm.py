@@ -41,7 +41,9 @@ class CampaignSiteTerritoryRow(SQLModel, table=True):
     __tablename__ = "campaign_site_territories"
 
     territory_id: str = Field(primary_key=True, max_length=20)
-    site_id: str = Field(primary_key=True, max_length=14)
+    # Indexed on its own too: a site's territory rows are replaced by site (the key
+    # starts with the territory).
+    site_id: str = Field(primary_key=True, max_length=14, index=True)
 
 
 class CampaignRow(SQLModel, table=True):

@@ -38,29 +38,48 @@ class SiteRepository:
 
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
+        # Sites this transaction looked up and did not find. The session's identity map
+        # remembers rows found, not rows missing: a new site's event would otherwise read
+        # it three times (the handler, `upsert`, `upsert_newer`), one round trip each.
+        self._missing: set[str] = set()
+
+    async def _row(self, site_id: str) -> CampaignSiteRow | None:
+        if site_id in self._missing:
+            return None
+        row = await self._session.get(CampaignSiteRow, site_id)
+        if row is None:
+            self._missing.add(site_id)
+        return row
 
     async def get(self, site_id: str) -> Site | None:
-        row = await self._session.get(CampaignSiteRow, site_id)
+        row = await self._row(site_id)
         return None if row is None else _site(row)
 
     async def upsert(self, site: Site) -> bool:
         """Apply a newer version of a site; False if this version (or a later one) is known:
         replays and out-of-order duplicates change nothing."""
-        current = await self._session.get(CampaignSiteRow, site.site_id)
-        territories_before = None if current is None else list(current.territory_ids or [])
-        stored = await upsert_newer(self._session, _site_row(site))
-        if stored is None:
-            return False
-        if territories_before != stored.territory_ids:
+        current = await self._row(site.site_id)
+        if current is None:  # new here: no version to compare, no territory rows to drop
+            self._missing.discard(site.site_id)
+            stored = _site_row(site)
+            self._session.add(stored)
+        else:
+            territories_before = list(current.territory_ids or [])
+            newer = await upsert_newer(self._session, _site_row(site))  # identity-mapped
+            if newer is None:
+                return False
+            stored = newer
+            if territories_before == stored.territory_ids:
+                return True
             await self._session.exec(
                 delete(CampaignSiteTerritoryRow).where(
                     col(CampaignSiteTerritoryRow.site_id) == site.site_id
                 )
             )
-            for territory_id in stored.territory_ids:
-                self._session.add(
-                    CampaignSiteTerritoryRow(territory_id=territory_id, site_id=site.site_id)
-                )
+        for territory_id in stored.territory_ids:
+            self._session.add(
+                CampaignSiteTerritoryRow(territory_id=territory_id, site_id=site.site_id)
+            )
         return True
 
     async def active_in_territory(self, territory_id: str) -> list[Site]:
