@@ -246,8 +246,12 @@ class ServiceSettings(BaseSettings):
             " inbox statement, one commit); 1: one transaction per message"
         ),
     )
+    # Off by default: two partitions' transactions at once is what two replicas do, and
+    # a site's event racing a closure shock of its territory (each on its own partition)
+    # is then not serialized by anything yet (docs/architecture.md, "Consumers"). One
+    # process keeps the order of its fetch.
     consumer_concurrent_partitions: bool = Field(
-        default=True,
+        default=False,
         description="a fetch's partitions processed concurrently, each one in order",
     )
     consumer_session_timeout_ms: int = Field(

@@ -158,7 +158,7 @@ class ConsumerRunner(Generic[U]):
         batch_size: int = 200,
         transaction_size: int | None = None,
         max_transaction_s: float = 0.5,
-        concurrent_partitions: bool = True,
+        concurrent_partitions: bool = False,
         session_timeout_ms: int = 10_000,
         max_poll_interval_ms: int = 300_000,
     ) -> None:

@@ -98,6 +98,7 @@ def runner(
     name: str,
     uow_factory: Callable[[], SiteRegistryUnitOfWork] | None = None,
     batch_size: int = 100,
+    concurrent: bool = False,
 ) -> ConsumerRunner[SiteRegistryUnitOfWork]:
     return ConsumerRunner(
         name=name,
@@ -111,6 +112,7 @@ def runner(
         max_attempts=2,
         backoff_s=0.01,
         transaction_size=batch_size,
+        concurrent_partitions=concurrent,
     )
 
 
@@ -143,8 +145,9 @@ def name() -> str:
     return f"test-batch-{uuid.uuid4().hex[:8]}"
 
 
+@pytest.mark.parametrize("concurrent", [False, True], ids=["in-turn", "concurrent"])
 async def test_a_batch_keeps_each_key_in_order_and_applies_each_message_once(
-    effects_table: SiteRegistry,
+    effects_table: SiteRegistry, concurrent: bool
 ) -> None:
     registry = effects_table
     keys = [siret_for(100 + n) for n in range(6)]
@@ -156,7 +159,7 @@ async def test_a_batch_keeps_each_key_in_order_and_applies_each_message_once(
     await registry.relay.publish_pending()  # all there before the consumer's first fetch
 
     commits = Commits(registry)
-    consumer = runner(registry, record, name=name(), uow_factory=commits)
+    consumer = runner(registry, record, name=name(), uow_factory=commits, concurrent=concurrent)
     await run_until(consumer, registry, 60, "60 effects")
 
     applied = await effects(registry)
