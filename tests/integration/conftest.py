@@ -74,21 +74,28 @@ async def registry(
     await reg.aclose()
 
 
-@pytest.fixture
-async def effect_table(registry: SiteRegistry) -> SiteRegistry:
-    """The registry, with a table the messaging tests' handlers write their effects to."""
+async def create_effects_table(registry: SiteRegistry, table: str, *columns: str) -> None:
+    """A table in the registry's database that test handlers write their effects to:
+    a serial `n` (the order they were written in), `event_id`, `site_id`, then `columns`."""
     serial = (
         "INTEGER PRIMARY KEY AUTOINCREMENT"
         if registry.engine.dialect.name == "sqlite"
         else "SERIAL PRIMARY KEY"
     )
+    extra = "".join(f", {c}" for c in columns)
     async with registry.engine.begin() as conn:
         await conn.execute(
             text(
-                f"CREATE TABLE test_effects (n {serial}, event_id TEXT NOT NULL,"
-                " site_id TEXT NOT NULL)"
+                f"CREATE TABLE {table} (n {serial}, event_id TEXT NOT NULL,"
+                f" site_id TEXT NOT NULL{extra})"
             )
         )
+
+
+@pytest.fixture
+async def effect_table(registry: SiteRegistry) -> SiteRegistry:
+    """The registry, with a table the messaging tests' handlers write their effects to."""
+    await create_effects_table(registry, "test_effects")
     return registry
 
 

@@ -24,6 +24,7 @@ from shared.events.catalogue import SITES, event_registry
 from shared.events.envelope import Envelope
 from shared.events.site_registry import SiteRegistered, SiteState, SiteUpdated
 from shared.messaging.consumer import ConsumerRunner, PermanentError
+from tests.integration.conftest import create_effects_table
 from tests.integration.test_messaging import siret_for, site
 from tests.support.kafka import read_all
 from tests.support.waiting import eventually
@@ -33,18 +34,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 async def effects_table(registry: SiteRegistry) -> SiteRegistry:
-    serial = (
-        "INTEGER PRIMARY KEY AUTOINCREMENT"
-        if registry.engine.dialect.name == "sqlite"
-        else "SERIAL PRIMARY KEY"
-    )
-    async with registry.engine.begin() as conn:
-        await conn.execute(
-            text(
-                f"CREATE TABLE batch_effects (n {serial}, event_id TEXT NOT NULL,"
-                " site_id TEXT NOT NULL, version INTEGER NOT NULL)"
-            )
-        )
+    await create_effects_table(registry, "batch_effects", "version INTEGER NOT NULL")
     return registry
 
 
