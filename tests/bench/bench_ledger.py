@@ -79,6 +79,7 @@ from tests.bench.bench_campaigns import (
     percentile,
     say,
 )
+from tests.bench.infra import on_real_infrastructure
 from tests.support.infra import Broker, Database
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -928,26 +929,11 @@ async def _bench(broker: Broker, database: Database) -> dict[str, Any]:
 
 
 def run() -> dict[str, Any]:
-    from tests.support.infra import start_broker, start_database
-
     started = time.perf_counter()
     shutil.rmtree(LOGS, ignore_errors=True)
     LOGS.mkdir(parents=True, exist_ok=True)
-    broker = start_broker()
-    try:
-        database = start_database()
-        try:
-            figures = asyncio.run(_bench(broker, database))
-        finally:
-            database.stop()
-    finally:
-        broker.stop()
-
     result = {
-        "broker": broker.description,
-        "database": database.description,
-        "cores": os.cpu_count(),
-        **figures,
+        **on_real_infrastructure(_bench),
         "wall_seconds": round(time.perf_counter() - started, 1),
     }
     led, p = result["ledger"], result["publish"]

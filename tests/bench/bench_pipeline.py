@@ -59,6 +59,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.bench.bench_campaigns import delete_topics, drop_databases, percentile, say
+from tests.bench.infra import on_real_infrastructure
 from tests.support.infra import Broker, Database
 
 EVENTS = int(os.environ.get("BENCH_PIPELINE_EVENTS", "20000"))
@@ -408,23 +409,7 @@ async def _bench(broker: Broker, database: Database) -> dict[str, Any]:
 
 
 def run() -> dict[str, Any]:
-    from tests.support.infra import start_broker, start_database
-
-    broker = start_broker()
-    try:
-        database = start_database()
-        try:
-            figures = asyncio.run(_bench(broker, database))
-        finally:
-            database.stop()
-    finally:
-        broker.stop()
-    result = {
-        "broker": broker.description,
-        "database": database.description,
-        "nproc": os.cpu_count(),
-        **figures,
-    }
+    result = figures = on_real_infrastructure(_bench)
     raw = figures["raw"]
     lat = figures["live_latency"]
     print(

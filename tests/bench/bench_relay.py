@@ -31,6 +31,7 @@ from shared.events.envelope import Envelope
 from shared.events.examples import EXAMPLES
 from shared.events.site_registry import SiteRegistered
 from tests.bench.bench_campaigns import delete_topics, drop_databases, say
+from tests.bench.infra import on_real_infrastructure
 from tests.support.infra import Broker, Database
 
 ROWS = int(os.environ.get("BENCH_RELAY_ROWS", "20000"))
@@ -142,18 +143,7 @@ async def _bench(broker: Broker, database: Database) -> dict[str, Any]:
 
 
 def run() -> dict[str, Any]:
-    from tests.support.infra import start_broker, start_database
-
-    broker = start_broker()
-    try:
-        database = start_database()
-        try:
-            figures = asyncio.run(_bench(broker, database))
-        finally:
-            database.stop()
-    finally:
-        broker.stop()
-    result = {"broker": broker.description, "database": database.description, **figures}
+    result = figures = on_real_infrastructure(_bench)
     print(
         f"[bench] outbox relay, {ROWS:,} GENERATED rows, {RUNS} runs, {result['broker']},"
         f" {result['database']}:\n"
