@@ -6,6 +6,7 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from http import HTTPStatus
 from typing import Annotated, Any
@@ -17,7 +18,7 @@ from asyncpg.exceptions import PostgresError
 from fastapi import FastAPI, Request, status
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from pydantic import AwareDatetime, BaseModel
 from pydantic import Field as PydanticField
@@ -29,6 +30,7 @@ from shared.auth import Allow
 from shared.command_bus import refuse_control_characters
 from shared.errors import DomainError
 from shared.logging import Throttled, bind_correlation, get_logger
+from shared.metrics import METRICS_PATH, HttpMetricsMiddleware, ServiceMetrics
 from shared.transient import describe, is_transient
 
 log = get_logger(__name__)
@@ -62,8 +64,18 @@ Instant = Annotated[
 ]
 
 
-class NotReadyError(RuntimeError):
-    """A readiness check's answer, safe to show (no host names, no credentials)."""
+@dataclass(frozen=True)
+class ReadinessPart:
+    """One part of the readiness answer (the database, the broker, a worker): whether it
+    lets the service do its work, and a detail safe to show without authentication (a
+    state or an error's type: no host names, no credentials)."""
+
+    ok: bool
+    detail: str = "ok"
+
+
+#: What a service checks for `/readyz`: part name → its state, every part checked.
+ReadyCheck = Callable[[], Awaitable[Mapping[str, ReadinessPart]]]
 
 
 #: A client's correlation id is kept only in this shape (or as a UUID): short, no `@`, no
@@ -339,14 +351,30 @@ async def warm_up(app: ASGIApp) -> float:
 
 def install_common(
     app: FastAPI,
-    ready_check: Callable[[], Awaitable[None]] | None = None,
+    ready_check: ReadyCheck | None = None,
     body_limits: Mapping[str, int] = IMPORT_BODY_LIMITS,
+    metrics: ServiceMetrics | None = None,
 ) -> None:
-    """Errors as problem details, health routes, role docs; the middleware: correlation
-    ids, and a body limit (1 MiB; `body_limits`: path prefix → larger limit)."""
-    # The last added runs first: the correlation id is bound before a 413 is logged.
+    """Errors as problem details, health routes (`/healthz`, `/readyz`), `/metrics`, role
+    docs; the middleware: correlation ids, a body limit (1 MiB; `body_limits`: path
+    prefix → larger limit), and the HTTP metrics."""
+    # The last added runs first: the correlation id is bound before a 413 is logged, and
+    # the metrics see every answer, the 413s and the 500s included.
     app.add_middleware(BodyLimitMiddleware, per_prefix=body_limits)
     app.add_middleware(CorrelationMiddleware)
+    if metrics is not None:
+        app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
+        app.state.metrics = metrics
+
+        @app.get(
+            METRICS_PATH,
+            tags=["ops"],
+            summary="Prometheus metrics (no authentication: counts and states, no data)",
+            response_class=Response,
+        )
+        async def prometheus_metrics() -> Response:
+            body, media_type = await metrics.exposition()
+            return Response(body, media_type=media_type)
 
     @app.exception_handler(DomainError)
     async def domain_error(request: Request, exc: DomainError) -> JSONResponse:
@@ -403,19 +431,30 @@ def install_common(
     for kind in (SQLAlchemyError, OSError, PostgresError, PgInterfaceError):
         app.add_exception_handler(kind, infrastructure_error)
 
-    @app.get("/readyz", tags=["ops"], summary="Readiness: the database answers (no auth)")
+    @app.get(
+        "/readyz",
+        tags=["ops"],
+        summary="Readiness: the database, the broker and the workers, part by part (no auth)",
+    )
     async def readyz() -> JSONResponse:
-        if ready_check is not None:
-            try:
-                await ready_check()
-            except Exception as exc:
-                detail = str(exc) if isinstance(exc, NotReadyError) else type(exc).__name__
-                return JSONResponse(
-                    status_code=503,
-                    headers={"Retry-After": str(RETRY_AFTER_S)},
-                    content={"status": "unavailable", "detail": detail},
-                )
-        return JSONResponse(content={"status": "ready"})
+        try:
+            parts = dict(await ready_check()) if ready_check is not None else {}
+        except Exception as exc:  # a check that failed to run is a failing check
+            parts = {"checks": ReadinessPart(False, f"check failed ({type(exc).__name__})")}
+        failing = [f"{name}: {part.detail}" for name, part in parts.items() if not part.ok]
+        content: dict[str, Any] = {
+            "status": "unavailable" if failing else "ready",
+            "checks": {
+                name: {"status": "ok" if part.ok else "failing", "detail": part.detail}
+                for name, part in parts.items()
+            },
+        }
+        if not failing:
+            return JSONResponse(content=content)
+        content["detail"] = "; ".join(failing)
+        return JSONResponse(
+            status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)}, content=content
+        )
 
     install_role_docs(app)
 

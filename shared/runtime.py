@@ -8,13 +8,14 @@ import asyncio
 import contextlib
 import os
 import signal
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Protocol, TypeVar
 
 from aiokafka import AIOKafkaProducer
 from fastapi import APIRouter, Depends, FastAPI, Request
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared import migrations
@@ -22,13 +23,18 @@ from shared.auth import AuthConfig
 from shared.clock import Clock
 from shared.db import create_engine, create_session_factory
 from shared.events.catalogue import Topic, event_registry, topics_consumed_by, topics_owned_by
+from shared.http import ReadinessPart
 from shared.messaging.consumer import ConsumerRunner, Handler
-from shared.messaging.kafka import ensure_topics, make_producer
+from shared.messaging.kafka import BrokerProbe, ensure_topics, make_producer
 from shared.messaging.relay import AfterPublish, OutboxRelay, PendingEvent
 from shared.messaging.unit_of_work import SqlUnitOfWork
 from shared.settings import ServiceSettings
 
 U = TypeVar("U", bound=SqlUnitOfWork)
+
+#: What `/readyz` waits for the database (and, in `BrokerProbe`, the broker): below the
+#: probes' own timeouts (deploy/k8s: 3 s).
+READINESS_TIMEOUT_S = 2.0
 
 
 class Worker(Protocol):
@@ -74,6 +80,12 @@ class ServiceRuntime:
             lease_ttl_s=settings.relay_lease_ttl_s,
         )
         self.auth = AuthConfig.from_settings(settings)
+        # Opened at the first readiness check, not here: no I/O while composing.
+        self.broker_probe = BrokerProbe(settings.kafka_access())
+
+    def engines(self) -> Mapping[str, AsyncEngine]:
+        """The database engines of this service, by pool name (for the pool metrics)."""
+        return {"main": self.engine}
 
     def producer(self) -> AIOKafkaProducer:
         return make_producer(self.settings.kafka_access(), self.settings.client_id())
@@ -125,6 +137,7 @@ class ServiceRuntime:
 
     async def aclose(self) -> None:
         await self.relay.stop()
+        await self.broker_probe.close()
         await self.engine.dispose()
 
 
@@ -195,37 +208,69 @@ def service_app(
     run_workers: bool = True,
 ) -> FastAPI:
     """The HTTP app every service builds the same way: its workers beside the API, the
-    runtime and the auth config on `app.state`, correlation ids, readable errors, probes."""
-    from shared.db import ping
-    from shared.http import (
-        NotReadyError,
-        install_common,
-        refuse_control_characters_in_parameters,
-    )
+    runtime and the auth config on `app.state`, correlation ids, readable errors, probes
+    and metrics."""
+    from shared.http import install_common, refuse_control_characters_in_parameters
+    from shared.metrics import service_metrics
 
+    workers = tuple(runtime.workers()) if run_workers else ()
     app = FastAPI(
         title=title,
         version="1.0.0",
         description=description,
-        lifespan=workers_lifespan(runtime.workers() if run_workers else ()),
+        lifespan=workers_lifespan(workers),
         dependencies=[Depends(refuse_control_characters_in_parameters)],
     )
     app.state.runtime = runtime
     app.state.auth = runtime.auth
-
-    async def database_answers() -> None:
-        async with runtime.session_factory() as session:
-            await ping(session)
-        # A consumer paused on an outage is not ready either, even if the database just
-        # came back: it says so until its next message succeeds.
-        problems = [w.problem for w in runtime.workers() if getattr(w, "problem", None)]
-        consumer_problems = [p for p in problems if p and not p.startswith("outbox relay")]
-        if consumer_problems:
-            raise NotReadyError("; ".join(consumer_problems))
-
-    install_common(app, ready_check=database_answers)
+    metrics = service_metrics(
+        runtime.service,
+        consumers=[w for w in runtime.workers() if isinstance(w, ConsumerRunner)],
+        relay=runtime.relay,
+        engines=runtime.engines(),
+    )
+    install_common(app, ready_check=readiness_of(runtime, workers), metrics=metrics)
     app.include_router(router)
     return app
+
+
+def readiness_of(
+    runtime: ServiceRuntime, workers: Sequence[Worker]
+) -> Callable[[], Awaitable[dict[str, ReadinessPart]]]:
+    """`/readyz`'s parts: the database and the broker answer; each consumer running here
+    polls and is not paused on an outage; the relay's state (leader or standby), shown
+    but never failing — requests are accepted while it cannot publish, that is what the
+    outbox is for, and the broker's part already says when Kafka is away."""
+
+    async def readiness() -> dict[str, ReadinessPart]:
+        from shared.db import ping
+
+        parts: dict[str, ReadinessPart] = {}
+        try:
+            # Bounded: a database host that drops packets would hold the probe for the
+            # driver's connect timeout (a minute), past any probe's own.
+            async with asyncio.timeout(READINESS_TIMEOUT_S), runtime.session_factory() as session:
+                await ping(session)
+            parts["database"] = ReadinessPart(True)
+        except TimeoutError:
+            parts["database"] = ReadinessPart(False, f"no answer within {READINESS_TIMEOUT_S:g} s")
+        except Exception as exc:
+            parts["database"] = ReadinessPart(False, f"unreachable ({type(exc).__name__})")
+        problem = await runtime.broker_probe.problem()
+        parts["broker"] = ReadinessPart(problem is None, problem or "ok")
+        for worker in workers:
+            if isinstance(worker, OutboxRelay):
+                state = "leader" if worker.lease.held else "standby"
+                if worker.problem:
+                    state += ", failing: its rows stay unsent and are retried"
+                parts["relay"] = ReadinessPart(True, state)
+            elif isinstance(worker, ConsumerRunner):
+                # Paused on an outage (until its next message succeeds), or not polling.
+                why = worker.problem or worker.stuck
+                parts[f"consumer {worker.name}"] = ReadinessPart(why is None, why or "polling")
+        return parts
+
+    return readiness
 
 
 async def request_session(request: Request) -> AsyncIterator[AsyncSession]:

@@ -4,7 +4,7 @@ the consumer of site events, the commands and their clock."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
@@ -61,6 +61,11 @@ class Campaigns(ServiceRuntime):
         # a woken waiter, which then queues again at the end: under 200 concurrent reads
         # a few waited seconds while most passed (the p99 of benchmark 2).
         self._read_slots = asyncio.Semaphore(READ_POOL_SIZE)
+
+    def engines(self) -> Mapping[str, AsyncEngine]:
+        if self.read_engine is self.engine:
+            return super().engines()
+        return {**super().engines(), "read": self.read_engine}
 
     def _read_engine(self) -> AsyncEngine:
         """The engine of the consultants' single-statement reads (`autocommit_read`).

@@ -41,6 +41,7 @@ def bootstrap(settings: WebSettings | None = None) -> http.WebState:
 
 def create_app(state: http.WebState, *, static_dir: Path = STATIC_DIR) -> FastAPI:
     from shared.http import install_common, warm_up
+    from shared.metrics import ServiceMetrics
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -60,7 +61,7 @@ def create_app(state: http.WebState, *, static_dir: Path = STATIC_DIR) -> FastAP
     )
     app.state.web = state
     app.state.auth = state.auth
-    install_common(app)
+    install_common(app, metrics=ServiceMetrics("web"))
     http.install(app)
     app.include_router(http.router)
     dsfr = Path(state.settings.dsfr_dir) if state.settings.dsfr_dir else DSFR_DIR

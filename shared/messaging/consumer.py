@@ -35,6 +35,7 @@ readers. Messages can be put back through their handler with `redrive`.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import enum
 import time
@@ -50,6 +51,7 @@ from aiokafka.structs import ConsumerRecord
 
 from shared.events.catalogue import Topic
 from shared.events.envelope import (
+    H_TYPE,
     Envelope,
     EventPayload,
     MalformedEvent,
@@ -190,6 +192,11 @@ class ConsumerRunner(Generic[U]):
         self._transient_since: float | None = None
         self._pauses = 0  # consecutive pauses: the backoff's exponent
         self.stats = ConsumerStats()
+        #: (logical topic, event type, outcome) → messages (for /metrics)
+        self.counts: collections.Counter[tuple[str, str, str]] = collections.Counter()
+        #: partition → the next offset to handle, as far as this process got (for the lag)
+        self._handled: dict[TopicPartition, int] = {}
+        self._last_poll: float | None = None  # monotonic time the loop last polled
         self.ready = asyncio.Event()
         #: why this consumer is not making progress (None when it is): readiness says it
         self.problem: str | None = None
@@ -241,6 +248,7 @@ class ConsumerRunner(Generic[U]):
         while not self._stopping.is_set():
             try:
                 batches = await consumer.getmany(timeout_ms=200)
+                self._last_poll = time.monotonic()
             except Exception as exc:  # the broker: aiokafka reconnects by itself
                 if self._stopping.is_set():
                     break
@@ -250,12 +258,16 @@ class ConsumerRunner(Generic[U]):
             if consumer.assignment():
                 self.ready.set()
             items = list(batches.items())
+            for tp, records in items:  # fetched is not handled: the lag counts them
+                if records:
+                    self._handled[tp] = records[0].offset
             dones = await self._process_fetch(items)
             stalled = False
             assigned = consumer.assignment()
             for (tp, records), done in zip(items, dones, strict=True):
                 if done:
                     self._pending[tp] = records[done - 1].offset + 1
+                    self._handled[tp] = self._pending[tp]
                 if done < len(records):
                     # Not done (a transient failure, a partition not reached after it, or
                     # stopping): fetched again after the pause, or by whoever reads next.
@@ -268,6 +280,7 @@ class ConsumerRunner(Generic[U]):
                     # lag (position is where this fetch ended, markers skipped).
                     with contextlib.suppress(Exception):
                         self._pending[tp] = max(self._pending[tp], await consumer.position(tp))
+                        self._handled[tp] = self._pending[tp]
             try:
                 await self.commit_offsets()
             except Exception as exc:
@@ -321,6 +334,7 @@ class ConsumerRunner(Generic[U]):
             while not self._stopping.is_set() and time.monotonic() < deadline:
                 remaining = max(0.0, deadline - time.monotonic())
                 await self._consumer.getmany(timeout_ms=int(min(remaining, 1.0) * 1000) or 1)
+                self._last_poll = time.monotonic()  # paused, not stuck: the group keeps it
         finally:
             if self._consumer is not None:
                 self._consumer.resume(*self._consumer.assignment())
@@ -356,6 +370,68 @@ class ConsumerRunner(Generic[U]):
         offsets = {tp: off for tp, off in offsets.items() if tp in assigned}
         if offsets:
             await self._consumer.commit(offsets)
+
+    def _count(
+        self,
+        topic: str,
+        event_type: str,
+        outcome: Outcome = Outcome.PROCESSED,
+        *,
+        fresh: bool | None = None,
+    ) -> None:
+        if fresh is not None:
+            outcome = Outcome.PROCESSED if fresh else Outcome.DUPLICATE
+        self.counts[(self._catalogue_name(topic), event_type, outcome.value)] += 1
+
+    def seconds_since_poll(self) -> float | None:
+        """Since the loop last polled the broker; None before its first poll."""
+        return None if self._last_poll is None else time.monotonic() - self._last_poll
+
+    @property
+    def stuck(self) -> str | None:
+        """Why the consumer counts as stuck (its loop has not polled for longer than the
+        poll interval: the group has dropped it, or is about to), None when it polls."""
+        since = self.seconds_since_poll()
+        limit = self._max_poll_interval_ms / 1000
+        if since is None or self._stopping.is_set() or since <= limit:
+            return None
+        return f"{self.name}: no poll for {since:.0f} s (poll interval {limit:.0f} s)"
+
+    async def lag(self) -> dict[tuple[str, int], int]:
+        """(logical topic, partition) → messages of each assigned partition this process
+        has not handled yet: the broker's high-water mark minus our position."""
+        consumer = self._consumer
+        if consumer is None:
+            return {}
+        lags: dict[tuple[str, int], int] = {}
+        for tp in sorted(consumer.assignment()):
+            high = consumer.highwater(tp)
+            if high is None:  # not fetched yet: unknown, not zero
+                continue
+            position = self._handled.get(tp)
+            if position is None:
+                position = await consumer.position(tp)
+            lags[(self._catalogue_name(tp.topic), tp.partition)] = max(0, high - position)
+        return lags
+
+    async def dead_letter_depths(self) -> dict[str, int]:
+        """Dead-letter topic (logical name) → messages it holds: the end offsets minus the
+        earliest kept, over its partitions. Whole topics, whoever dead-lettered them."""
+        consumer = self._consumer
+        if consumer is None:
+            return {}
+        partitions: list[TopicPartition] = []
+        for physical in self._topics:
+            dlq = f"{physical}.dlq"
+            known = consumer.partitions_for_topic(dlq)
+            partitions += [TopicPartition(dlq, p) for p in sorted(known or {0})]
+        ends = await consumer.end_offsets(partitions)
+        starts = await consumer.beginning_offsets(partitions)
+        depths: dict[str, int] = {}
+        for tp in partitions:
+            name = f"{self._catalogue_name(tp.topic.removesuffix('.dlq'))}.dlq"
+            depths[name] = depths.get(name, 0) + max(0, ends[tp] - starts[tp])
+        return depths
 
     def _ignorable(self, exc: UnknownEventType, topic: str) -> bool:
         """A type of the topic owner's namespace, unknown to this release: a newer
@@ -488,6 +564,8 @@ class ConsumerRunner(Generic[U]):
             await uow.commit()
         self.stats.processed += applied
         self.stats.duplicates += duplicates
+        for prepared, is_fresh in zip(run, fresh, strict=True):
+            self._count(prepared.record.topic, prepared.envelope.type, fresh=is_fresh)
 
     def _catalogue_name(self, topic: str) -> str:
         return self._topics[topic].name if topic in self._topics else topic
@@ -503,6 +581,7 @@ class ConsumerRunner(Generic[U]):
         except UnknownEventType as exc:
             if self._ignorable(exc, record.topic):
                 self.stats.ignored += 1
+                self._count(record.topic, exc.event_type, Outcome.IGNORED)
                 self._trouble.failure(
                     f"unknown-type:{exc.event_type}",
                     "event type unknown to this release skipped (a newer producer's)",
@@ -518,6 +597,7 @@ class ConsumerRunner(Generic[U]):
         handler = self._handlers.get(envelope.type)
         if handler is None:
             self.stats.ignored += 1  # another consumer's business on a shared topic
+            self._count(record.topic, envelope.type, Outcome.IGNORED)
             return Outcome.IGNORED
         attempt = 0
         while True:
@@ -563,11 +643,13 @@ class ConsumerRunner(Generic[U]):
             )
             if not fresh:
                 self.stats.duplicates += 1
+                self._count(topic, envelope.type, Outcome.DUPLICATE)
                 log.info("duplicate event ignored")
                 return Outcome.DUPLICATE
             await handler(uow, envelope)
             await uow.commit()
         self.stats.processed += 1
+        self._count(topic, envelope.type, Outcome.PROCESSED)
         return Outcome.PROCESSED
 
     async def redrive(
@@ -630,6 +712,8 @@ class ConsumerRunner(Generic[U]):
         # Awaited to the broker's ack: if this raises, the offset stays uncommitted.
         await self._dlq.send_and_wait(dlq_name, value=record.value, key=record.key, headers=headers)
         self.stats.dead_lettered += 1
+        event_type = dict(record.headers or ()).get(H_TYPE, b"").decode("utf-8", "replace")
+        self._count(record.topic, event_type[:200] or "unknown", Outcome.DEAD_LETTERED)
         log.error(
             "message dead-lettered",
             reason=reason,

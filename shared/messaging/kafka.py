@@ -122,3 +122,57 @@ async def _wait_for_metadata(admin: AIOKafkaAdminClient, names: set[str]) -> Non
             return
         await asyncio.sleep(0.1)
     raise TimeoutError(f"topics not visible after creation: {sorted(names)}")
+
+
+class BrokerProbe:
+    """Whether the cluster answers, for the readiness probe: a metadata request of one
+    long-lived admin client (opened at the first check, reconnecting by itself), bounded
+    in time, its answer kept for `cache_s` so that a probe every few seconds from every
+    kubelet and load balancer costs one request per interval."""
+
+    def __init__(
+        self, access: KafkaAccess | str, *, timeout_s: float = 2.0, cache_s: float = 1.0
+    ) -> None:
+        self._access = access_of(access)
+        self._timeout_s = timeout_s
+        self._cache_s = cache_s
+        self._admin: AIOKafkaAdminClient | None = None
+        self._checked_at = float("-inf")
+        self._problem: str | None = None
+        self._lock = asyncio.Lock()
+
+    async def problem(self) -> str | None:
+        """None when the broker answered; else why not (the error's type, no address)."""
+        loop = asyncio.get_running_loop()
+        async with self._lock:
+            if loop.time() - self._checked_at >= self._cache_s:
+                self._problem = await self._check()
+                self._checked_at = loop.time()
+            return self._problem
+
+    async def _check(self) -> str | None:
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                if self._admin is None:
+                    admin = AIOKafkaAdminClient(
+                        **self._access.client_kwargs(), request_timeout_ms=2000
+                    )
+                    try:
+                        await admin.start()
+                    except BaseException:
+                        with contextlib.suppress(Exception):
+                            await admin.close()
+                        raise
+                    self._admin = admin
+                await self._admin.describe_cluster()
+        except TimeoutError:
+            return f"no answer within {self._timeout_s:g} s"
+        except Exception as exc:
+            return f"unreachable ({type(exc).__name__})"
+        return None
+
+    async def close(self) -> None:
+        admin, self._admin = self._admin, None
+        if admin is not None:
+            with contextlib.suppress(Exception):
+                await admin.close()

@@ -16,11 +16,12 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 import sqlalchemy as sa
@@ -44,6 +45,7 @@ class PendingEvent(Protocol):
     event_id: uuid.UUID
     topic: str
     key: str
+    event_type: str
     headers: list[list[str]]
     payload: str
 
@@ -98,6 +100,7 @@ class OutboxRelay:
                 table.c.event_id,
                 table.c.topic,
                 table.c.key,
+                table.c.event_type,
                 table.c.headers,
                 table.c.payload,
             )
@@ -108,6 +111,11 @@ class OutboxRelay:
         self._trouble = Throttled(log)
         self.problem: str | None = None
         self.published = 0
+        #: (logical topic, event type) → events this process published (for /metrics)
+        self.published_by: collections.Counter[tuple[str, str]] = collections.Counter()
+        self._backlog_query = sa.select(sa.func.count(), sa.func.min(table.c.created_at)).where(
+            table.c.sent_at.is_(None)
+        )
 
     def notify(self) -> None:
         """Called after a commit that wrote outbox rows: publish now, not at next poll."""
@@ -200,6 +208,7 @@ class OutboxRelay:
                 await self._mark_sent([r.id for r in rows])
                 total += len(rows)
                 self.published += len(rows)
+                self.published_by.update((r.topic, r.event_type) for r in rows)
         return total
 
     async def _ensure_producer(self) -> AIOKafkaProducer:
@@ -241,6 +250,17 @@ class OutboxRelay:
             # A producer that failed mid-transaction (fenced, timed out) is not reused.
             await self._drop_producer()
             raise
+
+    async def backlog(self) -> tuple[int, float]:
+        """(unsent rows, age in seconds of the oldest one): what waits to be published,
+        whoever leads. The partial index on unsent rows keeps this a small scan."""
+        async with self._engine.connect() as conn:
+            count, oldest = (await conn.execute(self._backlog_query)).one()
+        if not count or oldest is None:
+            return 0, 0.0
+        if oldest.tzinfo is None:  # SQLite keeps UTC without its offset
+            oldest = oldest.replace(tzinfo=UTC)
+        return int(count), max(0.0, (datetime.now(UTC) - oldest).total_seconds())
 
     async def _mark_sent(self, ids: list[int]) -> None:
         if not ids:

@@ -24,7 +24,7 @@ import jwt
 from shared.auth import AuthConfig, mint_token
 
 #: the only operations without roles: probes and the event catalogue, open to anyone
-EXEMPT = {"/healthz", "/readyz", "/asyncapi.json"}
+EXEMPT = {"/healthz", "/readyz", "/metrics", "/asyncapi.json"}
 ROLES = ("crisis_cell", "consultant", "funder", "admin")
 
 IN_TERRITORY = "ti-3205"

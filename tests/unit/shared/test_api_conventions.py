@@ -29,7 +29,7 @@ from shared.http import PROBLEM_MEDIA_TYPE
 SERVICES = ("site_registry", "campaigns", "detection", "funding")
 ROOT = Path(__file__).resolve().parents[3]
 CONFIG = AuthConfig("unit-tests-secret-of-at-least-32-characters!")
-PROBES = {"/healthz", "/readyz", "/asyncapi.json"}
+PROBES = {"/healthz", "/readyz", "/metrics", "/asyncapi.json"}
 
 #: State-changing routes that take no Idempotency-Key, and why.
 NO_KEY = {
@@ -45,7 +45,13 @@ def service_app(service: str) -> FastAPI:
     # The sessions are opened (dependencies resolve before the body is validated) but
     # never used by a request refused at validation.
     stand_in = types.SimpleNamespace(
-        auth=CONFIG, relay=None, uow=None, session_factory=contextlib.nullcontext
+        service=service,
+        auth=CONFIG,
+        relay=None,
+        uow=None,
+        session_factory=contextlib.nullcontext,
+        workers=tuple,
+        engines=dict,
     )
     return cast(FastAPI, module.create_app(stand_in, run_workers=False))
 

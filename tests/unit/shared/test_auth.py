@@ -586,7 +586,7 @@ def test_cli_refuses_an_unknown_role(capsys: pytest.CaptureFixture[str]) -> None
 # --- every route of the site registry says who may call it -----------------------------
 
 
-OPS_ROUTES = {"/healthz", "/readyz"}  # probes: no token, no data
+OPS_ROUTES = {"/healthz", "/readyz", "/metrics"}  # probes: no token, no data
 
 
 def allow_dependencies(dependant: Dependant) -> list[Allow]:
@@ -597,7 +597,9 @@ def allow_dependencies(dependant: Dependant) -> list[Allow]:
 def registry_app() -> FastAPI:
     # The app only keeps the registry in `app.state` (and reads its auth config) until a
     # request arrives or the lifespan runs: a stand-in is enough to inspect the routes.
-    stand_in = types.SimpleNamespace(auth=CONFIG, relay=None)
+    stand_in = types.SimpleNamespace(
+        service="site_registry", auth=CONFIG, relay=None, workers=tuple, engines=dict
+    )
     return create_app(cast(SiteRegistry, stand_in), run_workers=False)
 
 
