@@ -317,7 +317,7 @@ def test_offline_reports_wait_on_the_phone_then_leave_through_sync(
         "els => els.map(e => [e.dataset.clientId, e.dataset.status, e.textContent])",
     )
     assert sorted(r[0] for r in results) == sorted(r["client_id"] for r in waiting)
-    assert all(status == "accepted" and "Envoyé" in text for _, status, text in results)
+    assert all(status == "accepted" and "Envoyé" in text for _, status, text in results), results
     assert (visit_now(rebond, first)["status"], visit_now(rebond, first)["outcome"]) == (
         "completed",
         "unreachable",

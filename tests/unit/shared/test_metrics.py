@@ -106,7 +106,6 @@ async def test_requests_are_counted_by_route_template_and_status_never_by_raw_pa
 
 def test_a_mounted_app_is_one_route_label() -> None:
     from starlette.routing import Mount
-
     from starlette.staticfiles import StaticFiles
 
     mount = Mount("/static", app=StaticFiles(directory=".", check_dir=False))
