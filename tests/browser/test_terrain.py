@@ -82,8 +82,10 @@ def wait_until(check: Any, what: str, timeout: float = 20.0) -> Any:
         time.sleep(0.2)
 
 
-def phone(browser: Browser) -> Any:
-    return browser.login("consultant", viewport=PHONE, subject=CONSULTANT, territory=TERRITORY)
+def phone(browser: Browser, timezone: str | None = None) -> Any:
+    return browser.login(
+        "consultant", viewport=PHONE, subject=CONSULTANT, territory=TERRITORY, timezone=timezone
+    )
 
 
 def open_visit(page: Any, week: str, visit_id: str) -> None:
@@ -267,7 +269,9 @@ def test_offline_reports_wait_on_the_phone_then_leave_through_sync(
     browser: Browser, rebond: RunningRebond, campaign: dict[str, Any]
 ) -> None:
     week, (first, second) = planned_week(rebond, campaign, 2)
-    page = phone(browser)
+    # A consultant in French Polynesia: eleven hours behind Paris, the phone's calendar is
+    # on the day before Paris's every morning (the reports were once refused then).
+    page = phone(browser, timezone="Pacific/Tahiti")
     context = page.context
     page.goto(f"/terrain/#semaine={week}")
     page.wait_for_selector("main[aria-busy=false]")

@@ -240,9 +240,12 @@ class Browser:
         subject: str | None = None,
         org: str | None = None,
         via_form: bool = False,
+        timezone: str | None = None,
     ) -> Any:
-        """A page signed in as `role` (development login), on its role's home page."""
-        context = self.context(viewport)
+        """A page signed in as `role` (development login), on its role's home page; the
+        browser's clock in `timezone` when given (the machine's otherwise)."""
+        options = {"timezone_id": timezone} if timezone else {}
+        context = self.context(viewport, **options)
         page = context.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))

@@ -23,7 +23,8 @@ from shared.timestamps import require_aware
 #: The longest a campaign may run: Béthune's ran six months; three years is a generous cap
 #: that still refuses a typo like 2062 (and keeps every plan's day count bounded).
 MAX_CAMPAIGN_SPAN = timedelta(weeks=156)
-#: How far past Paris's today a visit may be dated (overseas territories are ahead of it).
+#: How far a visit's date may be from Paris's calendar, either way: overseas territories
+#: are ahead of it (Nouméa, Wallis) or behind it (the Antilles, Guyane, Polynesia).
 VISIT_DATE_GRACE = timedelta(days=1)
 
 
@@ -501,12 +502,15 @@ class Campaign:
     ) -> bool:
         """True when recorded; False when the same outcome was already recorded (a retry).
 
-        `visited_on` lies between the campaign's first day — its launch, when a crisis cell
-        calls a firm before the planned start — and `today` (one day of grace: a consultant
-        overseas may already be on the next day of Paris's calendar)."""
+        `visited_on` is the day on the consultant's own calendar (their phone's). It lies
+        between the campaign's first day — its launch, when a crisis cell calls a firm
+        before the planned start — and `today`, both on Paris's calendar, with one day of
+        grace each side: a consultant in Nouméa may already be on Paris's tomorrow, one in
+        Guadeloupe (or a phone on UTC) still on the day before a launch made after
+        Paris's midnight."""
         self._require_active()
         first = min(self.starts_on, self.launched_at.astimezone(PARIS).date())
-        if not first <= visited_on <= today + VISIT_DATE_GRACE:
+        if not first - VISIT_DATE_GRACE <= visited_on <= today + VISIT_DATE_GRACE:
             raise InvalidCampaignChange(
                 f"visited_on {visited_on} is outside the campaign's days so far"
                 f" ({first} to {today})"

@@ -12,8 +12,9 @@ import random
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -750,7 +751,7 @@ def test_outcome_by_the_assigned_consultant_completes_the_visit() -> None:
 
 @pytest.mark.parametrize(
     "visited_on",
-    [STARTS_ON - timedelta(days=1), TODAY + timedelta(days=2), date(9999, 12, 31)],
+    [STARTS_ON - timedelta(days=2), TODAY + timedelta(days=2), date(9999, 12, 31)],
 )
 def test_outcome_dated_outside_the_campaign_so_far_is_refused(visited_on: date) -> None:
     c = launch()
@@ -782,6 +783,29 @@ def test_outcome_dated_tomorrow_is_accepted_for_overseas_consultants() -> None:
         today=TODAY,
     )
     assert v.visited_on == tomorrow
+
+
+@pytest.mark.parametrize("phone", ["UTC", "America/Guadeloupe", "Pacific/Tahiti"])
+def test_outcome_dated_on_a_phone_still_on_the_day_before_a_launch_after_paris_midnight(
+    phone: str,
+) -> None:
+    # Launched at 00:30 in Paris, on the day the campaign starts; the consultant records a
+    # visit at once, on a phone whose calendar still shows the day before (found by the
+    # offline-sync browser test run after 23:00 UTC: the report was refused).
+    launched_at = datetime.combine(STARTS_ON, time(0, 30), tzinfo=ZoneInfo("Europe/Paris"))
+    c = launch(now=launched_at)
+    v = first_planned(c)
+    on_the_phone = launched_at.astimezone(ZoneInfo(phone)).date()
+    assert on_the_phone == STARTS_ON - timedelta(days=1)
+    assert c.record_outcome(
+        v.id,
+        consultant_id=v.consultant_id,
+        outcome=Outcome.REACHED,
+        reason=None,
+        visited_on=on_the_phone,
+        today=STARTS_ON,
+    )
+    assert v.visited_on == on_the_phone
 
 
 @pytest.mark.parametrize(
