@@ -120,6 +120,16 @@ def test_every_file_a_kustomization_names_exists(path: Path) -> None:
         assert (path.parent / entry).exists(), f"{path}: {entry} does not exist"
 
 
+def test_the_base_applies_in_file_order() -> None:
+    # Namespaces, then the Kafka cluster, then the topics, then the services (each
+    # migration Job before its Deployment): Kustomize's default kind order would put
+    # the Jobs after the Deployments.
+    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    assert kustomization["sortOptions"] == {"order": "fifo"}
+    resources = kustomization["resources"]
+    assert resources[:3] == ["namespace.yaml", "kafka-cluster.yaml", "topics.yaml"]
+
+
 def test_every_manifest_is_used_by_a_kustomization_or_documented_as_on_demand() -> None:
     used = {
         (path.parent / entry).resolve()
