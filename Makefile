@@ -25,8 +25,8 @@ lint: ## ruff
 	@$(UV) run --locked ruff check .
 	@$(UV) run --locked ruff format --check .
 
-typecheck: ## mypy --strict on the library, the services and the local tools (make run, make demo)
-	@$(UV) run --locked mypy shared services deploy/local
+typecheck: ## mypy --strict on the library, the services, the local tools (make run, make demo) and the generators
+	@$(UV) run --locked mypy shared services deploy/local deploy/gen
 
 unit: setup ## the fast tests only (no broker, no database)
 	@$(UV) run --locked pytest tests/unit $(PYTEST_ARGS)

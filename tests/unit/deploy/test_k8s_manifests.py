@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support.tools import require
 from tests.unit.deploy.manifests import (
     K8S,
     KUBERNETES_VERSION,
@@ -143,14 +144,13 @@ def test_every_manifest_is_used_by_a_kustomization_or_documented_as_on_demand() 
 
 
 def _render(root: Path) -> list[Doc]:
-    assert KUBECTL is not None
+    kubectl = require(KUBECTL, "kubectl (with its built-in kustomize) not on PATH")
     out = subprocess.run(
-        [KUBECTL, "kustomize", str(root)], check=True, capture_output=True, text=True, timeout=60
+        [kubectl, "kustomize", str(root)], check=True, capture_output=True, text=True, timeout=60
     ).stdout
     return parse_all(out)
 
 
-@pytest.mark.skipif(KUBECTL is None, reason="kubectl (with its built-in kustomize) not on PATH")
 @pytest.mark.parametrize("with_cnpg", [False, True], ids=["external-db", "cloudnative-pg"])
 def test_the_rendered_kustomization_is_valid(tmp_path: Path, with_cnpg: bool) -> None:
     overlay = tmp_path / "overlay"
