@@ -23,12 +23,14 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import httpx
 import pytest
 
-from shared.events.catalogue import ALL_TOPICS
+from shared.events.catalogue import ALL_TOPICS, topics_consumed_by
 from tests.support.browser import RunningRebond, start_rebond, stop_rebond
 from tests.support.infra import Broker, Database
 from tests.support.kafka import read_all
+from tests.support.metrics import Scraper, names, scrape, total
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("site_registry", "campaigns", "detection", "funding")
@@ -75,14 +77,16 @@ def test_make_demo_replays_the_bethune_case_to_900_jobs_compensated(
     rebond: RunningRebond, databases: dict[str, str], tmp_path: Path
 ) -> None:
     started = time.monotonic()
-    demo = subprocess.run(
-        [sys.executable, "deploy/local/demo.py", "--data-dir", str(tmp_path), "--exit"],
-        cwd=ROOT,
-        env=rebond.env,
-        capture_output=True,
-        text=True,
-        timeout=420,
-    )
+    urls = {name: rebond.api({"site_registry": "registry"}.get(name, name)) for name in SERVICES}
+    with Scraper({**urls, "web": rebond.base_url}, watched=BACKLOG) as scraper:
+        demo = subprocess.run(
+            [sys.executable, "deploy/local/demo.py", "--data-dir", str(tmp_path), "--exit"],
+            cwd=ROOT,
+            env=rebond.env,
+            capture_output=True,
+            text=True,
+            timeout=420,
+        )
     print(demo.stdout[-3000:])
     assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
     assert "using the make run of" in demo.stdout  # the running system, not a new one
@@ -130,6 +134,64 @@ def test_make_demo_replays_the_bethune_case_to_900_jobs_compensated(
             if messages:
                 dead[name] = messages
     assert dead == {}, f"dead-lettered: {dead}"
+    the_metrics_moved_and_settled(scraper, urls, rebond.base_url)
+
+
+#: What a scrape during the flow watches: the backlogs that must grow, then drain.
+BACKLOG = ("rebond_outbox_pending_events", "rebond_consumer_lag_offsets")
+#: The series every service exposes (its relay, its pools, its HTTP requests)...
+EVERY_SERVICE = (
+    "rebond_http_requests_total",
+    "rebond_http_request_duration_seconds_bucket",
+    "rebond_relay_leader",
+    "rebond_relay_failing",
+    "rebond_outbox_pending_events",
+    "rebond_outbox_oldest_pending_age_seconds",
+    "rebond_db_pool_connections",
+    "rebond_db_pool_size",
+)
+#: ... and those of a service with consumers.
+CONSUMING = (
+    "rebond_events_consumed_total",
+    "rebond_consumer_lag_offsets",
+    "rebond_consumer_handler_retries_total",
+    "rebond_consumer_dead_lettered_total",
+    "rebond_consumer_seconds_since_poll",
+    "rebond_consumer_waiting_for_dependency",
+    "rebond_dead_letter_messages",
+)
+
+
+def the_metrics_moved_and_settled(scraper: Scraper, urls: dict[str, str], web: str) -> None:
+    """Scraped during the demo and once it settled: every named series exists; events
+    were published and consumed; the outbox backlog and the consumer lag grew during the
+    flow and are back to 0; one relay leads per service; nothing was dead-lettered."""
+    assert scraper.scrapes > 0 and not scraper.errors, scraper.errors[:5]
+    final = {service: scrape(url) for service, url in urls.items()}
+    for service, samples in final.items():
+        expected = EVERY_SERVICE + (CONSUMING if topics_consumed_by(service) else ())
+        missing = set(expected) - names(samples)
+        assert not missing, f"{service} lacks {sorted(missing)}"
+        before = scraper.first[service]
+        published = total(samples, "rebond_events_published_total")
+        assert published > total(before, "rebond_events_published_total"), service
+        assert total(samples, "rebond_relay_leader") == 1, service  # one process each
+        assert total(samples, "rebond_outbox_pending_events") == 0, service
+        assert total(samples, "rebond_outbox_oldest_pending_age_seconds") == 0, service
+        assert total(samples, "rebond_http_requests_total") > 0, service
+        if topics_consumed_by(service):
+            consumed = total(samples, "rebond_events_consumed_total", outcome="processed")
+            assert consumed > total(before, "rebond_events_consumed_total"), service
+            assert total(samples, "rebond_consumer_lag_offsets") == 0, service
+            assert total(samples, "rebond_dead_letter_messages") == 0, service
+            assert total(samples, "rebond_consumer_dead_lettered_total") == 0, service
+    # During the flow the backlogs were there (the demo registers 165 sites and replays
+    # hundreds of surveys): a scrape saw each kind above 0 somewhere.
+    for name in BACKLOG:
+        assert max(v for (_, n), v in scraper.peaks.items() if n == name) > 0, name
+    assert httpx.get(f"{web}/connexion/", timeout=10).status_code == 200
+    pages = scrape(web)
+    assert total(pages, "rebond_http_requests_total", status="200") >= 1, pages
 
 
 def get(rebond: RunningRebond, api: str, path: str, token: str) -> Any:
