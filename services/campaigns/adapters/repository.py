@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from sqlmodel import col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -28,6 +28,7 @@ from services.campaigns.domain.model import (
     Visit,
     VisitStatus,
 )
+from shared.db import lock_for_transaction
 from shared.events import campaigns as ev
 from shared.messaging.tables import utcnow
 from shared.projection import upsert_newer
@@ -54,6 +55,19 @@ class SiteRepository:
     async def get(self, site_id: str) -> Site | None:
         row = await self._row(site_id)
         return None if row is None else _site(row)
+
+    async def lock_territories(self, territory_ids: Iterable[str], *, launching: bool) -> None:
+        """Serialize, until commit, a campaign's launch with the site events of its
+        territory handled by another replica at the same moment (the sites topic's
+        partitions are split between them). Without it, the launch reads the territory's
+        sites before a new site commits while that site's handler looks for campaigns
+        before the launch commits, and the site is in neither. Site events take the lock
+        shared (they never wait on each other), a launch exclusive; in sorted order, so
+        that one message's locks cannot cross another's. SQLite has one writer already."""
+        for territory_id in sorted(set(territory_ids)):
+            await lock_for_transaction(
+                self._session, f"campaigns.territory:{territory_id}", shared=not launching
+            )
 
     async def upsert(self, site: Site) -> bool:
         """Apply a newer version of a site; False if this version (or a later one) is known:

@@ -70,6 +70,8 @@ class SiteEventHandlers:
     async def site_changed(self, uow: CampaignsUnitOfWork, env: Envelope[sr.SiteState]) -> None:
         site = site_of(env.payload)
         previous = await uow.sites.get(site.site_id)
+        moved_from = previous.territory_ids if previous is not None else ()
+        await uow.sites.lock_territories([*site.territory_ids, *moved_from], launching=False)
         was_active = previous is not None and previous.status == "active"
         if not await uow.sites.upsert(site):
             return  # an older version than we hold: nothing to apply
@@ -83,6 +85,7 @@ class SiteEventHandlers:
 
     async def site_closed(self, uow: CampaignsUnitOfWork, env: Envelope[sr.SiteClosed]) -> None:
         event = env.payload
+        await uow.sites.lock_territories(event.territory_ids, launching=False)
         site = await uow.sites.get(event.site_id)
         if site is None or not await uow.sites.upsert(
             replace(site, status="closed", version=event.version)
@@ -100,6 +103,7 @@ class SiteEventHandlers:
         self, uow: CampaignsUnitOfWork, env: Envelope[sr.ClosureAnnounced]
     ) -> None:
         shock = env.payload
+        await uow.sites.lock_territories(shock.territory_ids, launching=True)
         site = await uow.sites.get(shock.site_id)
         if site is not None:
             await uow.sites.upsert(replace(site, status="closure_announced", version=shock.version))

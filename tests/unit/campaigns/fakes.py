@@ -15,6 +15,7 @@ from tests.support.fake_uow import FakeUnitOfWork
 class FakeSiteRepository:
     def __init__(self) -> None:
         self.sites: dict[str, Site] = {}
+        self.locked: list[tuple[tuple[str, ...], bool]] = []  # (territories, launching)
 
     async def get(self, site_id: str) -> Site | None:
         return self.sites.get(site_id)
@@ -24,6 +25,9 @@ class FakeSiteRepository:
             return False
         self.sites[site.site_id] = site
         return True
+
+    async def lock_territories(self, territory_ids: Iterable[str], *, launching: bool) -> None:
+        self.locked.append((tuple(sorted(set(territory_ids))), launching))
 
     async def active_in_territory(self, territory_id: str) -> list[Site]:
         return sorted(
