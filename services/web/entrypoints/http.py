@@ -270,6 +270,10 @@ async def logout() -> JSONResponse:
     return response
 
 
+#: The APIs' operations routes, kept off the relay.
+NOT_RELAYED = frozenset({"metrics", "healthz", "readyz"})
+
+
 @router.api_route(
     "/api/{api}/{path:path}",
     methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
@@ -283,6 +287,10 @@ async def relay(
     rebond_session: Annotated[str | None, Cookie()] = None,
 ) -> Response:
     web = state_of(request)
+    if path.strip("/") in NOT_RELAYED:
+        # The APIs' operations routes serve the platform (probes, Prometheus) on the
+        # internal network: never to the pages' visitors.
+        return problem(404, "not_found", f"/{path.strip('/')} n'est pas relayé", request=request)
     accept = request.headers.get("accept", "")
     try:
         upstream = await web.upstreams.open(

@@ -306,6 +306,11 @@ async def test_the_relay_adds_the_sessions_token_and_keeps_the_apis_answer(
     assert seen["path"] == "/sync?x=1"
     assert seen["headers"]["authorization"] == f"Bearer {token}"
     assert seen["headers"]["idempotency-key"] == "k-1"
+    async with web_client(settings, tmp_path / "again") as client:
+        for ops in ("/api/campaigns/metrics", "/api/campaigns/readyz/", "/api/campaigns/healthz"):
+            refused = await client.get(ops)
+            assert refused.status_code == 404, ops  # operations routes stay internal
+    assert all(not s["path"].startswith(("/metrics", "/readyz", "/healthz")) for s in upstream.seen)
     assert "cookie" not in seen["headers"] and "x-other" not in seen["headers"]
     assert json.loads(seen["body"]) == {"items": []}
 
