@@ -43,6 +43,8 @@ class SiteRepository:
         # remembers rows found, not rows missing: a new site's event would otherwise read
         # it three times (the handler, `upsert`, `upsert_newer`), one round trip each.
         self._missing: set[str] = set()
+        # Territory → its lock, held until this transaction ends: exclusive (True) or shared.
+        self._locked: dict[str, bool] = {}
 
     async def _row(self, site_id: str) -> CampaignSiteRow | None:
         if site_id in self._missing:
@@ -65,9 +67,13 @@ class SiteRepository:
         shared (they never wait on each other), a launch exclusive; in sorted order, so
         that one message's locks cannot cross another's. SQLite has one writer already."""
         for territory_id in sorted(set(territory_ids)):
+            held = self._locked.get(territory_id)
+            if held is not None and (held or not launching):
+                continue  # held until commit already (a batch's earlier message)
             await lock_for_transaction(
                 self._session, f"campaigns.territory:{territory_id}", shared=not launching
             )
+            self._locked[territory_id] = launching
 
     async def upsert(self, site: Site) -> bool:
         """Apply a newer version of a site; False if this version (or a later one) is known:
