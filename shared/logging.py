@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import MutableMapping
 from contextvars import ContextVar
 from typing import Any
 
@@ -25,7 +26,9 @@ correlation_id_var: ContextVar[str | None] = ContextVar("correlation_id", defaul
 causation_id_var: ContextVar[str | None] = ContextVar("causation_id", default=None)
 
 
-def add_trace_ids(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def add_trace_ids(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
     """structlog processor: the current span's `trace_id` and `span_id`, when there is one."""
     span_context = trace.get_current_span().get_span_context()
     if span_context.is_valid:

@@ -30,7 +30,7 @@ from sqlalchemy import text
 
 from shared import tracing
 from shared.db import create_engine
-from shared.events.envelope import Envelope
+from shared.events.envelope import Envelope, EventPayload
 from shared.logging import add_trace_ids, configure_logging, get_logger
 from shared.messaging.unit_of_work import _outbox_row
 from tests.unit.shared.test_envelope import closure_announced as closure
@@ -72,14 +72,14 @@ def traceparent(trace_id: int, span_id: int) -> str:
 
 def test_no_trace_header_without_a_span() -> None:
     assert tracing.trace_headers() == []
-    envelope = Envelope.new(closure(), source="site_registry")
+    envelope: Envelope[EventPayload] = Envelope.new(closure(), source="site_registry")
     row = _outbox_row(envelope, tracing.trace_headers())
     assert [k for k, _ in row.headers] == [k for k, _ in envelope.headers()]
 
 
 def test_the_current_span_goes_into_the_outbox_row(spans: InMemorySpanExporter) -> None:
     trace_id, _, parent = remote(trace_state="rebond=t61rcWkgMzE")
-    envelope = Envelope.new(closure(), source="site_registry")
+    envelope: Envelope[EventPayload] = Envelope.new(closure(), source="site_registry")
     with tracing.tracer().start_as_current_span("request", context=parent) as span:
         row = _outbox_row(envelope, tracing.trace_headers())
     span_id = span.get_span_context().span_id
@@ -312,7 +312,7 @@ class _Collector(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def collector() -> Iterator[tuple[str, list[tuple[str, str, bytes]]]]:
-    received: ClassVar[list[tuple[str, str, bytes]]] = []
+    received: list[tuple[str, str, bytes]] = []
     handler = type("Collector", (_Collector,), {"received": received})
     server = HTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
