@@ -42,11 +42,13 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.propagators.textmap import Getter
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider, sampling
 from opentelemetry.sdk.trace import Span as SdkSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
-from opentelemetry.trace import Span, SpanKind
+from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
+from opentelemetry.trace import Link, Span, SpanKind, TraceState
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.util.types import Attributes
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -95,7 +97,9 @@ def build_provider(service: str, environ: Mapping[str, str] | None = None) -> Tr
         return None
     # `OTEL_SERVICE_NAME` (read by the SDK's resource detector) wins over the default.
     attributes = {} if env.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: service}
-    provider = TracerProvider(resource=Resource.create(attributes))
+    provider = TracerProvider(
+        resource=Resource.create(attributes), sampler=_NoRootStatements(_configured_sampler())
+    )
     provider.add_span_processor(_RedactQuery())
     exporter: SpanExporter | None = None
     if exporting(env):
@@ -137,6 +141,42 @@ def shutdown_tracing() -> None:
 
 def tracer() -> trace.Tracer:
     return trace.get_tracer(_TRACER_NAME)
+
+
+def _configured_sampler() -> Sampler:
+    # What the SDK would pick itself (OTEL_TRACES_SAMPLER, …_ARG; parent-based always-on
+    # by default): the helper is private, hence the fallback.
+    pick = getattr(sampling, "_get_from_env_or_default", None)
+    return pick() if callable(pick) else sampling.DEFAULT_ON
+
+
+class _NoRootStatements(Sampler):
+    """A database statement outside any request or message (the relay's polling, lease
+    renewals, a readiness probe's ping, migrations) starts no trace of its own: such
+    one-span traces would be most of what is exported, and tell nothing. The spans the
+    database instrumentation makes are CLIENT spans; none of ours is a root CLIENT span."""
+
+    def __init__(self, delegate: Sampler) -> None:
+        self._delegate = delegate
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: TraceState | None = None,
+    ) -> SamplingResult:
+        if kind is SpanKind.CLIENT and not has_parent(parent_context):
+            return SamplingResult(Decision.DROP)
+        return self._delegate.should_sample(
+            parent_context, trace_id, name, kind, attributes, links, trace_state
+        )
+
+    def get_description(self) -> str:
+        return f"NoRootStatements{{{self._delegate.get_description()}}}"
 
 
 class _RedactQuery(SpanProcessor):
@@ -270,7 +310,7 @@ def context_from_mapping(headers: Mapping[str, str]) -> Context:
     return _PROPAGATOR.extract(dict(headers), context=Context())
 
 
-def has_parent(context: Context) -> bool:
+def has_parent(context: Context | None) -> bool:
     return trace.get_current_span(context).get_span_context().is_valid
 
 

@@ -263,6 +263,11 @@ async def test_every_instrumented_engine_emits_sql_spans_without_parameters(
             attributes = json.dumps(dict(selects[0].attributes or {}))
             assert "SELECT ?" in attributes  # the statement, with its placeholder
             assert "dupont" not in attributes
+        # Outside any request or message (a relay's poll, a probe's ping): no trace at all.
+        spans.clear()
+        async with engines[0].connect() as conn:
+            await conn.execute(text("SELECT 2"))
+        assert [s.name for s in spans.get_finished_spans()] == []
     finally:
         for engine in engines:
             await engine.dispose()
