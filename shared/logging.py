@@ -4,6 +4,10 @@ The correlation id of an HTTP request (its `X-Correlation-ID`, or a new one) is 
 a context variable; the unit of work stamps it on outbox rows, the relay sends it as the
 `ce_correlationid` header, and the consumer binds it again before calling a handler, so
 one id ties a request to every log line it causes in every service.
+
+A line logged while an OpenTelemetry span is current also carries that span's `trace_id`
+and `span_id` (hex, as trace backends show them): the trace follows the same path through
+the outbox's `traceparent` header (`shared.tracing`).
 """
 
 from __future__ import annotations
@@ -11,19 +15,33 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import MutableMapping
 from contextvars import ContextVar
 from typing import Any
 
 import structlog
+from opentelemetry import trace
 
 correlation_id_var: ContextVar[str | None] = ContextVar("correlation_id", default=None)
 causation_id_var: ContextVar[str | None] = ContextVar("causation_id", default=None)
+
+
+def add_trace_ids(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: the current span's `trace_id` and `span_id`, when there is one."""
+    span_context = trace.get_current_span().get_span_context()
+    if span_context.is_valid:
+        event_dict["trace_id"] = format(span_context.trace_id, "032x")
+        event_dict["span_id"] = format(span_context.span_id, "016x")
+    return event_dict
 
 
 def configure_logging(service: str, level: str = "INFO", json: bool | None = None) -> None:
     use_json = (not sys.stderr.isatty()) if json is None else json
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
+        add_trace_ids,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.StackInfoRenderer(),
@@ -49,7 +67,7 @@ def configure_logging(service: str, level: str = "INFO", json: bool | None = Non
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[
-                *processors[:3],
+                *processors[:4],
                 structlog.stdlib.add_logger_name,
                 structlog.stdlib.ExtraAdder(),
             ],

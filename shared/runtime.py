@@ -29,6 +29,7 @@ from shared.messaging.kafka import BrokerProbe, ensure_topics, make_producer
 from shared.messaging.relay import AfterPublish, OutboxRelay, PendingEvent
 from shared.messaging.unit_of_work import SqlUnitOfWork
 from shared.settings import ServiceSettings
+from shared.tracing import configure_tracing, fastapi_telemetry_options, instrument_engine
 
 U = TypeVar("U", bound=SqlUnitOfWork)
 
@@ -61,7 +62,9 @@ class ServiceRuntime:
         self.migrations_dir = migrations_dir
         if settings.chaos_kill_after_publish:
             after_publish = _killed_after(settings.chaos_kill_after_publish, after_publish)
+        configure_tracing(service)  # once per process: the first runtime's service names it
         self.engine = create_engine(settings.resolved_database_url())
+        instrument_engine(self.engine)
         self.session_factory = create_session_factory(self.engine)
         self.relay = OutboxRelay(
             engine=self.engine,
@@ -220,6 +223,7 @@ def service_app(
         description=description,
         lifespan=workers_lifespan(workers),
         dependencies=[Depends(refuse_control_characters_in_parameters)],
+        telemetry=fastapi_telemetry_options(),
     )
     app.state.runtime = runtime
     app.state.auth = runtime.auth

@@ -38,6 +38,7 @@ import asyncio
 import collections
 import contextlib
 import enum
+import functools
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -48,6 +49,7 @@ from typing import Any, Generic, TypeVar
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import ConsumerRecord
+from opentelemetry import trace
 
 from shared.events.catalogue import Topic
 from shared.events.envelope import (
@@ -61,6 +63,7 @@ from shared.events.envelope import (
 from shared.logging import Throttled, bind_correlation, get_logger
 from shared.messaging.kafka import KafkaAccess, access_of
 from shared.messaging.unit_of_work import SqlUnitOfWork
+from shared.tracing import consumer_span, context_from_kafka, context_from_mapping
 from shared.transient import describe, is_transient
 
 log = get_logger(__name__)
@@ -138,6 +141,32 @@ class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
 def _owner_of(topic_name: str) -> str | None:
     parts = topic_name.split(".")
     return parts[1] if len(parts) > 2 and parts[0] == "rebond" else None
+
+
+def _in_consumer_span(
+    process: Callable[[ConsumerRunner[U], ConsumerRecord[bytes, bytes]], Awaitable[Outcome]],
+) -> Callable[[ConsumerRunner[U], ConsumerRecord[bytes, bytes]], Awaitable[Outcome]]:
+    """`ConsumerRunner.process` in a CONSUMER span whose parent is the record's context."""
+
+    @functools.wraps(process)
+    async def traced(self: ConsumerRunner[U], record: ConsumerRecord[bytes, bytes]) -> Outcome:
+        with self._span(record) as span:
+            outcome = await process(self, record)
+            span.set_attribute("rebond.consumer.outcome", outcome.value)
+            return outcome
+
+    return traced
+
+
+def message_span_describes(envelope: Envelope[Any]) -> None:
+    """The current (message) span names the event it processes."""
+    trace.get_current_span().set_attributes(
+        {
+            "messaging.message.id": str(envelope.id),
+            "cloudevents.event_id": str(envelope.id),
+            "cloudevents.event_type": envelope.type,
+        }
+    )
 
 
 class ConsumerRunner(Generic[U]):
@@ -527,7 +556,9 @@ class ConsumerRunner(Generic[U]):
 
     async def _apply_batch(self, run: Sequence[_Prepared[U]]) -> None:
         applied = duplicates = 0
-        async with self._uow_factory() as uow:
+        # Each message's handler in a span of its own trace; the last one's stays open
+        # through the commit, which writes that message's events (and their context).
+        async with self._uow_factory() as uow, contextlib.AsyncExitStack() as last_span:
             fresh = await uow.record_inbox_many(
                 self.name,
                 [
@@ -550,16 +581,22 @@ class ConsumerRunner(Generic[U]):
                     event_id=str(envelope.id),
                     event_type=envelope.type,
                 )
+                span = self._span(record, envelope)
                 if not is_fresh:
                     duplicates += 1
-                    log.info("duplicate event ignored")
+                    with span:
+                        log.info("duplicate event ignored")
                     continue
                 bind_correlation(envelope.correlation_id, str(envelope.id))
-                await prepared.handler(uow, envelope)
                 if index < last:
-                    # Written (not committed) before the next handler runs, with this
-                    # message's correlation ids on its events.
-                    await uow.checkpoint()
+                    with span:
+                        await prepared.handler(uow, envelope)
+                        # Written (not committed) before the next handler runs, with this
+                        # message's correlation ids and trace context on its events.
+                        await uow.checkpoint()
+                else:
+                    last_span.enter_context(span)
+                    await prepared.handler(uow, envelope)
                 applied += 1
             await uow.commit()
         self.stats.processed += applied
@@ -567,12 +604,27 @@ class ConsumerRunner(Generic[U]):
         for prepared, is_fresh in zip(run, fresh, strict=True):
             self._count(prepared.record.topic, prepared.envelope.type, fresh=is_fresh)
 
+    def _span(
+        self, record: ConsumerRecord[bytes, bytes], envelope: Envelope[Any] | None = None
+    ) -> contextlib.AbstractContextManager[Any]:
+        return consumer_span(
+            context_from_kafka(record.headers),
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            consumer=self.name,
+            event_id=str(envelope.id) if envelope is not None else None,
+            event_type=envelope.type if envelope is not None else None,
+        )
+
     def _catalogue_name(self, topic: str) -> str:
         return self._topics[topic].name if topic in self._topics else topic
 
+    @_in_consumer_span
     async def process(self, record: ConsumerRecord[bytes, bytes]) -> Outcome:
         """Handle one record to its end: effect committed, ignored, dead-lettered — or
-        TRANSIENT: not done, because the infrastructure failed (retry it later)."""
+        TRANSIENT: not done, because the infrastructure failed (retry it later). All of
+        it, retries included, in one CONSUMER span of the trace the record carries."""
         structlog.contextvars.bind_contextvars(
             topic=record.topic, partition=record.partition, offset=record.offset
         )
@@ -593,6 +645,7 @@ class ConsumerRunner(Generic[U]):
         except MalformedEvent as exc:
             return await self._dead_letter_or_wait(record, exc, attempts=1)
         structlog.contextvars.bind_contextvars(event_id=str(envelope.id), event_type=envelope.type)
+        message_span_describes(envelope)
         bind_correlation(envelope.correlation_id, str(envelope.id))
         handler = self._handlers.get(envelope.type)
         if handler is None:
@@ -604,7 +657,7 @@ class ConsumerRunner(Generic[U]):
             attempt += 1
             try:
                 outcome = await self._apply(
-                    handler, envelope, record.topic, record.partition, record.offset
+                    handler, envelope, record.topic, record.partition, record.offset, traced=True
                 )
                 self._healthy()
                 return outcome
@@ -632,7 +685,24 @@ class ConsumerRunner(Generic[U]):
         topic: str,
         partition: int,
         offset: int,
+        *,
+        traced: bool = False,
     ) -> Outcome:
+        """The inbox row and the handler's effect, one transaction. `traced`: the caller
+        (`process`) has this message's span current; otherwise (a re-drive) it is opened
+        here, from the trace context the message carried."""
+        if not traced:
+            parent = context_from_mapping(envelope.extra_headers)
+            with consumer_span(
+                parent,
+                topic=topic,
+                partition=partition,
+                offset=offset,
+                consumer=self.name,
+                event_id=str(envelope.id),
+                event_type=envelope.type,
+            ):
+                return await self._apply(handler, envelope, topic, partition, offset, traced=True)
         async with self._uow_factory() as uow:
             fresh = await uow.record_inbox(
                 self.name,

@@ -26,9 +26,12 @@ from typing import Protocol
 
 import sqlalchemy as sa
 from aiokafka import AIOKafkaProducer
+from opentelemetry import trace
+from opentelemetry.trace import Span, StatusCode
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
 
+from shared import tracing
 from shared.db import SessionFactory
 from shared.logging import Throttled, get_logger
 from shared.messaging.lease import Lease
@@ -230,26 +233,45 @@ class OutboxRelay:
                 await producer.stop()
 
     async def _send(self, rows: Sequence[PendingEvent]) -> None:
-        """One transaction: every row acknowledged and committed, or the batch aborted."""
+        """One transaction: every row acknowledged and committed, or the batch aborted.
+
+        A row written under a trace is sent in a PRODUCER span of that trace (its parent
+        is the context stored with the row, so the publish shows where the request's
+        events waited), and its trace headers are re-injected to name that span: the
+        consumer's span is the publish's child. The span ends with the transaction. A row
+        stored without a trace context is sent as it is, with no span."""
         producer = await self._ensure_producer()
+        spans: list[Span] = []
         try:
             await producer.begin_transaction()
-            futures = [
-                await producer.send(
-                    self._prefix + row.topic,
-                    value=row.payload.encode(),
-                    key=row.key.encode(),
-                    headers=[(k, v.encode()) for k, v in row.headers],
+            futures = []
+            for row in rows:
+                topic = self._prefix + row.topic
+                headers = [(k, v.encode()) for k, v in row.headers]
+                parent = tracing.context_from_stored(row.headers)
+                if tracing.has_parent(parent):
+                    span = tracing.producer_span(parent, topic=topic, event_id=str(row.event_id))
+                    spans.append(span)
+                    current = trace.set_span_in_context(span)
+                    headers = tracing.replace_trace_headers(headers, current)
+                futures.append(
+                    await producer.send(
+                        topic, value=row.payload.encode(), key=row.key.encode(), headers=headers
+                    )
                 )
-                for row in rows
-            ]
             await asyncio.gather(*futures)
             await producer.commit_transaction()
-        except BaseException:
+        except BaseException as exc:
+            for span in spans:
+                span.record_exception(exc)
+                span.set_status(StatusCode.ERROR, type(exc).__name__)
             # Aborted rows are invisible to read_committed readers and stay unsent here.
             # A producer that failed mid-transaction (fenced, timed out) is not reused.
             await self._drop_producer()
             raise
+        finally:
+            for span in spans:
+                span.end()
 
     async def backlog(self) -> tuple[int, float]:
         """(unsent rows, age in seconds of the oldest one): what waits to be published,

@@ -3,6 +3,11 @@
 It collects the events recorded by the aggregates it has seen, writes them as outbox
 rows, and commits them in the same transaction as the state change — so an event is
 published if and only if the change it describes was committed.
+
+Each row keeps the context it was written in: the correlation ids bound now, and the
+W3C `traceparent`/`tracestate` of the current span (when there is one), among the headers
+the relay sends verbatim — so a trace continues from the request (or the message) that
+caused the event to whatever its consumers do.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from shared.events.catalogue import topic_of
 from shared.events.envelope import Envelope, EventPayload
 from shared.logging import causation_id_var, correlation_id_var
 from shared.messaging.tables import BUSINESS_KEY_MAX, InboxMessage, OutboxEvent, utcnow
+from shared.tracing import trace_headers
 
 
 class RecordsEvents(Protocol):
@@ -100,7 +106,7 @@ class SqlUnitOfWork:
 
     async def _stage(self) -> None:
         """Write the tracked aggregates back and add their events' outbox rows to the
-        session (not flushed), under the correlation ids bound now."""
+        session (not flushed), under the correlation ids and the span current now."""
         await self._before_commit()
         events = self._collect_events()
         envelopes = [
@@ -112,8 +118,9 @@ class SqlUnitOfWork:
             )
             for event in events
         ]
+        traced = trace_headers() if envelopes else []
         for envelope in envelopes:
-            self.session.add(_outbox_row(envelope))
+            self.session.add(_outbox_row(envelope, traced))
         if envelopes:
             await self._with_outbox(envelopes)
         self._staged.extend(envelopes)
@@ -205,12 +212,14 @@ def _bounded(business_key: str | None) -> str | None:
     return "sha256:" + hashlib.sha256(business_key.encode()).hexdigest()
 
 
-def _outbox_row(envelope: Envelope[EventPayload]) -> OutboxEvent:
+def _outbox_row(
+    envelope: Envelope[EventPayload], traced: Sequence[tuple[str, str]] = ()
+) -> OutboxEvent:
     return OutboxEvent(
         event_id=envelope.id,
         topic=topic_of(envelope.payload).name,
         key=envelope.subject,
         event_type=envelope.type,
-        headers=[[k, v.decode()] for k, v in envelope.headers()],
+        headers=[[k, v.decode()] for k, v in envelope.headers()] + [[k, v] for k, v in traced],
         payload=envelope.value().decode(),
     )

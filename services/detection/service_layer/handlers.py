@@ -17,7 +17,10 @@ from shared.events import funding as fd
 from shared.events import site_registry as sr
 from shared.events.catalogue import PROJECTS
 from shared.events.envelope import Envelope, EventPayload
+from shared.logging import get_logger
 from shared.messaging.consumer import Handler, PermanentError
+
+log = get_logger(__name__)
 
 #: The stage a funder's decision moves a project to; a payment moves none.
 DECISION_STAGES: dict[type[fd.FundingDecision], Stage] = {
@@ -158,3 +161,10 @@ class LedgerHandlers:
 
     async def apply(self, uow: DetectionUnitOfWork, env: Envelope[Any]) -> None:
         await uow.ledger.apply([env.payload])
+        if isinstance(env.payload, sr.ClosureAnnounced):
+            # Rare and decisive: the jobs to compensate enter the ledger.
+            log.info(
+                "closure announcement entered in the ledger",
+                shock_id=str(env.payload.shock_id),
+                jobs_lost=env.payload.jobs_lost,
+            )
