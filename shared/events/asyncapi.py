@@ -456,6 +456,18 @@ def _cloudevents_headers(model: type[EventPayload], topic: Topic) -> dict[str, A
                 "const": CONTENT_TYPE,
                 "description": "Content type of the value.",
             },
+            "traceparent": {
+                "type": "string",
+                "pattern": "^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$",
+                "description": (
+                    "W3C Trace Context, when the event was written inside a trace: the"
+                    " trace and the publishing span (any OpenTelemetry propagator reads it)."
+                ),
+            },
+            "tracestate": {
+                "type": "string",
+                "description": "W3C Trace Context vendor state, sent with `traceparent`.",
+            },
         },
         "additionalProperties": {"type": "string"},
     }
