@@ -219,8 +219,17 @@ class ConsumerRunner(Generic[U]):
         self._consumer.subscribe(list(self._topics), listener=_CommitOnRevoke(self))
         await self._consumer.start()
 
-    async def stop(self) -> None:
+    async def stop(self, *, grace_s: float = 5.0) -> None:
+        """Stop consuming (SIGTERM, a clean exit): the transaction in hand is finished and
+        committed, the offsets of what was done are committed, and the group is left at
+        once (its partitions go to the other members now, not after the session timeout).
+        `grace_s` bounds the wait for run() to finish; what it had not done is redelivered
+        (the inbox makes a re-handled message harmless)."""
         self._stopping.set()
+        exited: asyncio.Event | None = getattr(self, "_run_exited", None)
+        if exited is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(exited.wait(), timeout=grace_s)
         if self._consumer is not None:
             # on_partitions_revoked is not called by stop(): commit first (aiokafka docs).
             with contextlib.suppress(Exception):
@@ -238,6 +247,7 @@ class ConsumerRunner(Generic[U]):
             await self.start()
         assert self._consumer is not None
         consumer = self._consumer
+        self._run_exited = exited = asyncio.Event()  # stop() waits for the loop's end
         while not self._stopping.is_set():
             try:
                 batches = await consumer.getmany(timeout_ms=200)
@@ -275,6 +285,7 @@ class ConsumerRunner(Generic[U]):
                 self._trouble.failure("commit", "offset commit failed", error=describe(exc))
             if stalled and not self._stopping.is_set():
                 await self._pause_for_backoff()
+        exited.set()  # the last fetch's offsets committed above
 
     async def _process_fetch(
         self, items: Sequence[tuple[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]]]
