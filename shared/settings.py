@@ -269,6 +269,15 @@ class ServiceSettings(BaseSettings):
             " refused in production"
         ),
     )
+    shutdown_timeout_s: float = Field(
+        default=20,
+        gt=0,
+        le=25,
+        description=(
+            "on SIGTERM, how long requests in flight may take before they are cancelled;"
+            " the workers then get a few seconds more: within Kubernetes' 30 s grace"
+        ),
+    )
     http_host: str = "127.0.0.1"
     http_port: int = 8000
 
