@@ -226,10 +226,9 @@ class ConsumerRunner(Generic[U]):
         `grace_s` bounds the wait for run() to finish; what it had not done is redelivered
         (the inbox makes a re-handled message harmless)."""
         self._stopping.set()
-        exited: asyncio.Event | None = getattr(self, "_run_exited", None)
-        if exited is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(exited.wait(), timeout=grace_s)
+        running: asyncio.Task[Any] | None = getattr(self, "_run_task", None)
+        if running is not None and not running.done() and running is not asyncio.current_task():
+            await asyncio.wait({running}, timeout=grace_s)  # not cancelled: bounded only
         if self._consumer is not None:
             # on_partitions_revoked is not called by stop(): commit first (aiokafka docs).
             with contextlib.suppress(Exception):
@@ -247,7 +246,7 @@ class ConsumerRunner(Generic[U]):
             await self.start()
         assert self._consumer is not None
         consumer = self._consumer
-        self._run_exited = exited = asyncio.Event()  # stop() waits for the loop's end
+        self._run_task = asyncio.current_task()  # stop() waits for the loop's end
         while not self._stopping.is_set():
             try:
                 batches = await consumer.getmany(timeout_ms=200)
@@ -285,7 +284,6 @@ class ConsumerRunner(Generic[U]):
                 self._trouble.failure("commit", "offset commit failed", error=describe(exc))
             if stalled and not self._stopping.is_set():
                 await self._pause_for_backoff()
-        exited.set()  # the last fetch's offsets committed above
 
     async def _process_fetch(
         self, items: Sequence[tuple[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]]]
