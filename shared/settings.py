@@ -272,10 +272,10 @@ class ServiceSettings(BaseSettings):
     shutdown_timeout_s: float = Field(
         default=20,
         gt=0,
-        le=25,
         description=(
             "on SIGTERM, how long requests in flight may take before they are cancelled;"
-            " the workers then get a few seconds more: within Kubernetes' 30 s grace"
+            " the workers then get up to 6 s more: keep it 8 s or more below the pod's"
+            " terminationGracePeriodSeconds (30 by default)"
         ),
     )
     http_host: str = "127.0.0.1"
