@@ -161,8 +161,15 @@ def _killed_after(batches: int, then: AfterPublish | None) -> AfterPublish:
 
 def workers_lifespan(
     workers: Sequence[Worker],
+    *,
+    stop_timeout_s: float = 6.0,
 ) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
-    """Run the workers beside the API for the app's lifetime; stop them on shutdown."""
+    """Run the workers beside the API for the app's lifetime; stop them on shutdown.
+
+    On shutdown (SIGTERM: uvicorn has stopped taking requests and drained them) every
+    worker is stopped at once: each finishes the batch in hand, the consumers commit
+    their offsets and leave their groups, the relay releases its lease. Within
+    `stop_timeout_s` in all; whatever still runs then is cancelled."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -173,9 +180,11 @@ def workers_lifespan(
         try:
             yield
         finally:
-            for w in workers:
-                with contextlib.suppress(Exception):
-                    await w.stop()
+            stopping = asyncio.gather(*(w.stop() for w in workers), return_exceptions=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping, timeout=stop_timeout_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.wait(tasks) if tasks else asyncio.sleep(0), 1.0)
             for t in tasks:
                 t.cancel()
             for t in tasks:
@@ -186,7 +195,12 @@ def workers_lifespan(
 
 
 async def serve(app: FastAPI, settings: ServiceSettings) -> None:
-    """Run the HTTP API (and, through its lifespan, the workers) until stopped."""
+    """Run the HTTP API (and, through its lifespan, the workers) until stopped.
+
+    SIGTERM (or SIGINT) is a graceful shutdown: uvicorn stops listening, lets the
+    requests in flight finish within `shutdown_timeout_s`, then runs the lifespan's
+    shutdown (the workers, above). The process then exits 0 on SIGTERM: uvicorn would
+    re-raise the signal once done, and die of it (143) before the caller's cleanup."""
     import uvicorn
 
     server = uvicorn.Server(
@@ -197,9 +211,20 @@ async def serve(app: FastAPI, settings: ServiceSettings) -> None:
             log_level=settings.log_level.lower(),
             log_config=None,  # keep our structlog handler: one stream, one format
             access_log=False,  # requests are logged by our middleware, with correlation ids
+            timeout_graceful_shutdown=max(1, int(settings.shutdown_timeout_s)),
         )
     )
-    await server.serve()
+    # uvicorn restores this handler and raises the signal again after its shutdown: the
+    # shutdown is done by then, so the SIGTERM it re-raises ends nothing more.
+    try:
+        previous = signal.signal(signal.SIGTERM, lambda *_: None)
+    except ValueError:  # not the main thread: uvicorn installs no handler either
+        await server.serve()
+        return
+    try:
+        await server.serve()
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 def service_app(

@@ -269,6 +269,15 @@ class ServiceSettings(BaseSettings):
             " refused in production"
         ),
     )
+    shutdown_timeout_s: float = Field(
+        default=20,
+        gt=0,
+        description=(
+            "on SIGTERM, how long requests in flight may take before they are cancelled;"
+            " the workers then get up to 6 s more: keep it 8 s or more below the pod's"
+            " terminationGracePeriodSeconds (30 by default)"
+        ),
+    )
     http_host: str = "127.0.0.1"
     http_port: int = 8000
 

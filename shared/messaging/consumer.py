@@ -255,8 +255,16 @@ class ConsumerRunner(Generic[U]):
         self._consumer.subscribe(list(self._topics), listener=_CommitOnRevoke(self))
         await self._consumer.start()
 
-    async def stop(self) -> None:
+    async def stop(self, *, grace_s: float = 5.0) -> None:
+        """Stop consuming (SIGTERM, a clean exit): the transaction in hand is finished and
+        committed, the offsets of what was done are committed, and the group is left at
+        once (its partitions go to the other members now, not after the session timeout).
+        `grace_s` bounds the wait for run() to finish; what it had not done is redelivered
+        (the inbox makes a re-handled message harmless)."""
         self._stopping.set()
+        running: asyncio.Task[Any] | None = getattr(self, "_run_task", None)
+        if running is not None and not running.done() and running is not asyncio.current_task():
+            await asyncio.wait({running}, timeout=grace_s)  # not cancelled: bounded only
         if self._consumer is not None:
             # on_partitions_revoked is not called by stop(): commit first (aiokafka docs).
             with contextlib.suppress(Exception):
@@ -274,6 +282,7 @@ class ConsumerRunner(Generic[U]):
             await self.start()
         assert self._consumer is not None
         consumer = self._consumer
+        self._run_task = asyncio.current_task()  # stop() waits for the loop's end
         while not self._stopping.is_set():
             try:
                 batches = await consumer.getmany(timeout_ms=200)

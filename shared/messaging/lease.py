@@ -117,14 +117,17 @@ class Lease:
             self.token = int(token)
             return True
 
-    async def release(self) -> None:
-        """Hand over at once on a clean stop (a standby need not wait for the expiry)."""
+    async def release(self) -> bool:
+        """Hand over at once on a clean stop (a standby need not wait for the expiry).
+
+        Only while the row still names us with our token: a lease another process took
+        meanwhile is left alone. True when it was ours and is now free."""
         if self.token is None:
-            return
+            return False
         table = LeaseRow.__table__  # type: ignore[attr-defined]
         token, self.token = self.token, None
         async with self._engine.begin() as conn:
-            await conn.execute(
+            released = await conn.execute(
                 sa.update(table)
                 .where(
                     table.c.name == self.name,
@@ -133,6 +136,7 @@ class Lease:
                 )
                 .values(expires_at=0.0)
             )
+        return bool(released.rowcount == 1)
 
     async def state(self) -> LeaseState | None:
         table = LeaseRow.__table__  # type: ignore[attr-defined]

@@ -128,18 +128,59 @@ class OutboxRelay:
         """Nothing to open before leadership: a standby must not create the transactional
         producer, which would fence the leader's."""
 
-    async def stop(self) -> None:
+    _run_exited: asyncio.Event | None = None  # set when run() has returned
+
+    async def stop(self, *, grace_s: float = 5.0) -> None:
+        """Stop publishing and hand the lease over at once (SIGTERM, a clean exit).
+
+        The batch in hand is given `grace_s` to finish (published and marked sent); a
+        batch stuck on an unreachable broker does not hold the shutdown longer: stopping
+        its producer fails it, and its rows stay unsent for the next leader. The lease is
+        released only then, so that the next leader never publishes beside this one."""
         self._stopping.set()
         self._wakeup.set()
-        # Not under `_publishing`: a batch stuck on an unreachable broker must not hold the
-        # shutdown; stopping its producer fails the batch, whose rows stay unsent.
-        await self._drop_producer()
-        with contextlib.suppress(Exception):
-            await self.lease.release()
+        exited = self._run_exited
+        if exited is not None and not await self._within(exited.wait(), grace_s):
+            await self._drop_producer()  # fails the stuck batch: its rows stay unsent
+            await self._within(exited.wait(), 1.0)
+        async with contextlib.AsyncExitStack() as stack:
+            # A direct publish_pending() (a one-off command) finishes its batch too.
+            if await self._within(self._publishing.acquire(), grace_s if exited is None else 0.5):
+                stack.callback(self._publishing.release)
+            await self._drop_producer()
+            token = self.lease.token
+            try:
+                released = await self.lease.release()
+            except Exception as exc:
+                log.warning(
+                    "outbox relay could not release its lease; a standby takes over when it"
+                    " expires",
+                    error=describe(exc),
+                    ttl_s=self.lease.ttl_s,
+                )
+            else:
+                if released:
+                    log.info("outbox relay released its lease", lease_token=token)
+
+    @staticmethod
+    async def _within(awaitable: Awaitable[object], timeout_s: float) -> bool:
+        """Awaited to its end within `timeout_s` (True), or cancelled (False)."""
+        try:
+            await asyncio.wait_for(awaitable, timeout=timeout_s)
+        except TimeoutError:
+            return False
+        return True
 
     async def run(self) -> None:
         """Publish until stopped. Failures are logged (once per interval) and retried: the
         rows stay unsent."""
+        self._run_exited = exited = asyncio.Event()
+        try:
+            await self._run()
+        finally:
+            exited.set()
+
+    async def _run(self) -> None:
         while not self._stopping.is_set():
             try:
                 if not await self._lead():

@@ -388,12 +388,13 @@ class Workload:
                 again.append((visit, body))
             await asyncio.gather(*(one(v, b) for v, b in again))
 
-    async def exogenous(self, count: int) -> None:
+    async def exogenous(self, count: int, *, base: str | None = None) -> None:
+        base = base or self.stack.url("detection")
         async with httpx.AsyncClient(timeout=15) as client:
             for n in range(count):
                 jobs = self.rng.randint(10, 80)
                 resp = await client.post(
-                    f"{self.stack.url('detection')}/projects/exogenous",
+                    f"{base}/projects/exogenous",
                     json={
                         "territory_id": TERRITORY,
                         "shock_id": self.shock_id,

@@ -16,6 +16,7 @@ import signal
 import time
 import uuid
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -205,30 +206,61 @@ async def test_the_broker_stopped_and_restarted(make_stack: Any, cluster: Cluste
 
 
 async def test_the_relay_killed_between_publishing_and_marking_sent(make_stack: Any) -> None:
+    """The relay's leader dies by SIGKILL mid-batch (the broker committed it, the rows are
+    not marked sent); the other campaigns process takes over once the lease expired and
+    re-publishes the batch: nothing lost, each site's revisions still in order."""
     started = time.monotonic()
     stack, workload = await launched(make_stack)
     campaigns = stack.first("campaigns")
+    await caught_up(stack, "campaigns")  # its next batch is then the burst's
     campaigns.stop()
     # Its next process dies by SIGKILL right after the broker committed its first batch,
-    # before the rows are marked sent: the next process re-publishes them.
+    # before the rows are marked sent: the standby re-publishes them.
     campaigns.env["CAMPAIGNS_CHAOS_KILL_AFTER_PUBLISH"] = "1"
     campaigns.start()
     await campaigns.wait_healthy()
-    sending = asyncio.create_task(workload.burst(burst(20)))
+    assert campaigns.proc is not None
+    leader_pid = campaigns.proc.pid
+    await until(
+        lambda: lease_holder_pid(stack, "campaigns"),
+        lambda pid: pid == leader_pid,
+        what="the chaos process leading",
+    )
+    standby = stack.add("campaigns")
+    await standby.wait_healthy()
+    assert not standby.log_lines("outbox relay leads")
+    # Resubmissions too (revision 2 of the first sites, published after the takeover):
+    # the re-published batch must come before them on each site's partition.
+    sending = asyncio.create_task(workload.burst(burst(15), base=standby.url, resubmit=4))
     await until(lambda: asyncio.sleep(0, campaigns.proc.poll()), lambda rc: rc is not None)
+    killed_at, killed_wall = time.monotonic(), time.time()
     assert campaigns.proc.returncode == -signal.SIGKILL
-    del campaigns.env["CAMPAIGNS_CHAOS_KILL_AFTER_PUBLISH"]
-    campaigns.start()
+    leads = await until(
+        lambda: asyncio.sleep(0, standby.log_lines("outbox relay leads")),
+        timeout=30,
+        interval=0.1,
+        what="the standby taking over",
+    )
+    takeover = logged_at(leads[0]) - killed_wall
+    ttl = float(standby.env["CAMPAIGNS_RELAY_LEASE_TTL_S"])
+    assert takeover < ttl + 3, takeover  # the expiry, then one poll of the standby
     await sending
     c = await converged(stack, workload)
     assert_clean(c)
     assert c.survey_messages > c.survey_events  # the batch really was published twice
+    assert c.survey_events == workload.accepted.revisions
+    assert per_key_in_order(await read_all(stack.bootstrap, SURVEYS.physical(stack.prefix)))
+    del campaigns.env["CAMPAIGNS_CHAOS_KILL_AFTER_PUBLISH"]
     record(
-        "relay SIGKILLed after the broker's commit, before marking sent",
+        "relay leader SIGKILLed after the broker's commit, before marking sent; standby took over",
         workload,
         c,
         started=started,
-        note=f"{c.survey_messages - c.survey_events} survey events published twice",
+        note=(
+            f"standby led {takeover:.1f} s after the kill (lease TTL {ttl:.0f} s);"
+            f" {c.survey_messages - c.survey_events} survey events published twice;"
+            f" per-site order kept ({time.monotonic() - killed_at:.0f} s to converge)"
+        ),
     )
 
 
@@ -553,4 +585,265 @@ async def test_a_hung_relay_holder_is_replaced(make_stack: Any) -> None:
         c,
         started=started,
         note=f"standby published {takeover:.1f} s after the hang (lease TTL 4 s)",
+    )
+
+
+# --- replicas and shutdown ---------------------------------------------------------------
+
+
+async def group_members(stack: Stack, group: str) -> dict[str, set[TopicPartition]]:
+    """The partitions each member of a consumer group holds (by member id), as the broker
+    assigned them."""
+    from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=stack.bootstrap)
+    await admin.start()
+    try:
+        responses = await admin.describe_consumer_groups([group])
+    finally:
+        await admin.close()
+    members = {}
+    for response in responses:
+        for described in response.to_object()["groups"]:
+            for member in described["members"]:
+                raw = member["member_assignment"]
+                assignment = ConsumerProtocolMemberAssignment.decode(raw) if raw else None
+                members[member["member_id"]] = set(assignment.partitions()) if assignment else set()
+    return members
+
+
+async def split_between_two(stack: Stack, service: str) -> dict[str, list[set[TopicPartition]]]:
+    """Wait until every consumer group of `service` has two members, each holding at
+    least one partition of the group's topics (and all of them between the two)."""
+    ours = _groups_of(stack, service)
+    wanted = {g: _partitions_read_by(stack.prefix, g) for g in ours}
+
+    async def probe() -> dict[str, list[set[TopicPartition]]]:
+        return {g: list((await group_members(stack, g)).values()) for g in ours}
+
+    def split(found: dict[str, list[set[TopicPartition]]]) -> bool:
+        return all(
+            len(members) == 2
+            and all(members)
+            and set().union(*members) == wanted[g]
+            and not members[0] & members[1]
+            for g, members in found.items()
+        )
+
+    return await until(probe, split, timeout=45, what=f"{service}'s groups split in two")
+
+
+async def caught_up(stack: Stack, service: str) -> None:
+    """Wait until every consumer group of `service` has committed all it reads (the demo's
+    sites, the launch): what a test then counts is its own burst's doing."""
+    subscribed = _subscriptions(stack.prefix)
+    for group in _groups_of(stack, service):
+        topics = [t.physical(stack.prefix) for t, gs in subscribed.items() if group in gs]
+        await until(
+            lambda group=group, topics=topics: lag(stack.bootstrap, group, topics),
+            lambda n: n == 0,
+            timeout=60,
+            what=f"{group} caught up",
+        )
+
+
+def _groups_of(stack: Stack, service: str) -> list[str]:
+    groups = [g for ws in _subscriptions(stack.prefix).values() for g in ws]
+    ours = sorted({g for g in groups if g.startswith(f"{stack.prefix}{service}.")})
+    assert ours, f"{service} has no consumer group"
+    return ours
+
+
+def _partitions_read_by(prefix: str, group: str) -> set[TopicPartition]:
+    return {
+        TopicPartition(topic.physical(prefix), p)
+        for topic, groups in _subscriptions(prefix).items()
+        if group in groups
+        for p in range(topic.partitions)
+    }
+
+
+async def db_value(stack: Stack, service: str, sql: str, *args: Any) -> Any:
+    conn = await asyncpg.connect(stack.database_urls[service].replace("+asyncpg", ""))
+    try:
+        return await conn.fetchval(sql, *args)
+    finally:
+        await conn.close()
+
+
+async def lease_holder_pid(stack: Stack, service: str) -> int | None:
+    holder = await db_value(
+        stack,
+        service,
+        "SELECT holder FROM relay_leases WHERE expires_at > extract(epoch from now())",
+    )
+    return int(holder.split(":")[-2]) if holder else None  # host:pid:random
+
+
+def logged_at(line: dict[str, Any]) -> float:
+    """A JSON log line's wall-clock time (epoch seconds)."""
+    return datetime.fromisoformat(line["timestamp"]).timestamp()
+
+
+async def test_two_detection_processes_split_the_partitions_and_double_nothing(
+    make_stack: Any,
+) -> None:
+    started = time.monotonic()
+    stack, workload = await launched(make_stack)
+    await caught_up(stack, "detection")  # the demo's sites: a rebalance mid-fetch re-reads
+    twin = stack.add("detection")
+    await twin.wait_healthy()
+    split = await split_between_two(stack, "detection")
+    first, second = stack.processes["detection"]
+    await workload.burst(burst(20), concurrency=4)
+    # HTTP is stateless: either process takes the exogenous projects, both answer alike.
+    await workload.exogenous(1, base=first.url)
+    await workload.exogenous(1, base=second.url)
+    c = await converged(stack, workload)
+    assert_clean(c)
+
+    async def unsent() -> int:
+        return int(
+            await db_value(
+                stack, "detection", "SELECT count(*) FROM outbox_events WHERE sent_at IS NULL"
+            )
+        )
+
+    await until(unsent, lambda n: n == 0, what="detection's outbox drained")
+    outbox = int(
+        await db_value(
+            stack, "detection", "SELECT count(*) FROM outbox_events WHERE topic = $1", PROJECTS.name
+        )
+    )
+    published = [
+        m
+        for m in await read_all(stack.bootstrap, PROJECTS.physical(stack.prefix))
+        if m.headers.get("ce_source") == "detection"
+    ]
+    ids = [m.headers["ce_id"] for m in published]
+    assert len(ids) == len(set(ids)), "an event id published twice on the projects topic"
+    assert len(ids) == outbox, (len(ids), outbox)  # every outbox row published, once
+    leads = int(await db_value(stack, "detection", "SELECT count(*) FROM project_leads"))
+    assert leads == len(workload.accepted.leads)
+    handled = int(
+        await db_value(
+            stack,
+            "detection",
+            "SELECT count(*) FROM inbox_messages WHERE consumer = $1 AND topic = $2",
+            f"{stack.prefix}detection.main",
+            SURVEYS.name,
+        )
+    )
+    assert handled == c.survey_events == workload.accepted.revisions
+    assert c.ledger_detected == workload.accepted.jobs
+    async with httpx.AsyncClient(timeout=15) as client:
+        ledgers = [
+            (
+                await client.get(f"{p.url}/shocks/{workload.shock_id}/ledger", headers=stack.cell)
+            ).json()["total"]
+            for p in (first, second)
+        ]
+    assert ledgers[0] == ledgers[1]
+    for p in (first, second):  # nothing was handled twice, by either process
+        assert p.log_lines("duplicate event ignored") == [], p.name
+    shares = {g.removeprefix(stack.prefix): [len(m) for m in ms] for g, ms in split.items()}
+    record(
+        "two detection processes share the work (no fault)",
+        workload,
+        c,
+        started=started,
+        note=f"partitions per member {shares}; {len(ids)} project events, each once",
+    )
+
+
+async def test_a_process_sigtermed_mid_burst_hands_over_at_once(make_stack: Any) -> None:
+    started = time.monotonic()
+    ttl = 20.0  # a standby that waited for the expiry would publish only after this
+    stack, workload = await launched(
+        make_stack, detection={"DETECTION_RELAY_LEASE_TTL_S": str(ttl)}
+    )
+    await caught_up(stack, "detection")
+    twin = stack.add("detection")
+    await twin.wait_healthy()
+    await split_between_two(stack, "detection")
+    groups = _groups_of(stack, "detection")
+    leader_pid = await until(lambda: lease_holder_pid(stack, "detection"), what="a relay leader")
+    leader = next(p for p in stack.processes["detection"] if p.proc and p.proc.pid == leader_pid)
+    standby = next(p for p in stack.processes["detection"] if p is not leader)
+    sending = asyncio.create_task(workload.burst(burst(30), concurrency=4))
+    await until(lambda: detected_projects(stack), lambda n: n >= 5, what="detection at work")
+    assert leader.proc is not None
+    members_before = {g: await group_members(stack, g) for g in groups}
+    signalled_at, signalled_wall = time.monotonic(), time.time()
+    leader.signal(signal.SIGTERM)
+    rc = await until(
+        lambda: asyncio.sleep(0, leader.proc.poll() if leader.proc else None),
+        lambda code: code is not None,
+        timeout=35,
+        interval=0.05,
+        what="the SIGTERMed process exiting",
+    )
+    exited_in = time.monotonic() - signalled_at
+    assert rc == 0, leader.tail()
+    assert exited_in < 30, exited_in  # Kubernetes' default termination grace period
+    assert leader.log_lines("outbox relay released its lease"), leader.tail()
+    # It left its groups as it stopped: the standby holds every partition well before
+    # the session timeout (10 s) would have given them to it.
+    wanted = {g: _partitions_read_by(stack.prefix, g) for g in groups}
+
+    async def alone() -> dict[str, dict[str, set[TopicPartition]]]:
+        return {g: await group_members(stack, g) for g in groups}
+
+    members_after = await until(
+        alone,
+        lambda found: all(list(ms.values()) == [wanted[g]] for g, ms in found.items()),
+        timeout=30,
+        what="the standby holding every partition",
+    )
+    regrouped_in = time.monotonic() - signalled_at
+    # The leader's partitions: those of the member that is gone (the standby keeps its id).
+    leader_held: set[tuple[str, int]] = set()
+    for g in groups:
+        (standby_member,) = members_after[g]
+        assert standby_member in members_before[g], "the group changed members meanwhile"
+        for member, held in members_before[g].items():
+            if member != standby_member:
+                leader_held |= {(tp.topic, tp.partition) for tp in held}
+    assert leader_held
+    leads = await until(
+        lambda: asyncio.sleep(0, standby.log_lines("outbox relay leads")),
+        timeout=ttl,
+        what="the standby leading",
+    )
+    handover = logged_at(leads[-1]) - signalled_wall
+    assert handover < ttl / 4, handover  # released, not expired
+    await sending
+    # The census asks the first process for the ledger: the one still running.
+    stack.processes["detection"] = [standby, leader]
+    c = await converged(stack, workload)
+    assert_clean(c)
+    # Its offsets were committed before it left: the standby re-handled nothing of what
+    # the leader did on its partitions. (On its own partitions, the rebalance may make
+    # the standby read again what it was handling when its partitions were revoked: the
+    # inbox skips those.)
+    again = standby.log_lines("duplicate event ignored")
+    redone = [d for d in again if (d.get("topic"), d.get("partition")) in leader_held]
+    assert redone == [], redone[:3]
+    published = [
+        m.headers["ce_id"]
+        for m in await read_all(stack.bootstrap, PROJECTS.physical(stack.prefix))
+        if m.headers.get("ce_source") == "detection"
+    ]
+    assert len(published) == len(set(published)), "the batch in hand was published twice"
+    record(
+        "the relay leader of two detection processes SIGTERMed mid-burst",
+        workload,
+        c,
+        started=started,
+        note=(
+            f"exit 0 in {exited_in:.1f} s; standby led {handover:.1f} s after the"
+            f" SIGTERM (lease TTL {ttl:.0f} s), held every partition after"
+            f" {regrouped_in:.1f} s; none of its work re-handled ({len(again)} of the"
+            " standby's own re-read after the rebalance)"
+        ),
     )
