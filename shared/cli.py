@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import errno
 import logging
+import signal
 import socket
 import sys
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from aiokafka.errors import KafkaError
@@ -20,7 +22,7 @@ from sqlalchemy.engine import make_url
 from shared.logging import configure_logging, get_logger
 from shared.messaging.consumer import ConsumerRunner
 from shared.messaging.redrive import redrive
-from shared.runtime import ServiceRuntime, serve
+from shared.runtime import ServiceRuntime, Worker, serve
 from shared.settings import ServiceSettings
 from shared.transient import describe, is_transient
 
@@ -88,11 +90,13 @@ def service_main(
                 await serve(create_app(runtime), settings)
             elif args.command == "relay":
                 await runtime.migrate()
-                await runtime.relay.run()
+                with _stopped_by_sigterm([runtime.relay]):
+                    await runtime.relay.run()
             elif args.command == "consume":
                 await prepare(runtime, args)
                 consumers = [w for w in runtime.workers() if w is not runtime.relay]
-                await asyncio.gather(*(w.run() for w in consumers))
+                with _stopped_by_sigterm(consumers):
+                    await asyncio.gather(*(w.run() for w in consumers))
             elif args.command == "migrate":
                 await runtime.migrate()
             elif args.command == "redrive":
@@ -106,6 +110,26 @@ def service_main(
             await runtime.aclose()
 
     return run_command(run, settings, long_running=args.command in ("serve", "relay", "consume"))
+
+
+@contextlib.contextmanager
+def _stopped_by_sigterm(workers: Sequence[Worker]) -> Iterator[None]:
+    """SIGTERM (Kubernetes, systemd) stops the workers as `serve`'s shutdown does: the
+    batch in hand finished, offsets committed, the relay's lease released; their run
+    loops then end and the command exits 0. Without it the signal killed the process
+    with the lease held until its TTL."""
+    loop = asyncio.get_running_loop()
+    stops: list[asyncio.Future[None]] = []  # kept alive until they are done
+
+    def stop() -> None:
+        if not stops:
+            stops.extend(asyncio.ensure_future(w.stop()) for w in workers)
+
+    loop.add_signal_handler(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
 
 
 # --- the error path: a dependency down is one line on stderr, a bug a traceback ----------

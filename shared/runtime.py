@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import os
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -176,7 +177,9 @@ def workers_lifespan(
         from shared.http import warm_up
 
         await warm_up(app)
-        tasks = [asyncio.create_task(w.run()) for w in workers]
+        # In a context of their own: the warm-up request bound its path, request id and
+        # correlation id (and a trace) in this one, and every worker line carried them.
+        tasks = [asyncio.create_task(w.run(), context=contextvars.Context()) for w in workers]
         try:
             yield
         finally:

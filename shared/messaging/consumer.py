@@ -135,7 +135,13 @@ class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
             await self._runner.commit_offsets()
 
     async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
-        return None
+        # Which replica reads what, after each rebalance: the first thing to look at when
+        # a partition's lag grows.
+        log.info(
+            "consumer partitions assigned",
+            consumer=self._runner.name,
+            partitions=sorted(f"{tp.topic}:{tp.partition}" for tp in assigned),
+        )
 
 
 def _owner_of(topic_name: str) -> str | None:
@@ -529,7 +535,9 @@ class ConsumerRunner(Generic[U]):
         a transaction is sized to last about `max_transaction_s` (from the last ones'
         pace), so that the locks it holds (SQLite's one writer, above all) stay short."""
         done = 0
-        while done < len(run):
+        # Stopping ends the run between transactions: what is done gets its offsets
+        # committed within stop's grace, the rest is redelivered to whoever reads next.
+        while done < len(run) and not self._stopping.is_set():
             chunk = run[done : done + self._chunk]
             if len(chunk) > 1:
                 started = time.monotonic()
