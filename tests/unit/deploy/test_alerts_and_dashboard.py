@@ -21,11 +21,11 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from shared.events.catalogue import SITES, event_registry
-from shared.messaging.consumer import ConsumerRunner
+from shared.events.catalogue import SITES
 from shared.metrics import service_metrics
 from tests.support.tools import require
 from tests.unit.deploy.manifests import ROOT
+from tests.unit.shared.test_metrics import runner as unstarted_runner
 
 pytestmark = pytest.mark.unit
 
@@ -64,15 +64,7 @@ async def exposed_names() -> set[str]:
     """Every sample name a service's /metrics can carry: a consumer (never started: its
     lag, dead-letter depth and poll age set as a running one reports them), a relay and
     a PostgreSQL pool (an engine never connected), and one HTTP request."""
-    runner: ConsumerRunner[Any] = ConsumerRunner(
-        name="campaigns.sites",
-        topics=[SITES],
-        handlers={},
-        uow_factory=lambda: None,
-        registry=event_registry(),
-        bootstrap_servers="127.0.0.1:9",
-        producer_factory=lambda: None,
-    )
+    runner = unstarted_runner()
     runner._count(SITES.name, "rebond.site_registry.site_registered.v1")
     runner._last_poll = 0.0
 
