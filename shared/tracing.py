@@ -98,7 +98,8 @@ def build_provider(service: str, environ: Mapping[str, str] | None = None) -> Tr
     # `OTEL_SERVICE_NAME` (read by the SDK's resource detector) wins over the default.
     attributes = {} if env.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: service}
     provider = TracerProvider(
-        resource=Resource.create(attributes), sampler=_NoRootStatements(_configured_sampler())
+        resource=Resource.create(attributes),
+        sampler=_RecordedOnceExported(_NoRootStatements(_configured_sampler())),
     )
     provider.add_span_processor(_RedactQuery())
     exporter: SpanExporter | None = None
@@ -107,8 +108,15 @@ def build_provider(service: str, environ: Mapping[str, str] | None = None) -> Tr
 
         # Endpoint, headers, timeout and compression from the OTEL_EXPORTER_OTLP_* variables.
         exporter = OTLPSpanExporter()
-        provider.add_span_processor(BatchSpanProcessor(exporter))
+        export_to(provider, BatchSpanProcessor(exporter))
     return TracingSetup(provider, exporter)
+
+
+def export_to(provider: TracerProvider, processor: SpanProcessor) -> None:
+    """Send the provider's spans to `processor` (an exporter's), and start recording them."""
+    provider.add_span_processor(processor)
+    if isinstance(provider.sampler, _RecordedOnceExported):
+        provider.sampler.recording = True
 
 
 def configure_tracing(service: str) -> TracerProvider | None:
@@ -177,6 +185,37 @@ class _NoRootStatements(Sampler):
 
     def get_description(self) -> str:
         return f"NoRootStatements{{{self._delegate.get_description()}}}"
+
+
+class _RecordedOnceExported(Sampler):
+    """Nothing leaves the process without an exporter: no span is recorded then (no
+    attributes, no events, no processors run). Each span still gets its ids, from the
+    caller's trace or a new one, so the logs carry trace ids and the events' headers carry
+    the trace on (marked not sampled). Recording every span for nobody cost the tests
+    about 15 % (the access matrix: 40.6 s without the SDK, 47.2 s recording)."""
+
+    def __init__(self, delegate: Sampler) -> None:
+        self._delegate = delegate
+        self.recording = False  # set by `export_to`
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: TraceState | None = None,
+    ) -> SamplingResult:
+        if not self.recording:
+            return SamplingResult(Decision.DROP)
+        return self._delegate.should_sample(
+            parent_context, trace_id, name, kind, attributes, links, trace_state
+        )
+
+    def get_description(self) -> str:
+        return f"RecordedOnceExported{{{self._delegate.get_description()}}}"
 
 
 class _RedactQuery(SpanProcessor):

@@ -55,7 +55,7 @@ def spans() -> Iterator[InMemorySpanExporter]:
     if not isinstance(provider, TracerProvider):
         pytest.skip("OpenTelemetry SDK disabled in this environment")
     if not getattr(provider, "_rebond_integration_exporter", False):
-        provider.add_span_processor(SimpleSpanProcessor(_EXPORTER))
+        tracing.export_to(provider, SimpleSpanProcessor(_EXPORTER))
         provider._rebond_integration_exporter = True  # type: ignore[attr-defined]
     _EXPORTER.clear()
     yield _EXPORTER

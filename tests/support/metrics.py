@@ -40,7 +40,7 @@ class Scraper:
 
     urls: Mapping[str, str]
     watched: tuple[str, ...]
-    interval_s: float = 0.25
+    interval_s: float = 1.0
     first: dict[str, Samples] = field(default_factory=dict)
     peaks: dict[tuple[str, str], float] = field(default_factory=dict)
     scrapes: int = 0

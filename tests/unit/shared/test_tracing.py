@@ -20,7 +20,7 @@ import httpx
 import pytest
 import structlog
 from fastapi import FastAPI
-from opentelemetry import trace
+from opentelemetry import propagate, trace
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -46,7 +46,7 @@ def spans() -> Iterator[InMemorySpanExporter]:
     if not isinstance(provider, TracerProvider):
         pytest.skip("OpenTelemetry SDK disabled in this environment")
     if not getattr(provider, "_rebond_unit_exporter", False):
-        provider.add_span_processor(SimpleSpanProcessor(_EXPORTER))
+        tracing.export_to(provider, SimpleSpanProcessor(_EXPORTER))
         provider._rebond_unit_exporter = True  # type: ignore[attr-defined]
     _EXPORTER.clear()
     yield _EXPORTER
@@ -369,3 +369,28 @@ def test_configure_tracing_is_idempotent() -> None:
     assert tracing.configure_tracing("two") is first
     if first is not None:
         assert trace.get_tracer_provider() is first
+
+
+def test_without_an_exporter_no_span_is_recorded_yet_the_ids_go_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    setup = tracing.build_provider("campaigns", dict(os.environ))
+    assert setup is not None and setup.exporter is None
+    trace_id, span_id, parent = remote()
+    with setup.provider.get_tracer("t").start_as_current_span("launch", context=parent) as span:
+        assert not span.is_recording()  # nothing kept for nobody
+        context = span.get_span_context()
+        assert context.is_valid and context.trace_id == trace_id  # the caller's trace
+        assert context.span_id != span_id
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+        assert carrier["traceparent"].split("-")[1] == f"{trace_id:032x}"
+    # An exporter added later (a test's, an operator's) starts the recording.
+    memory = InMemorySpanExporter()
+    tracing.export_to(setup.provider, SimpleSpanProcessor(memory))
+    with setup.provider.get_tracer("t").start_as_current_span("recorded", context=parent):
+        pass
+    assert [s.name for s in memory.get_finished_spans()] == ["recorded"]
+    setup.provider.shutdown()
