@@ -27,6 +27,10 @@ DROPPED_RESPONSE_HEADERS = frozenset(
 )
 
 
+#: Methods a retry cannot make happen twice.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 class UnknownApi(LookupError):
     pass
 
@@ -42,7 +46,13 @@ class Upstreams:
         if self._client is None:
             self._client = httpx.AsyncClient(
                 timeout=httpx.Timeout(self.timeout_s, connect=5.0),
-                limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+                # Idle connections are dropped before the APIs' uvicorn closes them (its
+                # keep-alive timeout is 5 s, as was httpx's expiry): at the same instant, a
+                # request sent on a connection the server was closing met "server
+                # disconnected", and the page said the API was down.
+                limits=httpx.Limits(
+                    max_connections=200, max_keepalive_connections=50, keepalive_expiry=2.0
+                ),
                 follow_redirects=False,
             )
         return self._client
@@ -78,7 +88,14 @@ class Upstreams:
         request = self.client.build_request(
             method, url, headers=sent, content=body, timeout=timeout
         )
-        return await self.client.send(request, stream=True)
+        try:
+            return await self.client.send(request, stream=True)
+        except httpx.RemoteProtocolError:
+            # A kept-alive connection closed by the server as the request left: nothing
+            # was answered. A read changes nothing: sent once more, on a new connection.
+            if method not in SAFE_METHODS:
+                raise
+            return await self.client.send(request, stream=True)
 
 
 def relayed_headers(response: httpx.Response) -> dict[str, str]:

@@ -368,3 +368,57 @@ def test_a_development_login_needs_the_scope_of_its_role() -> None:
         DevLogin.parse("mayor", None, None, None, None)
     funder = DevLogin.parse("funder", None, "ti-3205", "32", "ADEME")
     assert funder.territory is None and funder.region == "32" and funder.subject == "dev-funder"
+
+
+def hang_up_once() -> tuple[str, list[str], Any]:
+    """A socket server that reads the first request and closes the connection without a
+    word (as a server ending an idle keep-alive connection at that instant does), then
+    answers every later request 200. Returns (url, request lines seen, the server)."""
+    import socket
+
+    seen: list[str] = []
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                data = conn.recv(65536)
+                if not data:
+                    continue
+                seen.append(data.split(b"\r\n", 1)[0].decode())
+                if len(seen) == 1:
+                    continue  # closed, nothing answered
+                body = b'{"ok": true}'
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                    + f"Content-Length: {len(body)}\r\n\r\n".encode()
+                    + body
+                )
+
+    threading.Thread(target=serve, daemon=True).start()
+    return f"http://127.0.0.1:{server.getsockname()[1]}", seen, server
+
+
+@pytest.mark.parametrize(("method", "retried"), [("GET", True), ("POST", False)])
+async def test_a_read_on_a_connection_closed_by_the_api_is_sent_again_a_write_is_not(
+    tmp_path: Path, method: str, retried: bool
+) -> None:
+    url, seen, server = hang_up_once()
+    try:
+        settings = WebSettings(environment="test", jwt_secret=SECRET, site_registry_url=url)
+        async with web_client(settings, tmp_path) as client:
+            answer = await client.request(method, "/api/registry/closure-shocks")
+    finally:
+        server.close()
+    if retried:
+        assert answer.status_code == 200 and answer.json() == {"ok": True}
+        assert [line.split("?")[0] for line in seen] == ["GET /closure-shocks"] * 2
+    else:
+        # A write may have been applied before the connection dropped: not sent twice,
+        # the page says the API did not answer.
+        assert answer.status_code == 503
+        assert [line.split("?")[0] for line in seen] == ["POST /closure-shocks"]
