@@ -167,24 +167,28 @@ async def test_lag_shows_held_messages_a_stuck_consumer_is_not_ready_then_both_r
 
         gate.open.set()
         await eventually(lambda: readyz(app), lambda r: r[0] == 200, timeout=30, what="ready")
+        # Stuck past its poll interval, the consumer left its group: offsets it committed
+        # after that were refused, so it may read some messages again on rejoining. The
+        # inbox turns those into duplicates; what counts is that each took effect once.
         done = await eventually(
             lambda: scrape(app),
             lambda s: (
-                total(s, "rebond_events_consumed_total", consumer=runner.name) == n
+                total(s, "rebond_events_consumed_total", consumer=runner.name, outcome="processed")
+                == n
                 and total(s, "rebond_consumer_lag_offsets", consumer=runner.name) == 0
             ),
             timeout=30,
             what="every message handled and the lag back to 0",
         )
-        processed = total(
-            done,
-            "rebond_events_consumed_total",
-            consumer=runner.name,
-            topic=SITES.name,
-            type=SiteRegistered.event_type,
-            outcome="processed",
-        )
-        assert processed == n and len(set(gate.seen)) == n
+        consumed = {
+            dict(labels)["outcome"]
+            for (name, labels), v in done.items()
+            if name == "rebond_events_consumed_total"
+            and v
+            and dict(labels)["consumer"] == runner.name
+        }
+        assert consumed <= {"processed", "duplicate"}, consumed
+        assert len(set(gate.seen)) == n
         since = value(done, "rebond_consumer_seconds_since_poll", consumer=runner.name)
         assert since is not None and since < 3
     finally:
