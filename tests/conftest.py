@@ -12,9 +12,11 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 
+from tests.support import summary
 from tests.support.infra import (
     Broker,
     Database,
@@ -25,13 +27,11 @@ from tests.support.infra import (
 
 BACKENDS = ("postgresql", "sqlite")
 
-_used: dict[str, str] = {}
-
 
 @pytest.fixture(scope="session")
 def broker() -> Iterator[Broker]:
     b = start_broker()
-    _used["Kafka broker"] = b.description
+    summary.add("infra", ["Kafka broker", b.description])
     print(f"\n[infra] Kafka: {b.description}")
     yield b
     b.stop()
@@ -50,7 +50,7 @@ def _backends() -> list[str]:
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[Database]:
     d = start_database()
-    _used["PostgreSQL"] = d.description
+    summary.add("infra", ["PostgreSQL", d.description])
     print(f"\n[infra] PostgreSQL: {d.description}")
     yield d
     d.stop()
@@ -59,7 +59,7 @@ def postgres() -> Iterator[Database]:
 @pytest.fixture(scope="session")
 def sqlite_databases(tmp_path_factory: pytest.TempPathFactory) -> SqliteDatabases:
     d = SqliteDatabases(tmp_path_factory.mktemp("sqlite"))
-    _used["SQLite"] = d.description
+    summary.add("infra", ["SQLite", d.description])
     return d
 
 
@@ -81,10 +81,50 @@ async def database_url(database: Database | SqliteDatabases) -> AsyncIterator[st
     yield await database.create_database(f"test_{uuid.uuid4().hex[:12]}")
 
 
+def _group(item: pytest.Item) -> str:
+    """The xdist work unit of a test: its module, so that a module's fixtures (a stack of
+    services, a seeded database) are set up once; every browser test together, as they
+    share one running Rebond per session."""
+    module = item.nodeid.split("::")[0]
+    return "tests/browser" if module.startswith("tests/browser/") else module
+
+
+#: the slowest group first (the fault suite, ~7 min), so it never ends the run alone;
+#: the browser tests last, so that their running Rebond, kept for the session, loads
+#: the machine only at the end.
+_FIRST, _LAST = "tests/faults/", "tests/browser"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> Iterator[None]:
+    # Before every other hook: xdist's reads the groups.
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(_group(item)))
+    result = yield
+    # After every other hook (pytest's own reorders the tests by their fixtures'
+    # parameters): a stable sort, which keeps that order within each rank.
+    items.sort(
+        key=lambda item: 0 if item.nodeid.startswith(_FIRST) else 2 if _group(item) == _LAST else 1
+    )
+    return result
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    summary.send(session.config)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """xdist: a worker is done; its summary records join the controller's."""
+    summary.receive(getattr(node, "workeroutput", {}))
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if _used:
+    # Each worker starts its own broker and servers: one line per distinct one.
+    used = sorted({(what, description) for what, description in summary.records("infra")})
+    if used:
         terminalreporter.section("real infrastructure used")
-        for what, description in _used.items():
+        for what, description in used:
             terminalreporter.write_line(f"{what}: {description}")
     elif os.environ.get("CI"):
         terminalreporter.write_line("no integration test ran: no broker or database started")

@@ -28,7 +28,6 @@ import asyncio
 import atexit
 import base64
 import contextlib
-import fcntl
 import hashlib
 import os
 import re
@@ -41,7 +40,7 @@ import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Self, TypeVar
@@ -49,6 +48,7 @@ from typing import IO, Self, TypeVar
 from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.infra._process import (
+    file_lock,
     free_ports,
     pid_alive,
     port_is_free,
@@ -139,17 +139,6 @@ def _is_complete(libs: Path, fingerprint: str) -> bool:
     return marker.is_file() and marker.read_text().strip() == fingerprint
 
 
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    # Parallel test workers may all want the jars on a clean machine; one fetches.
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def ensure_kafka_jars(cache_dir: Path | None = None) -> Path:
     """Return a folder with the broker classpath, downloading it with Maven once.
 
@@ -165,7 +154,7 @@ def ensure_kafka_jars(cache_dir: Path | None = None) -> Path:
         return libs
 
     libs.parent.mkdir(parents=True, exist_ok=True)
-    with _file_lock(libs.parent / f".{libs.name}.lock"):
+    with file_lock(libs.parent / f".{libs.name}.lock"):
         if _is_complete(libs, fingerprint):
             return libs
         mvn = shutil.which("mvn")

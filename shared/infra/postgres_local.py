@@ -47,6 +47,8 @@ from urllib.parse import quote
 import asyncpg  # type: ignore[import-untyped, unused-ignore]
 
 from shared.infra._process import (
+    APT_LOCK,
+    file_lock,
     free_ports,
     pid_alive,
     port_is_free,
@@ -146,22 +148,27 @@ def ensure_postgres_installed(allow_install: bool | None = None) -> Path:
         )
     apt_get = shutil.which("apt-get")
     if allow_install and os.geteuid() == 0 and apt_get is not None:
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        for argv in (
-            [apt_get, "update"],
-            [apt_get, "install", "-y", "--no-install-recommends", "postgresql"],
-        ):
-            result = subprocess.run(
-                argv, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True
-            )
-            if result.returncode != 0:
-                raise PostgresLocalError(
-                    f"{' '.join(argv)} failed (exit {result.returncode}):\n"
-                    + tail(result.stdout + result.stderr, 30)
+        with file_lock(APT_LOCK):
+            # Another test worker may have installed it while this one waited.
+            found = find_pg_bin()
+            if found is not None:
+                return found
+            env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+            for argv in (
+                [apt_get, "update"],
+                [apt_get, "install", "-y", "--no-install-recommends", "postgresql"],
+            ):
+                result = subprocess.run(
+                    argv, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True
                 )
-        found = find_pg_bin()
-        if found is not None:
-            return found
+                if result.returncode != 0:
+                    raise PostgresLocalError(
+                        f"{' '.join(argv)} failed (exit {result.returncode}):\n"
+                        + tail(result.stdout + result.stderr, 30)
+                    )
+            found = find_pg_bin()
+            if found is not None:
+                return found
     raise PostgresLocalError(
         "PostgreSQL server binaries (initdb, pg_ctl, postgres) were not found. Install "
         "them (Debian/Ubuntu: `sudo apt-get install -y postgresql`; macOS: "

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.support import summary
 from tests.support.browser import (
     Browser,
     PageFigures,
@@ -30,9 +31,7 @@ SERVICES = ("site_registry", "campaigns", "detection", "funding")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark the browser tests and run them last: their running Rebond (one per session)
-    then starts after every other test and stops with the session, instead of loading
-    the machine while the other suites run."""
+    """Mark the browser tests (the root conftest runs them last, all in one worker)."""
     ours = [item for item in items if "tests/browser/" in str(item.fspath)]
     # The SQLite stack's module first: its own Rebond runs and stops before the
     # PostgreSQL one starts, never both at once.
@@ -45,12 +44,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """The pages' figures in the test output (also in bench-results/web-pages.md)."""
-    from tests.support.browser import SEEN
-
-    if not SEEN:
+    rows = summary.records("web pages")
+    if not rows:
         return
     terminalreporter.section("web pages: first useful paint and payload")
-    for row in SEEN:
+    for row in rows:
         terminalreporter.write_line(
             f"{row['page']:<22} {row['viewport']:<8} {row['first_useful_paint_ms']:>8.1f} ms"
             f" {row['transferred_kib']:>8.1f} KiB {row['requests']:>4} requests"

@@ -22,7 +22,8 @@ import pytest
 
 from shared.infra.kafka_local import LocalKafka
 from shared.infra.postgres_local import LocalPostgres, ensure_postgres_installed
-from tests.faults.harness import RESULTS, ROOT, Stack, table
+from tests.faults.harness import ROOT, FaultResult, Stack, table
+from tests.support import summary
 
 
 @dataclass
@@ -86,14 +87,15 @@ async def make_stack(cluster: Cluster, tmp_path: Path) -> AsyncIterator[object]:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if not RESULTS:
+    results = [FaultResult(**r) for r in summary.records("faults")]
+    if not results:
         return
     out = ROOT / "bench-results"
     out.mkdir(exist_ok=True)
     (out / "faults.json").write_text(
-        json.dumps([asdict(r) | {"ok": r.ok} for r in RESULTS], indent=2) + "\n"
+        json.dumps([asdict(r) | {"ok": r.ok} for r in results], indent=2) + "\n"
     )
-    text = table(RESULTS)
+    text = table(results)
     (out / "faults.md").write_text(text + "\n")
     terminalreporter.section("fault suite: inputs, events and effects before and after")
     for line in text.splitlines():

@@ -31,7 +31,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -41,6 +41,7 @@ import httpx
 
 from shared.auth import AuthConfig, mint_token
 from shared.events.catalogue import ALL_TOPICS, PROJECTS, SURVEYS
+from tests.support import summary
 from tests.support.kafka import read_all
 from tests.support.waiting import eventually
 
@@ -540,9 +541,6 @@ class FaultResult:
         )
 
 
-RESULTS: list[FaultResult] = []
-
-
 def record(
     fault: str,
     workload: Workload,
@@ -569,7 +567,7 @@ def record(
         seconds=round(time.monotonic() - started, 1),
         note=note,
     )
-    RESULTS.append(result)
+    summary.add("faults", asdict(result))
     return result
 
 

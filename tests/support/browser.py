@@ -22,6 +22,9 @@ from typing import Any
 
 import pytest
 
+from shared.infra._process import APT_LOCK, file_lock
+from tests.support import summary
+
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("REBOND_CHROMIUM", "/usr/bin/chromium"))
 AXE = ROOT / "services/web/node_modules/axe-core/axe.min.js"
@@ -50,13 +53,15 @@ def ensure_chromium() -> Path:
     if CHROMIUM.exists():
         return CHROMIUM
     if os.environ.get("REBOND_ALLOW_APT_INSTALL") == "1" and os.geteuid() == 0:
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-        subprocess.run(
-            ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"],
-            check=True,
-            env=env,
-        )
+        with file_lock(APT_LOCK):
+            if not CHROMIUM.exists():
+                env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+                subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+                subprocess.run(
+                    ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"],
+                    check=True,
+                    env=env,
+                )
         if CHROMIUM.exists():
             return CHROMIUM
     reason = f"Debian's Chromium is not installed ({CHROMIUM}): apt-get install chromium"
@@ -161,15 +166,11 @@ def stop_rebond(running: RunningRebond) -> None:
             running.proc.kill()
 
 
-#: every page figure of this test session, for the end-of-run summary (conftest)
-SEEN: list[dict[str, Any]] = []
-
-
 @dataclass
 class PageFigures:
     """Per page and viewport: first useful paint (ms) and bytes transferred."""
 
-    rows: list[dict[str, Any]] = field(default_factory=lambda: SEEN)
+    rows: list[dict[str, Any]] = field(default_factory=list)
 
     def add(self, page: str, viewport: str, paint_ms: float, bytes_: int, requests: int) -> None:
         row = {
@@ -180,6 +181,7 @@ class PageFigures:
             "requests": requests,
         }
         self.rows.append(row)
+        summary.add("web pages", row)  # the end-of-run summary (conftest)
         print(f"[web page] {json.dumps(row, ensure_ascii=False)}")
 
     def write(self) -> None:
