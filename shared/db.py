@@ -93,13 +93,27 @@ def create_session_factory(engine: AsyncEngine) -> SessionFactory:
 
 
 async def lock_for_transaction(session: AsyncSession, name: str, *, shared: bool = False) -> None:
-    """Serialize a transaction with any other holding the same named lock (PostgreSQL
-    advisory lock, released at commit). SQLite serializes writers already. `shared`
-    holders do not wait on each other, only on (and for) an exclusive one."""
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
+    """Serialize a transaction with any other holding the same named lock, until it
+    commits: what it reads after the lock, another holder has committed or not begun.
+
+    PostgreSQL: an advisory transaction lock; `shared` holders do not wait on each
+    other, only on (and for) an exclusive one. SQLite: the database's write lock, taken
+    now (`BEGIN IMMEDIATE`), whatever the name, shared or not. SQLite has one writer at
+    a time, but that is not enough: the driver runs a transaction's reads before its
+    first write outside any transaction, so two could both read "absent", then insert
+    one after the other (two funding replicas loading the seed). A transaction that has
+    written already holds the write lock."""
+    bind = session.bind
+    if bind is not None and bind.dialect.name == "postgresql":
         key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
         fn = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
         await session.exec(text(f"SELECT {fn}(:k)").bindparams(k=key))  # type: ignore[call-overload]
+    elif bind is not None and bind.dialect.name == "sqlite":
+        connection = await session.connection()
+        driver = (await connection.get_raw_connection()).driver_connection  # aiosqlite's
+        if driver is not None and not driver.in_transaction:
+            # Waits for another writer up to the busy timeout (30 s, `_sqlite_pragmas`).
+            await connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 async def ping(session: AsyncSession) -> None:

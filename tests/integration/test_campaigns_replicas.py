@@ -5,7 +5,8 @@ different partitions). The launch waits for the site's transaction, then sees th
 the site is a target of the campaign, whichever commits first.
 
 PostgreSQL only, by nature: the embedded SQLite default runs one process per service, a
-consumer handles one message at a time, and SQLite has a single writer."""
+consumer handles one message at a time, and there the lock is the database's write lock
+(`lock_for_transaction`, shown by funding's seed test on both backends)."""
 
 from __future__ import annotations
 

@@ -4,15 +4,21 @@ project to funded and the ledger's funded jobs."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import uuid
 
 import pytest
 
+from services.funding.adapters.seed import load_seed
+from services.funding.bootstrap import bootstrap as funding_bootstrap
+from services.funding.settings import FundingSettings
 from services.site_registry.adapters.reference_data import data_file
 from services.site_registry.service_layer import batch_jobs
+from tests.integration.conftest import settings_for
 from tests.support.dsl import ADEME_ECODESIGN, OTHER_REGION, FundingStack, token
+from tests.support.infra import Broker, Database
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -261,3 +267,21 @@ async def test_a_site_of_a_large_firm_gets_the_large_firm_intensity(
         r.endswith("the firm is not a large firm (by its INSEE company category)")
         for r in beneficiaries
     )
+
+
+async def test_two_replicas_starting_together_load_the_seed_once(
+    broker: Broker, database: Database, topic_prefix: str
+) -> None:
+    """Two funding pods starting at once on an empty catalogue (a first deployment, a
+    scale from zero): the seed's lock makes one load it and the other find it done."""
+    url = await database.create_database(f"test_fd_{uuid.uuid4().hex[:10]}")
+    settings = settings_for(FundingSettings, broker, url, topic_prefix)
+    first, second = (funding_bootstrap(settings) for _ in range(2))
+    await first.migrate()
+    try:
+        changed = await asyncio.gather(first.load_seed(), second.load_seed())
+        assert sorted(changed) == [0, len(load_seed())]
+        assert await first.load_seed() == 0
+    finally:
+        await first.aclose()
+        await second.aclose()

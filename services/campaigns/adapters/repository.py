@@ -65,7 +65,9 @@ class SiteRepository:
         sites before a new site commits while that site's handler looks for campaigns
         before the launch commits, and the site is in neither. Site events take the lock
         shared (they never wait on each other), a launch exclusive; in sorted order, so
-        that one message's locks cannot cross another's. SQLite has one writer already."""
+        that one message's locks cannot cross another's. On SQLite (make run: the launch
+        and the site events handled at once by one process) every holder takes the
+        database's write lock instead (`lock_for_transaction`)."""
         for territory_id in sorted(set(territory_ids)):
             held = self._locked.get(territory_id)
             if held is not None and (held or not launching):

@@ -506,8 +506,8 @@ class SqlFunderFeed:
     transactions committing in the opposite order would let a reader see 8 before 7, then
     skip 7. So appenders take a transaction lock first — the numbers are then given in
     commit order — and take it last, after every other write of the transaction is
-    flushed: the lock is held only for the inserts and the commit. SQLite serializes
-    writers already."""
+    flushed: the lock is held only for the inserts and the commit (on SQLite, the flush
+    has taken the write lock already)."""
 
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
