@@ -83,16 +83,26 @@ async def database_url(database: Database | SqliteDatabases) -> AsyncIterator[st
 
 def _group(item: pytest.Item) -> str:
     """The xdist work unit of a test: its module, so that a module's fixtures (a stack of
-    services, a seeded database) are set up once; every browser test together, as they
-    share one running Rebond per session."""
+    services, a seeded database) are set up once; the browser tests on PostgreSQL
+    together, as they share one running Rebond per session."""
     module = item.nodeid.split("::")[0]
-    return "tests/browser" if module.startswith("tests/browser/") else module
+    if module.startswith("tests/browser/") and module != _BROWSER_SQLITE:
+        return "tests/browser"
+    return module
 
 
-#: the slowest group first (the fault suite, ~7 min), so it never ends the run alone;
-#: the browser tests last, so that their running Rebond, kept for the session, loads
-#: the machine only at the end.
-_FIRST, _LAST = "tests/faults/", "tests/browser"
+_BROWSER_SQLITE = "tests/browser/test_sqlite_default.py"  # its own Rebond, on SQLite
+
+
+def _rank(item: pytest.Item) -> int:
+    """The slowest unit first (the fault suite, ~7 min), so that it never ends the run
+    alone. The browser units last: Playwright keeps its event loop running on the
+    worker's thread for the rest of its session, which no later async test could share;
+    the longer of the two before the other."""
+    group = _group(item)
+    if group.startswith("tests/faults/"):
+        return 0
+    return {"tests/browser": 2, _BROWSER_SQLITE: 3}.get(group, 1)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -103,9 +113,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> Iterator[None]:
     result = yield
     # After every other hook (pytest's own reorders the tests by their fixtures'
     # parameters): a stable sort, which keeps that order within each rank.
-    items.sort(
-        key=lambda item: 0 if item.nodeid.startswith(_FIRST) else 2 if _group(item) == _LAST else 1
-    )
+    items.sort(key=_rank)
     return result
 
 
@@ -120,6 +128,13 @@ def pytest_testnodedown(node: Any, error: object) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Every end-of-run summary is printed from here: under xdist the controller loads
+    this conftest only (it collects no test, so never tests/*/conftest.py)."""
+    from tests.faults import harness
+    from tests.support import browser
+
+    harness.report(terminalreporter)
+    browser.report(terminalreporter)
     # Each worker starts its own broker and servers: one line per distinct one.
     used = sorted({(what, description) for what, description in summary.records("infra")})
     if used:

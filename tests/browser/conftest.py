@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-from tests.support import summary
 from tests.support.browser import (
     Browser,
     PageFigures,
@@ -31,28 +30,12 @@ SERVICES = ("site_registry", "campaigns", "detection", "funding")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark the browser tests (the root conftest runs them last, all in one worker)."""
-    ours = [item for item in items if "tests/browser/" in str(item.fspath)]
-    # The SQLite stack's module first: its own Rebond runs and stops before the
-    # PostgreSQL one starts, never both at once.
-    ours.sort(key=lambda item: "test_sqlite_default" not in str(item.fspath))
-    for item in ours:
-        item.add_marker(pytest.mark.browser)
-    others = [item for item in items if "tests/browser/" not in str(item.fspath)]
-    items[:] = others + ours
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """The pages' figures in the test output (also in bench-results/web-pages.md)."""
-    rows = summary.records("web pages")
-    if not rows:
-        return
-    terminalreporter.section("web pages: first useful paint and payload")
-    for row in rows:
-        terminalreporter.write_line(
-            f"{row['page']:<22} {row['viewport']:<8} {row['first_useful_paint_ms']:>8.1f} ms"
-            f" {row['transferred_kib']:>8.1f} KiB {row['requests']:>4} requests"
-        )
+    """Mark the browser tests. The root conftest runs them last: the PostgreSQL pages'
+    modules as one work unit (they share one running Rebond per session), then the
+    SQLite module (its own Rebond)."""
+    for item in items:
+        if "tests/browser/" in str(item.fspath):
+            item.add_marker(pytest.mark.browser)
 
 
 @pytest.fixture(scope="session")
@@ -118,10 +101,10 @@ def declare_bethune_shock(rebond: RunningRebond) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def page_figures() -> Iterator[PageFigures]:
-    figures = PageFigures()
-    yield figures
-    figures.write()
+def page_figures() -> PageFigures:
+    # Written to bench-results/web-pages.md at the end of the run, from every worker's
+    # rows (tests/support/browser.py, `report`).
+    return PageFigures()
 
 
 @pytest.fixture(scope="session")

@@ -9,21 +9,19 @@ larger scale, several rounds.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from shared.infra.kafka_local import LocalKafka
 from shared.infra.postgres_local import LocalPostgres, ensure_postgres_installed
-from tests.faults.harness import ROOT, FaultResult, Stack, table
-from tests.support import summary
+from tests.faults.harness import ROOT, Stack
 
 
 @dataclass
@@ -84,19 +82,3 @@ async def make_stack(cluster: Cluster, tmp_path: Path) -> AsyncIterator[object]:
     if os.environ.get("FAULT_KEEP_LOGS"):
         keep = ROOT / "bench-results" / "fault-logs" / tmp_path.name
         shutil.copytree(tmp_path, keep, dirs_exist_ok=True)
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    results = [FaultResult(**r) for r in summary.records("faults")]
-    if not results:
-        return
-    out = ROOT / "bench-results"
-    out.mkdir(exist_ok=True)
-    (out / "faults.json").write_text(
-        json.dumps([asdict(r) | {"ok": r.ok} for r in results], indent=2) + "\n"
-    )
-    text = table(results)
-    (out / "faults.md").write_text(text + "\n")
-    terminalreporter.section("fault suite: inputs, events and effects before and after")
-    for line in text.splitlines():
-        terminalreporter.write_line(line)

@@ -38,6 +38,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 import httpx
+import pytest
 
 from shared.auth import AuthConfig, mint_token
 from shared.events.catalogue import ALL_TOPICS, PROJECTS, SURVEYS
@@ -585,3 +586,22 @@ def table(results: Iterable[FaultResult]) -> str:
             f" {r.seconds} | {r.note} |"
         )
     return "\n".join(lines)
+
+
+def report(terminalreporter: pytest.TerminalReporter) -> None:
+    """The fault table of the run (every worker's results): printed, and written to
+    `bench-results/faults.json` and `faults.md`. Called by the root conftest, the only
+    one the controller of an xdist run loads."""
+    results = [FaultResult(**r) for r in summary.records("faults")]
+    if not results:
+        return
+    out = ROOT / "bench-results"
+    out.mkdir(exist_ok=True)
+    (out / "faults.json").write_text(
+        json.dumps([asdict(r) | {"ok": r.ok} for r in results], indent=2) + "\n"
+    )
+    text = table(results)
+    (out / "faults.md").write_text(text + "\n")
+    terminalreporter.section("fault suite: inputs, events and effects before and after")
+    for line in text.splitlines():
+        terminalreporter.write_line(line)

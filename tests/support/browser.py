@@ -184,22 +184,37 @@ class PageFigures:
         summary.add("web pages", row)  # the end-of-run summary (conftest)
         print(f"[web page] {json.dumps(row, ensure_ascii=False)}")
 
-    def write(self) -> None:
-        if not self.rows:
-            return
-        FIGURES.parent.mkdir(exist_ok=True)
-        lines = [
-            "# Web pages: first useful paint and payload (browser tests, this machine)",
-            "",
-            "| page | viewport | first useful paint (ms) | transferred (KiB) | requests |",
-            "|---|---|---:|---:|---:|",
-        ]
-        lines += [
-            f"| {r['page']} | {r['viewport']} | {r['first_useful_paint_ms']} |"
-            f" {r['transferred_kib']} | {r['requests']} |"
-            for r in self.rows
-        ]
-        FIGURES.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+def write_figures(rows: list[dict[str, Any]]) -> None:
+    """`bench-results/web-pages.md`, from every row of the run."""
+    FIGURES.parent.mkdir(exist_ok=True)
+    lines = [
+        "# Web pages: first useful paint and payload (browser tests, this machine)",
+        "",
+        "| page | viewport | first useful paint (ms) | transferred (KiB) | requests |",
+        "|---|---|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {r['page']} | {r['viewport']} | {r['first_useful_paint_ms']} |"
+        f" {r['transferred_kib']} | {r['requests']} |"
+        for r in rows
+    ]
+    FIGURES.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def report(terminalreporter: pytest.TerminalReporter) -> None:
+    """The pages' figures in the test output (also in bench-results/web-pages.md), from
+    whichever worker ran the browser tests; called by the root conftest."""
+    rows = summary.records("web pages")
+    if not rows:
+        return
+    write_figures(rows)
+    terminalreporter.section("web pages: first useful paint and payload")
+    for row in rows:
+        terminalreporter.write_line(
+            f"{row['page']:<22} {row['viewport']:<8} {row['first_useful_paint_ms']:>8.1f} ms"
+            f" {row['transferred_kib']:>8.1f} KiB {row['requests']:>4} requests"
+        )
 
 
 class Browser:
