@@ -20,10 +20,10 @@ run: setup ## run the whole system locally (embedded Kafka, SQLite) with the Bé
 
 # `make test` runs the tests in TEST_WORKERS processes (pytest-xdist), each with its own
 # broker and database servers: most tests wait on the broker, so two share these two
-# cores well. A work unit is a test module (the browser tests are one unit); see
-# tests/conftest.py. TEST_WORKERS=0 runs them in this one process.
+# cores well. A work unit is a test module, in the order tests/conftest.py gives.
+# TEST_WORKERS=0 runs them in this one process.
 TEST_WORKERS ?= 2
-XDIST = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder)
+XDIST = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder)
 
 test: setup lint typecheck ## lint, type-check, then every test on real Kafka and PostgreSQL
 	@REBOND_ALLOW_APT_INSTALL=1 $(UV) run --locked pytest $(XDIST) $(PYTEST_ARGS)

@@ -81,40 +81,27 @@ async def database_url(database: Database | SqliteDatabases) -> AsyncIterator[st
     yield await database.create_database(f"test_{uuid.uuid4().hex[:12]}")
 
 
-def _group(item: pytest.Item) -> str:
-    """The xdist work unit of a test: its module, so that a module's fixtures (a stack of
-    services, a seeded database) are set up once; the browser tests on PostgreSQL
-    together, as they share one running Rebond per session."""
-    module = item.nodeid.split("::")[0]
-    if module.startswith("tests/browser/") and module != _BROWSER_SQLITE:
-        return "tests/browser"
-    return module
-
-
-_BROWSER_SQLITE = "tests/browser/test_sqlite_default.py"  # its own Rebond, on SQLite
-
-
 def _rank(item: pytest.Item) -> int:
-    """The slowest unit first (the fault suite, ~7 min), so that it never ends the run
-    alone. The browser units last: Playwright keeps its event loop running on the
-    worker's thread for the rest of its session, which no later async test could share;
-    the longer of the two before the other."""
-    group = _group(item)
-    if group.startswith("tests/faults/"):
+    """Where a test goes in the run. Under `make test`'s workers (pytest-xdist,
+    `--dist loadfile`) a test module is a work unit, so that its fixtures (a stack of
+    services, a seeded database) are set up once, and units are handed out in this
+    order: the slowest first (the fault suite, ~7 min), so that it never ends the run
+    alone; the browser modules last, because Playwright keeps its event loop running on
+    the worker's thread for the rest of its session, which no later async test could
+    share (the SQLite page module, with its own Rebond, after the others)."""
+    module = item.nodeid.split("::")[0]
+    if module.startswith("tests/faults/"):
         return 0
-    return {"tests/browser": 2, _BROWSER_SQLITE: 3}.get(group, 1)
+    if module.startswith("tests/browser/"):
+        return 3 if module.endswith("test_sqlite_default.py") else 2
+    return 1
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> Iterator[None]:
-    # Before every other hook: xdist's reads the groups.
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(_group(item)))
-    result = yield
-    # After every other hook (pytest's own reorders the tests by their fixtures'
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # After the other hooks (pytest's own orders the tests by their fixtures'
     # parameters): a stable sort, which keeps that order within each rank.
     items.sort(key=_rank)
-    return result
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -30,9 +30,7 @@ SERVICES = ("site_registry", "campaigns", "detection", "funding")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark the browser tests. The root conftest runs them last: the PostgreSQL pages'
-    modules as one work unit (they share one running Rebond per session), then the
-    SQLite module (its own Rebond)."""
+    """Mark the browser tests (the root conftest runs them last)."""
     for item in items:
         if "tests/browser/" in str(item.fspath):
             item.add_marker(pytest.mark.browser)
