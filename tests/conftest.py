@@ -116,7 +116,10 @@ def pytest_testnodedown(node: Any, error: object) -> None:
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Every end-of-run summary is printed from here: under xdist the controller loads
-    this conftest only (it collects no test, so never tests/*/conftest.py)."""
+    this conftest only (it collects no test, so never tests/*/conftest.py). A worker
+    runs this hook too, with only its own records: it writes and prints nothing."""
+    if summary.is_worker(terminalreporter.config):
+        return
     from tests.faults import harness
     from tests.support import browser
 

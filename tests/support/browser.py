@@ -16,7 +16,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -170,8 +170,6 @@ def stop_rebond(running: RunningRebond) -> None:
 class PageFigures:
     """Per page and viewport: first useful paint (ms) and bytes transferred."""
 
-    rows: list[dict[str, Any]] = field(default_factory=list)
-
     def add(self, page: str, viewport: str, paint_ms: float, bytes_: int, requests: int) -> None:
         row = {
             "page": page,
@@ -180,7 +178,6 @@ class PageFigures:
             "transferred_kib": round(bytes_ / 1024, 1),
             "requests": requests,
         }
-        self.rows.append(row)
         summary.add("web pages", row)  # the end-of-run summary (conftest)
         print(f"[web page] {json.dumps(row, ensure_ascii=False)}")
 
